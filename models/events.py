@@ -1,0 +1,409 @@
+"""Clinical events: one discriminated union, validated and unit-normalised at the boundary.
+
+The input log is the truth; each event is immutable once validated. Event time
+(`time`) is the physiologically relevant time (collection time for labs);
+`recorded_time` is when the fact became known (result time).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.units import (
+    UnitError,
+    canonical_unit_name,
+    is_finite_number,
+    normalise_lab,
+    normalise_rate_unit,
+    normalise_vital,
+    normalise_weight_kg,
+)
+from models.vocabulary import (
+    AttributionTarget,
+    DrugClass,
+    CerebralEdema,
+    Consciousness,
+    FindingKind,
+    LabAnalyte,
+    OxygenDevice,
+    Seizure,
+    VasoactiveAgent,
+)
+
+
+class InvalidEvent(ValueError):
+    """Input that is not a valid clinical event. `field` names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(min_length=1, description="Feed, device or document the event came from.")
+    quote: str | None = Field(default=None, description="Quoted source sentence (case files).")
+    assumption: str | None = Field(
+        default=None, description="What the text did not give and what was assumed instead."
+    )
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=256)
+    patient_id: str = Field(min_length=1, max_length=256)
+    time: AwareDatetime
+    recorded_time: AwareDatetime | None = None
+    provenance: Provenance
+
+    _ts: float = PrivateAttr(default=0.0)
+
+    def model_post_init(self, __context: Any) -> None:
+        self._ts = self.time.timestamp()
+
+    @property
+    def ts(self) -> float:
+        """Event time as POSIX seconds (used for ordering and windows)."""
+        return self._ts
+
+
+def _finite(value: float, field: str) -> float:
+    if not is_finite_number(value):
+        raise ValueError(f"{field} must be a finite number")
+    return value
+
+
+class Measurement(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: float
+    unit: str = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _finite_value(cls, v: float) -> float:
+        return _finite(v, "value")
+
+
+# Physiologically possible ranges (canonical units). Outside them the event is rejected
+# (FHIR input contract: "a physiologically impossible value ... is rejected").
+VITAL_LIMITS: dict[str, tuple[float, float]] = {
+    "temperature": (25.0, 45.0),  # contract: below 25 or above 45 degC is impossible
+    "heart_rate": (0.0, 350.0),
+    "sbp": (0.0, 350.0),
+    "dbp": (0.0, 300.0),
+    "map": (0.0, 300.0),
+    "spo2": (0.0, 100.0),
+    "resp_rate": (0.0, 150.0),
+}
+
+
+class VitalSigns(_EventBase):
+    """One set of bedside vitals; any subset of measures may be present."""
+
+    kind: Literal["vitals"] = "vitals"
+    temperature: Measurement | None = None
+    heart_rate: Measurement | None = None
+    sbp: Measurement | None = None
+    dbp: Measurement | None = None
+    map: Measurement | None = None
+    spo2: Measurement | None = None
+    resp_rate: Measurement | None = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> VitalSigns:
+        present = False
+        for measure, (low, high) in VITAL_LIMITS.items():
+            m: Measurement | None = getattr(self, measure)
+            if m is None:
+                continue
+            present = True
+            try:
+                value, unit = normalise_vital(measure, m.value, m.unit)
+            except UnitError as exc:
+                raise ValueError(f"{measure}.unit: {exc}") from None
+            if not low <= value <= high:
+                raise ValueError(f"{measure}.value: {value:g} {unit} is outside the possible range {low:g}-{high:g}")
+            if value != m.value or unit != m.unit:
+                object.__setattr__(self, measure, Measurement(value=value, unit=unit))
+        if not present:
+            raise ValueError("a vitals event needs at least one measure")
+        return self
+
+
+class OxygenSupport(_EventBase):
+    """The current oxygen support; a new one replaces the previous (room_air ends support)."""
+
+    kind: Literal["oxygen"] = "oxygen"
+    device: OxygenDevice
+    flow_l_min: float | None = Field(default=None, ge=0.0, le=80.0)
+    fio2_pct: float | None = Field(default=None, ge=21.0, le=100.0)
+    reason: str | None = None
+
+
+class Infusion(_EventBase):
+    """A vasoactive infusion segment: start, rate change or stop."""
+
+    kind: Literal["infusion"] = "infusion"
+    action: Literal["start", "rate_change", "stop"]
+    agent: VasoactiveAgent
+    rate: float | None = Field(default=None, ge=0.0)
+    unit: str | None = None
+    reason: str | None = None
+    at_max_dose: bool = Field(default=False, description='Documented "at or near maximal dose".')
+
+    @model_validator(mode="after")
+    def _rate_unit(self) -> Infusion:
+        if self.rate is not None:
+            _finite(self.rate, "rate")
+            if self.unit is None:
+                raise ValueError("unit: a rate needs a unit")
+        if self.unit is not None:
+            try:
+                object.__setattr__(self, "unit", normalise_rate_unit(self.unit))
+            except UnitError as exc:
+                raise ValueError(f"unit: {exc}") from None
+        return self
+
+
+class DrugDose(_EventBase):
+    """A drug given as a dose (tocilizumab, steroids, the CAR-T product itself, ...)."""
+
+    kind: Literal["dose"] = "dose"
+    drug: str = Field(min_length=1, max_length=128, description="Generic name, lower case.")
+    dose: float | None = Field(default=None, ge=0.0)
+    unit: str | None = None
+    reason: str | None = None
+    drug_class: DrugClass | None = Field(
+        default=None, description="Overrides the class looked up from the name (investigational products)."
+    )
+
+    @field_validator("drug")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.strip().lower()
+
+
+LabComparator = Literal["<", "<=", ">=", ">"]
+
+
+class LabResult(_EventBase):
+    """A lab value at its collection time (`time`); `recorded_time` is the result time."""
+
+    kind: Literal["lab"] = "lab"
+    analyte: LabAnalyte
+    value: float = Field(ge=0.0)
+    unit: str
+    comparator: LabComparator | None = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> LabResult:
+        _finite(self.value, "value")
+        try:
+            value, unit = normalise_lab(self.analyte.value, self.value, self.unit)
+        except UnitError as exc:
+            raise ValueError(f"unit: {exc}") from None
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "unit", unit)
+        return self
+
+
+class NeuroAssessment(_EventBase):
+    """ICE score and ICANS domains (REFERENCE.md A.2); any subset may be present."""
+
+    kind: Literal["neuro"] = "neuro"
+    ice_score: int | None = Field(default=None, ge=0, le=10)
+    consciousness: Consciousness | None = None
+    seizure: Seizure | None = None
+    motor_weakness: bool | None = None
+    cerebral_edema: CerebralEdema | None = None
+    unable_to_perform_ice: bool = False
+    global_aphasia: bool = False
+
+
+class BaselineValue(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    analyte: LabAnalyte
+    value: float = Field(ge=0.0)
+    unit: str
+    comparator: LabComparator | None = None
+
+    @model_validator(mode="after")
+    def _normalise(self) -> BaselineValue:
+        try:
+            value, unit = normalise_lab(self.analyte.value, self.value, self.unit)
+        except UnitError as exc:
+            raise ValueError(f"unit: {exc}") from None
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "unit", unit)
+        return self
+
+
+class PatientContext(_EventBase):
+    """Weight, baseline lab values and other context that later rules need."""
+
+    kind: Literal["context"] = "context"
+    weight: Measurement | None = None
+    baselines: tuple[BaselineValue, ...] = ()
+    immunosuppression: bool | None = Field(default=None, description="HScore item: known underlying immunosuppression.")
+
+    @model_validator(mode="after")
+    def _weight(self) -> PatientContext:
+        if self.weight is not None:
+            try:
+                kg = normalise_weight_kg(self.weight.value, self.weight.unit)
+            except UnitError as exc:
+                raise ValueError(f"weight.unit: {exc}") from None
+            if not 0.3 <= kg <= 500.0:
+                raise ValueError(f"weight.value: {kg:g} kg is outside the possible range 0.3-500")
+            object.__setattr__(self, "weight", Measurement(value=kg, unit="kg"))
+        return self
+
+
+class Finding(_EventBase):
+    """A clinician-documented finding without a number ("fever", "pancytopenia")."""
+
+    kind: Literal["finding"] = "finding"
+    finding: FindingKind
+    present: bool = True
+    reason: str | None = None
+
+
+class Attribution(_EventBase):
+    """A documented clinical judgement that changes the reason of support or findings.
+
+    - Ongoing support named by `targets` (oxygen, vasopressors, optionally one `agent`)
+      takes `reason` from `time` on; support started later carries its own reason.
+    - Findings named by `targets` (fever, hypotension, ICANS) observed up to `time` stop
+      counting; with `forward=True` later findings of that kind are attributed too,
+      until an attribution with reason "crs" for the same target.
+    - "all" covers every target (e.g. "no signs of active CRS").
+    Nothing is deleted: the observations stay in the state and in the log.
+    """
+
+    kind: Literal["attribution"] = "attribution"
+    targets: tuple[AttributionTarget, ...] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    agent: VasoactiveAgent | None = None
+    forward: bool = False
+
+
+ClinicalEvent = Annotated[
+    Union[
+        VitalSigns,
+        OxygenSupport,
+        Infusion,
+        DrugDose,
+        LabResult,
+        NeuroAssessment,
+        PatientContext,
+        Finding,
+        Attribution,
+    ],
+    Field(discriminator="kind"),
+]
+
+EVENT_KINDS: tuple[str, ...] = (
+    "vitals",
+    "oxygen",
+    "infusion",
+    "dose",
+    "lab",
+    "neuro",
+    "context",
+    "finding",
+    "attribution",
+)
+
+_ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent)
+
+
+def _first_error(exc: ValidationError) -> InvalidEvent:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    # Drop the discriminator tag pydantic puts first in the location of union members.
+    if loc and loc[0] in EVENT_KINDS:
+        loc = loc[1:]
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    field = ".".join(loc) if loc else msg.split(":", 1)[0] if ":" in msg else "event"
+    if not loc and ":" in msg:
+        field, msg = (part.strip() for part in msg.split(":", 1))
+    if err.get("type") == "union_tag_invalid":
+        field, msg = "kind", f"unknown event kind; expected one of: {', '.join(EVENT_KINDS)}"
+    elif err.get("type") == "union_tag_not_found":
+        field, msg = "kind", "missing event kind"
+    elif err.get("type") == "json_invalid":
+        field, msg = "event", f"not valid JSON: {msg}"
+    return InvalidEvent(field, msg)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> ClinicalEvent:
+    """Validate one event. Raises InvalidEvent naming the field on any problem."""
+    try:
+        if isinstance(raw, dict):
+            return _ADAPTER.validate_python(raw)
+        return _ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent("event", f"not valid JSON: {exc}") from None
+
+
+def dump_event(event: ClinicalEvent) -> dict[str, Any]:
+    out: dict[str, Any] = event.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+    return out
+
+
+def event_to_json(event: ClinicalEvent) -> str:
+    return event.model_dump_json(exclude_none=True)
+
+
+def day_of(time: datetime, day0: datetime | None) -> int | None:
+    """Day relative to the CAR-T infusion (Day 0 = the infusion's calendar day, UTC)."""
+    if day0 is None:
+        return None
+    return (time.astimezone(day0.tzinfo).date() - day0.date()).days
+
+
+__all__ = [
+    "Attribution",
+    "BaselineValue",
+    "ClinicalEvent",
+    "DrugDose",
+    "EVENT_KINDS",
+    "Finding",
+    "Infusion",
+    "InvalidEvent",
+    "LabResult",
+    "Measurement",
+    "NeuroAssessment",
+    "OxygenSupport",
+    "PatientContext",
+    "Provenance",
+    "VitalSigns",
+    "canonical_unit_name",
+    "day_of",
+    "dump_event",
+    "event_to_json",
+    "parse_event",
+]

@@ -1,0 +1,185 @@
+"""Controlled vocabularies shared by events and clinical logic.
+
+Drug roles follow the FHIR R4 input contract (MedicationAdministration table) and
+REFERENCE.md A.1 / C (vasopressin counts as a vasopressor but never toward
+"multiple"; dobutamine and milrinone are inotropes, recorded but not vasopressors).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+
+class VasoactiveAgent(str, Enum):
+    NOREPINEPHRINE = "norepinephrine"
+    EPINEPHRINE = "epinephrine"
+    PHENYLEPHRINE = "phenylephrine"
+    DOPAMINE = "dopamine"
+    VASOPRESSIN = "vasopressin"
+    ANGIOTENSIN_II = "angiotensin_ii"
+    METARAMINOL = "metaraminol"
+    DOBUTAMINE = "dobutamine"
+    MILRINONE = "milrinone"
+
+
+class VasoactiveRole(str, Enum):
+    VASOPRESSOR = "vasopressor"
+    VASOPRESSIN = "vasopressin"  # a vasopressor that never counts toward "multiple" (ASTCT)
+    INOTROPE = "inotrope"  # recorded, never a vasopressor (REFERENCE.md A.1, G.4)
+
+
+VASOACTIVE_ROLE: Final[dict[VasoactiveAgent, VasoactiveRole]] = {
+    VasoactiveAgent.NOREPINEPHRINE: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.EPINEPHRINE: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.PHENYLEPHRINE: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.DOPAMINE: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.ANGIOTENSIN_II: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.METARAMINOL: VasoactiveRole.VASOPRESSOR,
+    VasoactiveAgent.VASOPRESSIN: VasoactiveRole.VASOPRESSIN,
+    VasoactiveAgent.DOBUTAMINE: VasoactiveRole.INOTROPE,
+    VasoactiveAgent.MILRINONE: VasoactiveRole.INOTROPE,
+}
+
+
+class DrugClass(str, Enum):
+    CAR_T = "car_t"  # the CAR-T infusion itself; defines Day 0
+    IL6R_BLOCKADE = "il6r_blockade"
+    IL6_BLOCKADE = "il6_blockade"
+    CORTICOSTEROID = "corticosteroid"
+    IL1_BLOCKADE = "il1_blockade"
+    JAK_INHIBITOR = "jak_inhibitor"
+    IFNG_BLOCKADE = "ifng_blockade"
+    CYTOTOXIC = "cytotoxic"
+    ANTIPYRETIC = "antipyretic"
+    DIMERIZER = "dimerizer"  # rimiducid (activation switch of some CAR-T products)
+    OTHER = "other"
+
+
+# Generic names (lower case) to class. Names not listed are accepted as DrugClass.OTHER.
+DRUG_CLASS: Final[dict[str, DrugClass]] = {
+    "tocilizumab": DrugClass.IL6R_BLOCKADE,
+    "siltuximab": DrugClass.IL6_BLOCKADE,
+    "dexamethasone": DrugClass.CORTICOSTEROID,
+    "methylprednisolone": DrugClass.CORTICOSTEROID,
+    "hydrocortisone": DrugClass.CORTICOSTEROID,
+    "prednisone": DrugClass.CORTICOSTEROID,
+    "prednisolone": DrugClass.CORTICOSTEROID,
+    "anakinra": DrugClass.IL1_BLOCKADE,
+    "ruxolitinib": DrugClass.JAK_INHIBITOR,
+    "emapalumab": DrugClass.IFNG_BLOCKADE,
+    "etoposide": DrugClass.CYTOTOXIC,
+    "acetaminophen": DrugClass.ANTIPYRETIC,
+    "paracetamol": DrugClass.ANTIPYRETIC,
+    "rimiducid": DrugClass.DIMERIZER,
+    "tisagenlecleucel": DrugClass.CAR_T,
+    "axicabtagene ciloleucel": DrugClass.CAR_T,
+    "lisocabtagene maraleucel": DrugClass.CAR_T,
+    "idecabtagene vicleucel": DrugClass.CAR_T,
+    "ciltacabtagene autoleucel": DrugClass.CAR_T,
+    "brexucabtagene autoleucel": DrugClass.CAR_T,
+    "obecabtagene autoleucel": DrugClass.CAR_T,
+    "car-t cell product": DrugClass.CAR_T,
+}
+
+
+def drug_class(name: str) -> DrugClass:
+    return DRUG_CLASS.get(name.strip().lower(), DrugClass.OTHER)
+
+
+class OxygenDevice(str, Enum):
+    ROOM_AIR = "room_air"
+    BLOW_BY = "blow_by"
+    NASAL_CANNULA = "nasal_cannula"
+    HIGH_FLOW_NASAL_CANNULA = "high_flow_nasal_cannula"
+    FACEMASK = "facemask"
+    VENTURI = "venturi"
+    NON_REBREATHER = "non_rebreather"
+    CPAP = "cpap"
+    BIPAP = "bipap"
+    INVASIVE_VENTILATION = "invasive_ventilation"
+    # Supplemental oxygen documented without a device (e.g. "hypoxia" in a case report).
+    UNSPECIFIED = "unspecified"
+
+
+class LabAnalyte(str, Enum):
+    FERRITIN = "ferritin"
+    CRP = "crp"
+    IFN_GAMMA = "ifn_gamma"
+    IL6 = "il6"
+    IL8 = "il8"
+    IL10 = "il10"
+    TNF_ALPHA = "tnf_alpha"
+    SIL2R = "sil2r"
+    CXCL9 = "cxcl9"
+    CXCL10 = "cxcl10"
+    FIBRINOGEN = "fibrinogen"
+    ALT = "alt"
+    AST = "ast"
+    LDH = "ldh"
+    TRIGLYCERIDES = "triglycerides"
+    BILIRUBIN = "bilirubin"
+    PLATELETS = "platelets"
+    ANC = "anc"
+    WBC = "wbc"
+    HEMOGLOBIN = "hemoglobin"
+    CREATININE = "creatinine"
+    LACTATE = "lactate"
+    D_DIMER = "d_dimer"
+    BNP = "bnp"
+    PHOSPHORUS = "phosphorus"
+    PSA = "psa"
+
+
+class FindingKind(str, Enum):
+    """Clinician-documented findings that carry no number (case reports, nursing notes)."""
+
+    FEVER = "fever"
+    HYPOTENSION = "hypotension"
+    PANCYTOPENIA = "pancytopenia"
+    HYPOFIBRINOGENEMIA = "hypofibrinogenemia"
+    HEMOPHAGOCYTOSIS = "hemophagocytosis"
+    SPLENOMEGALY = "splenomegaly"
+    HEPATOMEGALY = "hepatomegaly"
+    COAGULOPATHY = "coagulopathy"
+    RENAL_FAILURE = "renal_failure"
+    ENCEPHALOPATHY = "encephalopathy"
+    INFECTION = "infection"
+    LACTIC_ACIDOSIS = "lactic_acidosis"
+
+
+class AttributionTarget(str, Enum):
+    FEVER = "fever"
+    HYPOTENSION = "hypotension"
+    OXYGEN = "oxygen"
+    VASOPRESSORS = "vasopressors"
+    ICANS = "icans"
+    ALL = "all"
+
+
+class Consciousness(str, Enum):
+    AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
+    AWAKENS_TO_VOICE = "awakens_to_voice"
+    AWAKENS_TO_TACTILE = "awakens_to_tactile"
+    UNAROUSABLE = "unarousable"
+
+
+class Seizure(str, Enum):
+    NONE = "none"
+    RAPIDLY_RESOLVING = "rapidly_resolving"  # clinical seizure resolving rapidly, or EEG seizure resolving with intervention
+    PROLONGED_OR_REPETITIVE = "prolonged_or_repetitive"  # >5 min, or repetitive without return to baseline
+
+
+class CerebralEdema(str, Enum):
+    NONE = "none"
+    FOCAL = "focal"
+    DIFFUSE = "diffuse"
+
+
+# A reason that keeps support or findings counted toward the CRS grade. Any other
+# reason ("sepsis", "cardiogenic", "diuresis", ...) excludes them (ASTCT attribution clause).
+CRS_REASONS: Final[frozenset[str]] = frozenset({"crs", "cytokine release syndrome"})
+
+
+def counts_for_crs(reason: str | None) -> bool:
+    return reason is None or reason.strip().lower() in CRS_REASONS
