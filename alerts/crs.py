@@ -1,0 +1,149 @@
+"""ASTCT 2019 CRS grade (Lee et al. 2019), exactly as REFERENCE.md section A.1.
+
+- Fever >= 38 degC is required for every grade, except that after tocilizumab or a
+  corticosteroid given during CRS, grading is driven by hypotension and hypoxia only.
+- Hypotension axis: hypotension without vasopressors = 2; one vasopressor with or
+  without vasopressin = 3; two or more non-vasopressin vasopressors = 4.
+- Hypoxia axis: low-flow nasal cannula (<= 6 L/min) or blow-by = 2; high-flow nasal
+  cannula (> 6 L/min), facemask, non-rebreather or Venturi = 3; positive pressure
+  (CPAP, BiPAP, mechanical ventilation) = 4.
+- Grade = the more severe axis; grade 1 = fever with neither.
+- Inotropes (dobutamine, milrinone) are not vasopressors (REFERENCE.md A.1 [U]: not
+  addressed by ASTCT; excluded but recorded, as the reference recommends).
+- Support with an explicit non-CRS reason does not count (attribution clause).
+- Nasal cannula with unknown flow, or oxygen with no documented device, is graded as
+  at least 2 and flagged uncertain (REFERENCE.md A.1 rule 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.vocabulary import VASOACTIVE_ROLE, OxygenDevice, VasoactiveAgent, VasoactiveRole, counts_for_crs
+
+
+@dataclass(frozen=True, slots=True)
+class VasoItem:
+    agent: VasoactiveAgent
+    reason: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OxygenItem:
+    device: OxygenDevice
+    flow_l_min: float | None = None
+    reason: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CrsInputs:
+    fever: str | None = None  # evidence text of a current fever, None when afebrile
+    masking: str | None = None  # evidence text of the dose that waives the fever requirement
+    hypotension: str | None = None  # evidence text of current hypotension
+    vasoactives: tuple[VasoItem, ...] = ()
+    oxygen: OxygenItem | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrsAssessment:
+    grade: int
+    hypotension_axis: int
+    hypoxia_axis: int
+    evidence: tuple[str, ...]
+    uncertain: tuple[str, ...]
+
+
+_POSITIVE_PRESSURE = frozenset({OxygenDevice.CPAP, OxygenDevice.BIPAP, OxygenDevice.INVASIVE_VENTILATION})
+_HIGH_FLOW_CLASS = frozenset(
+    {
+        OxygenDevice.HIGH_FLOW_NASAL_CANNULA,
+        OxygenDevice.FACEMASK,
+        OxygenDevice.NON_REBREATHER,
+        OxygenDevice.VENTURI,
+    }
+)
+
+
+def oxygen_axis(device: OxygenDevice, flow_l_min: float | None, low_flow_max: float = 6.0) -> tuple[int, str | None]:
+    """ASTCT hypoxia-axis grade of one oxygen support, and why it is uncertain (or None)."""
+    if device is OxygenDevice.ROOM_AIR:
+        return 0, None
+    if device in _POSITIVE_PRESSURE:
+        return 4, None
+    if device in _HIGH_FLOW_CLASS:
+        return 3, None  # facemask is grade 3 at any flow
+    if device is OxygenDevice.BLOW_BY:
+        return 2, None
+    if device is OxygenDevice.NASAL_CANNULA:
+        if flow_l_min is None:
+            return 2, "nasal cannula with unknown flow: graded 2, would be 3 above 6 L/min"
+        return (2 if flow_l_min <= low_flow_max else 3), None
+    return 2, "supplemental oxygen with no documented device: graded at least 2"
+
+
+def grade_crs(x: CrsInputs, low_flow_max: float = 6.0) -> CrsAssessment:
+    evidence: list[str] = []
+    uncertain: list[str] = []
+
+    counted_vaso: list[VasoItem] = []
+    for item in x.vasoactives:
+        role = VASOACTIVE_ROLE[item.agent]
+        if role is VasoactiveRole.INOTROPE:
+            evidence.append(f"{item.agent.value} running, an inotrope: not counted as a vasopressor ({item.text})")
+        elif not counts_for_crs(item.reason):
+            evidence.append(f"{item.agent.value} running for {item.reason}: not counted toward CRS ({item.text})")
+        else:
+            counted_vaso.append(item)
+    non_vasopressin = [v for v in counted_vaso if VASOACTIVE_ROLE[v.agent] is VasoactiveRole.VASOPRESSOR]
+
+    if len(non_vasopressin) >= 2:
+        hypotension_axis = 4
+    elif counted_vaso:
+        hypotension_axis = 3
+    elif x.hypotension is not None:
+        hypotension_axis = 2
+    else:
+        hypotension_axis = 0
+
+    hypoxia_axis = 0
+    if x.oxygen is not None:
+        if counts_for_crs(x.oxygen.reason):
+            hypoxia_axis, why = oxygen_axis(x.oxygen.device, x.oxygen.flow_l_min, low_flow_max)
+            if why:
+                uncertain.append(why)
+        elif x.oxygen.device is not OxygenDevice.ROOM_AIR:
+            evidence.append(
+                f"{x.oxygen.device.value} for {x.oxygen.reason}: not counted toward CRS ({x.oxygen.text})"
+            )
+
+    fever_ok = x.fever is not None or x.masking is not None
+    if x.fever is not None:
+        evidence.append(f"fever: {x.fever}")
+    elif x.masking is not None and (hypotension_axis or hypoxia_axis):
+        evidence.append(f"fever not required after {x.masking}")
+
+    if hypotension_axis == 4:
+        names = " + ".join(v.agent.value for v in counted_vaso)
+        evidence.append(f"hypotension axis 4: {len(non_vasopressin)} non-vasopressin vasopressors ({names})")
+    elif hypotension_axis == 3:
+        names = " + ".join(v.agent.value for v in counted_vaso)
+        evidence.append(f"hypotension axis 3: one vasopressor with or without vasopressin ({names})")
+    elif hypotension_axis == 2:
+        evidence.append(f"hypotension axis 2: hypotension without vasopressors ({x.hypotension})")
+    if hypotension_axis >= 3:
+        evidence.extend(f"  {v.agent.value}: {v.text}" for v in counted_vaso)
+    if hypoxia_axis and x.oxygen is not None:
+        flow = f" at {x.oxygen.flow_l_min:g} L/min" if x.oxygen.flow_l_min is not None else ""
+        evidence.append(f"hypoxia axis {hypoxia_axis}: {x.oxygen.device.value}{flow} ({x.oxygen.text})")
+
+    axis = max(hypotension_axis, hypoxia_axis)
+    if not fever_ok:
+        if axis:
+            evidence.append("no current fever and no tocilizumab/steroid yet: ASTCT requires fever, grade 0")
+        return CrsAssessment(0, hypotension_axis, hypoxia_axis, tuple(evidence), ())
+    grade = axis if axis else (1 if x.fever is not None else 0)
+    if grade == 1:
+        evidence.append("grade 1: fever without hypotension or hypoxia")
+    return CrsAssessment(grade, hypotension_axis, hypoxia_axis, tuple(evidence), tuple(uncertain))

@@ -1,0 +1,809 @@
+"""The fold: apply one clinical event to a patient's state and return what it emits.
+
+`apply(state, event, cfg)` is deterministic and does no I/O. For speed it updates the
+state it is given in place (the caller owns it; `alerts.log` keeps the snapshots that
+re-ordering needs). The cost of one event does not depend on the patient's history:
+every collection in the state is bounded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alerts.config import Thresholds
+from alerts.crs import CrsInputs, OxygenItem, VasoItem, grade_crs, oxygen_axis
+from alerts.hlh_scores import HlhInputs, hlh2004, hscore
+from alerts.icans import IcansInput, grade_icans
+from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
+from alerts.vasopressors import RunningAgent, nee
+from models.events import (
+    Attribution,
+    ClinicalEvent,
+    DrugDose,
+    Finding,
+    Infusion,
+    LabResult,
+    NeuroAssessment,
+    OxygenSupport,
+    PatientContext,
+    VitalSigns,
+)
+from models.labvalue import LabValue
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Severity
+from models.state import LABS_KEPT_PER_ANALYTE, LabPoint, Observation, PatientState, Support, Track
+from models.vocabulary import (
+    VASOACTIVE_ROLE,
+    AttributionTarget,
+    CerebralEdema,
+    Consciousness,
+    DrugClass,
+    OxygenDevice,
+    Seizure,
+    VasoactiveAgent,
+    VasoactiveRole,
+    counts_for_crs,
+    drug_class,
+)
+
+NEG_INF = float("-inf")
+_ALL_TARGETS = ("fever", "hypotension", "oxygen", "vasopressors", "icans", "masking")
+_CRS_SEVERITY: dict[int, Severity] = {1: "info", 2: "warning", 3: "high", 4: "critical"}
+_IEC_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical"}
+_ICANS_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical", 4: "critical"}
+_O2_SEVERITY: dict[int, Severity] = {2: "warning", 3: "high", 4: "critical"}
+_IEC_FINDINGS = ("pancytopenia", "hypofibrinogenemia", "hemophagocytosis", "splenomegaly")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def day_of(state: PatientState, ts: float) -> int | None:
+    if state.day0_ts is None:
+        return None
+    return int((ts - _midnight(state.day0_ts)) // 86400)
+
+
+def _midnight(ts: float) -> float:
+    return ts - (ts % 86400)
+
+
+def when(state: PatientState, ts: float) -> str:
+    d = day_of(state, ts)
+    hhmm = datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
+    if d is None:
+        return iso(ts)
+    return f"Day {d:+d} {hhmm}"
+
+
+class _Emitter:
+    """Collects the records of one event and keeps the alert bookkeeping in `state.tracks`."""
+
+    __slots__ = ("late", "now", "out", "state")
+
+    def __init__(self, state: PatientState, now: float, late: bool) -> None:
+        self.state = state
+        self.now = now
+        self.late = late
+        self.out: list[Record] = []
+
+    def track(self, kind: str) -> Track:
+        t = self.state.tracks.get(kind)
+        if t is None:
+            t = self.state.tracks[kind] = Track()
+        return t
+
+    def alert(
+        self,
+        kind: str,
+        level: str,
+        severity: Severity,
+        summary: str,
+        evidence: tuple[str, ...] | list[str],
+        activation: int | None = None,
+    ) -> None:
+        """Raise `kind` at `level` unless this activation already alerted that level."""
+        t = self.track(kind)
+        if not t.active:
+            t.active = True
+            t.activation = activation if activation is not None else t.activation + 1
+            t.alerted = []
+        if level in t.alerted:
+            return
+        t.alerted.append(level)
+        self.out.append(self._alert(kind, t.activation, level, severity, summary, evidence, "firing"))
+
+    def resolve(self, kind: str, summary: str, evidence: tuple[str, ...] | list[str]) -> None:
+        t = self.state.tracks.get(kind)
+        if t is None or not t.active:
+            return
+        t.active = False
+        self.out.append(self._alert(kind, t.activation, "resolved", "info", summary, evidence, "resolved"))
+        t.alerted = []
+
+    def _alert(
+        self,
+        kind: str,
+        activation: int,
+        level: str,
+        severity: Severity,
+        summary: str,
+        evidence: tuple[str, ...] | list[str],
+        status: str,
+    ) -> Alert:
+        s = self.state
+        return Alert(
+            id=f"{s.patient_id}:{kind}:{activation}:{level}",
+            kind=kind,
+            severity=severity,
+            level=level,
+            status="resolved" if status == "resolved" else "firing",
+            summary=summary,
+            patient_id=s.patient_id,
+            time=iso(self.now),
+            day=day_of(s, self.now),
+            evidence=tuple(evidence),
+            late=self.late,
+        )
+
+
+# ---------------------------------------------------------------- event handlers
+
+
+def _newer(last: float | None, ts: float) -> bool:
+    return last is None or ts >= last
+
+
+def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
+    ts = ev.ts
+    t = ev.temperature
+    if t is not None and t.value >= cfg.fever_c:
+        if s.fever is None or ts >= s.fever.ts:
+            s.fever = Observation(ts, True, t.value, ev.event_id, "temperature")
+        m = s.max_fever_c
+        if m is None or t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600:
+            s.max_fever_c = (ts, t.value)
+    sbp = ev.sbp
+    if sbp is not None and (s.hypotension is None or ts >= s.hypotension.ts):
+        s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
+
+
+def _on_finding(s: PatientState, ev: Finding) -> None:
+    ts = ev.ts
+    kind = ev.finding.value
+    if kind == "fever":
+        if ev.present:
+            if s.fever is None or ts >= s.fever.ts:
+                s.fever = Observation(ts, True, None, ev.event_id, "documented fever")
+        elif s.afebrile_ts is None or ts >= s.afebrile_ts:
+            s.afebrile_ts = ts
+        return
+    if kind == "hypotension":
+        if s.hypotension is None or ts >= s.hypotension.ts:
+            label = "documented hypotension" if ev.present else "documented normotension"
+            s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
+        return
+    prev = s.findings.get(kind)
+    if prev is None or ts >= prev.ts:
+        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
+
+
+def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
+    if not _newer(s.oxygen_changed, ev.ts):
+        return
+    s.oxygen_changed = ev.ts
+    s.support_version += 1
+    if ev.device is OxygenDevice.ROOM_AIR:
+        s.oxygen = None
+        return
+    if s.oxygen is None:
+        s.oxygen_course += 1
+    since = s.oxygen.since if s.oxygen is not None and s.oxygen.name == ev.device.value else ev.ts
+    s.oxygen = Support(
+        name=ev.device.value,
+        since=since,
+        changed=ev.ts,
+        event_id=ev.event_id,
+        flow_l_min=ev.flow_l_min,
+        reason=ev.reason,
+    )
+
+
+def _vasopressors_running(s: PatientState) -> int:
+    return sum(1 for a in s.infusions if VASOACTIVE_ROLE[VasoactiveAgent(a)] is not VasoactiveRole.INOTROPE)
+
+
+def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
+    """Returns (agent, started) when the set of running agents or a dose changed."""
+    agent = ev.agent.value
+    if not _newer(s.infusion_changed.get(agent), ev.ts):
+        return None
+    s.infusion_changed[agent] = ev.ts
+    s.support_version += 1
+    running = s.infusions.get(agent)
+    if ev.action == "stop":
+        if running is None:
+            return None
+        del s.infusions[agent]
+        return agent, False
+    if running is None:
+        if VASOACTIVE_ROLE[ev.agent] is not VasoactiveRole.INOTROPE and _vasopressors_running(s) == 0:
+            s.vaso_course += 1
+            s.nee_min = None
+        s.infusions[agent] = Support(
+            name=agent,
+            since=ev.ts,
+            changed=ev.ts,
+            event_id=ev.event_id,
+            rate=ev.rate,
+            unit=ev.unit,
+            reason=ev.reason,
+            at_max_dose=ev.at_max_dose,
+        )
+        return agent, True
+    running.changed = ev.ts
+    running.event_id = ev.event_id
+    if ev.rate is not None:
+        running.rate, running.unit = ev.rate, ev.unit
+    if ev.reason is not None:
+        running.reason = ev.reason
+    running.at_max_dose = ev.at_max_dose
+    return agent, False
+
+
+def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
+    cls = ev.drug_class or drug_class(ev.drug)
+    ts = ev.ts
+    if cls is DrugClass.CAR_T:
+        if s.day0_ts is None or ts < s.day0_ts:
+            s.day0_ts = ts
+        return
+    if not counts_for_crs(ev.reason):
+        return
+    in_episode = s.crs_grade > 0
+    if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
+        s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
+        if in_episode:
+            s.episode_il6_ts = max(ts, s.episode_il6_ts or NEG_INF)
+    if cls is DrugClass.CORTICOSTEROID and in_episode:
+        s.episode_steroid_ts = max(ts, s.episode_steroid_ts or NEG_INF)
+    if cls.value in cfg.fever_masking_drugs and in_episode:
+        s.masking_dose_ts = max(ts, s.masking_dose_ts or NEG_INF)
+        s.episode_masking_ts = ts
+        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
+
+
+def _on_lab(s: PatientState, ev: LabResult) -> bool:
+    series = s.labs.setdefault(ev.analyte.value, [])
+    for p in series:
+        if p.event_id == ev.event_id:
+            return False
+    point = LabPoint(ev.ts, ev.value, ev.comparator, ev.unit, ev.event_id)
+    i = len(series)
+    while i > 0 and series[i - 1].ts > ev.ts:
+        i -= 1
+    series.insert(i, point)
+    if len(series) > LABS_KEPT_PER_ANALYTE:
+        del series[0]
+    return True
+
+
+def _on_context(s: PatientState, ev: PatientContext) -> None:
+    if ev.weight is not None:
+        s.weight_kg = ev.weight.value
+    for b in ev.baselines:
+        s.baselines[b.analyte.value] = LabPoint(ev.ts, b.value, b.comparator, b.unit, ev.event_id)
+    if ev.immunosuppression is not None:
+        s.immunosuppression = ev.immunosuppression
+
+
+def _on_neuro(s: PatientState, ev: NeuroAssessment) -> None:
+    if not _newer(s.icans_ts, ev.ts):
+        return
+    s.icans_ts = ev.ts
+    inputs = s.icans_inputs
+    inputs["event_id"] = ev.event_id
+    for name in ("ice_score", "consciousness", "seizure", "motor_weakness", "cerebral_edema"):
+        value = getattr(ev, name)
+        if value is not None:
+            inputs[name] = str(value.value if hasattr(value, "value") else value)
+    inputs["unable_to_perform_ice"] = str(ev.unable_to_perform_ice)
+    inputs["global_aphasia"] = str(ev.global_aphasia)
+    if (ev.unable_to_perform_ice or ev.global_aphasia) and ev.ice_score is None:
+        inputs.pop("ice_score", None)  # an older ICE score does not describe a patient who cannot do it now
+
+
+def _on_attribution(s: PatientState, ev: Attribution) -> None:
+    ts = ev.ts
+    targets: set[str] = set()
+    for t in ev.targets:
+        if t is AttributionTarget.ALL:
+            targets.update(_ALL_TARGETS)
+        else:
+            targets.add(t.value)
+    crs = counts_for_crs(ev.reason)
+    reason = None if crs else ev.reason
+    s.support_version += 1
+    for t in ("fever", "hypotension", "icans", "masking"):
+        if t not in targets:
+            continue
+        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
+        if crs:
+            s.forward_reason.pop(t, None)
+            s.forward_since.pop(t, None)
+        elif ev.forward and ts >= s.forward_since.get(t, NEG_INF):
+            s.forward_reason[t] = ev.reason
+            s.forward_since[t] = ts
+    if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:
+        s.oxygen.reason = reason
+        s.oxygen.changed = ts
+    if "vasopressors" in targets:
+        for agent, sup in s.infusions.items():
+            if (ev.agent is None or ev.agent.value == agent) and sup.changed <= ts:
+                sup.reason = reason
+                sup.changed = ts
+    s.findings[f"attribution:{','.join(sorted(targets))}"] = Observation(ts, True, None, ev.event_id, ev.reason)
+
+
+# ---------------------------------------------------------------- current signs
+
+
+def _counted(s: PatientState, target: str, obs_ts: float) -> bool:
+    return obs_ts > s.discount_before.get(target, NEG_INF) and target not in s.forward_reason
+
+
+def _fever_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    f = s.fever
+    if f is None or now - f.ts > cfg.fever_window_hours * 3600:
+        return None
+    if s.afebrile_ts is not None and s.afebrile_ts >= f.ts:
+        return None
+    return f if _counted(s, "fever", f.ts) else None
+
+
+def _hypotension_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    h = s.hypotension
+    if h is None or not h.present or now - h.ts > cfg.hypotension_stale_hours * 3600:
+        return None
+    return h if _counted(s, "hypotension", h.ts) else None
+
+
+def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
+    m = s.masking_dose_ts
+    return (
+        m is not None
+        and now - m <= cfg.fever_masking_hours * 3600
+        and m > s.discount_before.get("masking", NEG_INF)
+    )
+
+
+def _obs_text(s: PatientState, o: Observation) -> str:
+    value = ""
+    if o.value is not None:
+        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" else ""
+        value = f" {o.value:g}{unit}"
+    return f"{o.label}{value} at {when(s, o.ts)} [{o.event_id}]"
+
+
+def _support_text(s: PatientState, sup: Support) -> str:
+    dose = f" {sup.rate:g} {sup.unit}" if sup.rate is not None else " (dose not charted)"
+    if sup.name in OxygenDevice._value2member_map_:
+        dose = f" {sup.flow_l_min:g} L/min" if sup.flow_l_min is not None else ""
+    extra = ", at or near maximal dose" if sup.at_max_dose else ""
+    return f"{sup.name}{dose} since {when(s, sup.since)}{extra} [{sup.event_id}]"
+
+
+def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
+    fever = _fever_now(s, now, cfg)
+    hypo = _hypotension_now(s, now, cfg)
+    masking = None
+    if _masking_now(s, now, cfg):
+        m = s.findings.get("masking_drug")
+        masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]" if m is not None else "tocilizumab/steroid"
+    vaso = tuple(
+        VasoItem(VasoactiveAgent(a), sup.reason, _support_text(s, sup)) for a, sup in sorted(s.infusions.items())
+    )
+    oxy = None
+    if s.oxygen is not None:
+        oxy = OxygenItem(OxygenDevice(s.oxygen.name), s.oxygen.flow_l_min, s.oxygen.reason, _support_text(s, s.oxygen))
+    return CrsInputs(
+        fever=_obs_text(s, fever) if fever else None,
+        masking=masking,
+        hypotension=_obs_text(s, hypo) if hypo else None,
+        vasoactives=vaso,
+        oxygen=oxy,
+    )
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    now = em.now
+    sig = (
+        _fever_now(s, now, cfg) is not None,
+        _masking_now(s, now, cfg),
+        _hypotension_now(s, now, cfg) is not None,
+        s.support_version,
+    )
+    if sig == s.crs_sig:
+        _check_refractory(s, em, cfg)
+        return
+    s.crs_sig = sig
+    a = grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min)
+    prev = s.crs_grade
+    s.crs_uncertain = a.uncertain
+    if a.grade == prev:
+        _check_refractory(s, em, cfg)
+        return
+    s.crs_grade = a.grade
+    evidence = a.evidence + tuple(f"uncertain: {u}" for u in a.uncertain)
+    if prev == 0:
+        s.episode += 1
+        s.crs_episodes_seen += 1
+        s.episode_onset = now
+        s.episode_peak = a.grade
+        s.episode_il6_ts = s.episode_steroid_ts = None
+        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS onset, grade {a.grade}", evidence, s.episode)
+    elif a.grade > prev:
+        if a.grade > s.episode_peak:
+            s.episode_peak = a.grade
+        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS escalated to grade {a.grade}", evidence)
+    elif a.grade > 0:
+        em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence)
+    else:
+        onset = when(s, s.episode_onset) if s.episode_onset is not None else "?"
+        em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset}, peak grade {s.episode_peak})", evidence)
+        em.resolve("refractory_crs", "CRS no longer refractory: episode resolved", evidence)
+    if a.grade >= cfg.refractory_min_grade:
+        if prev < cfg.refractory_min_grade:
+            s.grade_at_least_refractory_since = now
+    else:
+        s.grade_at_least_refractory_since = None
+    em.out.append(
+        CrsGradeChange(
+            patient_id=s.patient_id,
+            time=iso(now),
+            day=day_of(s, now),
+            grade=a.grade,
+            previous=prev,
+            episode=s.episode,
+            evidence=evidence,
+            uncertain=a.uncertain,
+            late=em.late,
+        )
+    )
+    _check_refractory(s, em, cfg)
+
+
+def _check_refractory(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    since = s.grade_at_least_refractory_since
+    if since is None or s.episode_il6_ts is None or s.episode_steroid_ts is None:
+        return
+    t = s.tracks.get("refractory_crs")
+    if t is not None and t.active and t.activation == s.episode:
+        return
+    start = max(since, s.episode_il6_ts, s.episode_steroid_ts)
+    if em.now - start < cfg.refractory_hours * 3600:
+        return
+    crs_evidence = grade_crs(crs_inputs(s, em.now, cfg), cfg.low_flow_max_l_min).evidence
+    evidence = (
+        f"grade >= {cfg.refractory_min_grade} since {when(s, since)}",
+        f"IL-6 blockade given at {when(s, s.episode_il6_ts)}",
+        f"corticosteroid given at {when(s, s.episode_steroid_ts)}",
+        f"grade {s.crs_grade} persisting {(em.now - start) / 3600:.0f} h after both (IN-HOUSE threshold "
+        f"{cfg.refractory_hours:g} h)",
+        *crs_evidence,
+    )
+    em.alert("refractory_crs", "1", "critical", f"CRS grade {s.crs_grade} refractory to IL-6 blockade and steroids",
+             evidence, s.episode)
+
+
+def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent: str, started: bool) -> None:
+    role = VASOACTIVE_ROLE[VasoactiveAgent(agent)]
+    running = [VasoactiveAgent(a) for a in sorted(s.infusions)]
+    pressors = [a for a in running if VASOACTIVE_ROLE[a] is not VasoactiveRole.INOTROPE]
+    facts = [_support_text(s, s.infusions[a.value]) for a in running]
+    if role is VasoactiveRole.INOTROPE:
+        if started:
+            em.alert("inotrope", agent, "warning", f"{agent} started (inotrope, not counted as a vasopressor)",
+                     facts, s.vaso_course)
+        elif not any(VASOACTIVE_ROLE[a] is VasoactiveRole.INOTROPE for a in running):
+            em.resolve("inotrope", "inotropes stopped", facts)
+        return
+    if not pressors:
+        em.resolve("vasopressor_escalation", "all vasopressors stopped", [f"{agent} stopped"])
+        return
+    if started:
+        sup = s.infusions[agent]
+        counted = "" if counts_for_crs(sup.reason) else f" (reason {sup.reason}: not counted toward CRS)"
+        em.alert("vasopressor_escalation", f"agent:{agent}", "high",
+                 f"{agent} added; {len(pressors)} vasopressor(s) running{counted}", facts, s.vaso_course)
+        non_vasopressin = [
+            a for a in pressors
+            if VASOACTIVE_ROLE[a] is VasoactiveRole.VASOPRESSOR and counts_for_crs(s.infusions[a.value].reason)
+        ]
+        if len(non_vasopressin) >= 2:
+            em.alert("vasopressor_escalation", "multiple", "critical",
+                     f"{len(non_vasopressin)} non-vasopressin vasopressors running (ASTCT grade 4 hypotension axis)",
+                     facts, s.vaso_course)
+    result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
+                 s.weight_kg)
+    if result.nee_ug_kg_min is None:
+        return
+    value = result.nee_ug_kg_min
+    if s.nee_min is None or value < s.nee_min:
+        s.nee_min = value
+    rise = value - s.nee_min
+    if rise >= cfg.nee_rise_ug_kg_min:
+        bucket = int(value // cfg.nee_rise_ug_kg_min)
+        em.alert("vasopressor_escalation", f"nee:{bucket}", "high",
+                 f"norepinephrine-equivalent dose {value:.3f} ug/kg/min, up {rise:.3f} from {s.nee_min:.3f}",
+                 [*facts, "NEE (Goradia 2021) = " + " + ".join(result.terms)], s.vaso_course)
+
+
+def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    if s.oxygen is None:
+        em.resolve("oxygen_escalation", "off supplemental oxygen", ["room air"])
+        return
+    grade, why = oxygen_axis(OxygenDevice(s.oxygen.name), s.oxygen.flow_l_min, cfg.low_flow_max_l_min)
+    if grade < 2:
+        return
+    t = s.tracks.get("oxygen_escalation")
+    if t is not None and t.active and t.activation == s.oxygen_course and any(
+        lvl.isdigit() and int(lvl) >= grade for lvl in t.alerted
+    ):
+        return
+    reason = "" if counts_for_crs(s.oxygen.reason) else f" (reason {s.oxygen.reason}: not counted toward CRS)"
+    facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
+    em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
+             f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)
+
+
+def _timed(s: PatientState, analyte: str, now: float, cfg: Thresholds, index: int = -1) -> TimedValue | None:
+    series = s.labs.get(analyte)
+    if not series or len(series) < -index:
+        return None
+    p = series[index]
+    if now - p.ts > cfg.lab_valid_hours * 3600:
+        return None
+    cmp = p.comparator or ""
+    text = f"{analyte} {cmp}{p.value:g} {p.unit} collected {when(s, p.ts)} [{p.event_id}]"
+    return TimedValue(LabValue(p.value, p.comparator), p.ts, text)
+
+
+def _documented(s: PatientState, now: float, cfg: Thresholds) -> tuple[tuple[str, str], ...]:
+    out = []
+    for kind in _IEC_FINDINGS:
+        o = s.findings.get(kind)
+        if o is not None and o.present and now - o.ts <= cfg.lab_valid_hours * 3600:
+            out.append((kind, f"{o.label} at {when(s, o.ts)} [{o.event_id}]"))
+    return tuple(out)
+
+
+def _hlh_inputs(s: PatientState, now: float, cfg: Thresholds, documented: dict[str, str]) -> HlhInputs:
+    def lv(analyte: str) -> LabValue | None:
+        tv = _timed(s, analyte, now, cfg)
+        return tv.value if tv is not None else None
+
+    fever = _fever_now(s, now, cfg)
+    max_t = s.max_fever_c[1] if s.max_fever_c and now - s.max_fever_c[0] <= cfg.fever_window_hours * 3600 else None
+    spleen = s.findings.get("splenomegaly")
+    liver = s.findings.get("hepatomegaly")
+    sil2r = s.labs.get("sil2r")
+    return HlhInputs(
+        max_temperature_c=max_t,
+        fever_documented_without_value=fever is not None and fever.value is None and max_t is None,
+        immunosuppression=s.immunosuppression,
+        spleen_enlarged=spleen.present if spleen else None,
+        liver_enlarged=liver.present if liver else None,
+        hemoglobin_g_dl=lv("hemoglobin"),
+        wbc_10e9_l=lv("wbc"),
+        platelets_10e9_l=lv("platelets"),
+        anc_10e9_l=lv("anc"),
+        documented_cytopenia_lineages=3 if "pancytopenia" in documented else None,
+        ferritin_ng_ml=lv("ferritin"),
+        triglycerides_mg_dl=lv("triglycerides"),
+        fibrinogen_mg_dl=lv("fibrinogen"),
+        ast_u_l=lv("ast"),
+        hemophagocytosis=True if "hemophagocytosis" in documented else None,
+        sil2r=lv("sil2r"),
+        sil2r_unit=sil2r[-1].unit if sil2r else None,
+    )
+
+
+def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    now = em.now
+    s.iec_eval_ts = now
+    documented = _documented(s, now, cfg)
+    base = s.baselines.get("ferritin")
+    x = IecHsInputs(
+        ferritin=_timed(s, "ferritin", now, cfg),
+        ferritin_previous=_timed(s, "ferritin", now, cfg, -2),
+        ferritin_baseline=LabValue(base.value, base.comparator) if base else None,
+        fibrinogen=_timed(s, "fibrinogen", now, cfg),
+        platelets=_timed(s, "platelets", now, cfg),
+        anc=_timed(s, "anc", now, cfg),
+        hemoglobin=_timed(s, "hemoglobin", now, cfg),
+        alt=_timed(s, "alt", now, cfg),
+        ast=_timed(s, "ast", now, cfg),
+        ldh=_timed(s, "ldh", now, cfg),
+        triglycerides=_timed(s, "triglycerides", now, cfg),
+        documented=documented,
+        crs_active=s.crs_grade > 0,
+        crs_seen=s.crs_episodes_seen > 0,
+    )
+    a = assess(x, cfg)
+    prev = s.iec_hs_level
+    if a.level == prev:
+        return
+    s.iec_hs_level = a.level
+    hs = hscore(_hlh_inputs(s, now, cfg, dict(documented)))
+    hlh = hlh2004(_hlh_inputs(s, now, cfg, dict(documented)))
+    hs_text = (
+        f"partial HScore {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
+        f"missing: {', '.join(hs.missing) or 'none'}"
+    )
+    hlh_text = (
+        f"HLH-2004 {hlh.met}/8 met, {hlh.unknown} unknown ({hlh.verdict}); missing: {', '.join(hlh.missing) or 'none'}"
+    )
+    em.out.append(
+        IecHsChange(
+            patient_id=s.patient_id,
+            time=iso(now),
+            day=day_of(s, now),
+            level=a.level,
+            previous=prev,
+            label=a.label,
+            hscore=hs_text,
+            hlh2004=hlh_text,
+            evidence=a.evidence,
+            late=em.late,
+        )
+    )
+    if a.level == 0:
+        em.resolve("iec_hs", "IEC-HS suspicion cleared", ["no IEC-HS criterion currently met"])
+    elif a.level > prev:
+        em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
+                 f"IEC-HS {LEVEL_NAMES[a.level]}: {a.label}", (*a.evidence, hs_text, hlh_text))
+
+
+def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str) -> None:
+    now = em.now
+    if analyte == "ferritin":
+        cur = _timed(s, "ferritin", now, cfg)
+        if cur is not None and cur.value.above(cfg.ferritin_high_ng_ml) is True:
+            em.alert("ferritin_high", "1", "high", f"ferritin above {cfg.ferritin_high_ng_ml:g} ng/mL",
+                     [cur.text, f"CARTOX carHLH ferritin > {cfg.ferritin_high_ng_ml:g} ng/mL [V2]"])
+        elif cur is not None and cur.value.below(cfg.ferritin_high_ng_ml, inclusive=True) is True:
+            em.resolve("ferritin_high", f"ferritin back at or below {cfg.ferritin_high_ng_ml:g} ng/mL", [cur.text])
+        prev = _timed(s, "ferritin", now, cfg, -2)
+        rise = ferritin_rise(prev, cur, cfg)
+        if rise is not None:
+            em.alert("ferritin_rapid_rise", "1", "high", "ferritin rising rapidly (in-house rule)", [rise])
+        elif cur is not None and prev is not None and cur.value.below(prev.value.value) is True:
+            em.resolve("ferritin_rapid_rise", "ferritin no longer rising", [prev.text, cur.text])
+    if analyte == "fibrinogen":
+        fib = _timed(s, "fibrinogen", now, cfg)
+        if fib is not None and fib.value.below(cfg.fibrinogen_low_mg_dl) is True:
+            em.alert("hypofibrinogenemia", "1", "high", f"fibrinogen below {cfg.fibrinogen_low_mg_dl:g} mg/dL",
+                     [fib.text, "HLH-2004 fibrinogen <= 1.5 g/L [V2]; IEC-HS < 150 mg/dL [U]"])
+        elif fib is not None and fib.value.above(cfg.fibrinogen_low_mg_dl, inclusive=True) is True:
+            em.resolve("hypofibrinogenemia", "fibrinogen recovered", [fib.text])
+    if analyte in ("ferritin", "crp"):
+        _evaluate_divergence(s, em, cfg)
+
+
+def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    """CRP falling while ferritin rises after IL-6 blockade (REFERENCE.md D.2, G.6; case 004 days +8 to +9)."""
+    if s.il6_blockade_ts is None:
+        return
+    now = em.now
+    window = cfg.crp_ferritin_window_hours * 3600
+    crp, crp0 = _timed(s, "crp", now, cfg), _timed(s, "crp", now, cfg, -2)
+    fer, fer0 = _timed(s, "ferritin", now, cfg), _timed(s, "ferritin", now, cfg, -2)
+    if crp is None or crp0 is None or fer is None or fer0 is None:
+        return
+    if crp.ts - crp0.ts > window or fer.ts - fer0.ts > window or abs(crp.ts - fer.ts) > window:
+        return
+    falling = crp.value.below(crp0.value.value) is True and crp.ts > s.il6_blockade_ts
+    rising = fer.value.above(fer0.value.value) is True
+    if falling and rising:
+        em.alert("crp_ferritin_divergence", "1", "high",
+                 "CRP falling while ferritin rises after IL-6 blockade: do not read the CRP fall as improvement",
+                 [f"CRP {crp0.text} -> {crp.text}", f"ferritin {fer0.text} -> {fer.text}",
+                  f"IL-6 blockade at {when(s, s.il6_blockade_ts)}"])
+    elif not rising:
+        em.resolve("crp_ferritin_divergence", "ferritin no longer rising", [fer0.text, fer.text])
+
+
+def _evaluate_icans(s: PatientState, em: _Emitter) -> None:
+    inp = s.icans_inputs
+    ts = s.icans_ts
+    grade = 0
+    evidence: tuple[str, ...] = ()
+    if ts is not None and _counted(s, "icans", ts):
+        ice = inp.get("ice_score")
+        x = IcansInput(
+            ice_score=int(ice) if ice is not None else None,
+            consciousness=Consciousness(inp["consciousness"]) if "consciousness" in inp else None,
+            seizure=Seizure(inp["seizure"]) if "seizure" in inp else None,
+            motor_weakness=inp["motor_weakness"] == "True" if "motor_weakness" in inp else None,
+            cerebral_edema=CerebralEdema(inp["cerebral_edema"]) if "cerebral_edema" in inp else None,
+            unable_to_perform_ice=inp.get("unable_to_perform_ice") == "True",
+            global_aphasia=inp.get("global_aphasia") == "True",
+        )
+        g = grade_icans(x)
+        grade = g.grade or 0
+        evidence = tuple(f"{e} at {when(s, ts)} [{inp.get('event_id', '?')}]" for e in g.evidence)
+    elif ts is not None:
+        reason = s.forward_reason.get("icans") or "clinician judgement"
+        evidence = (f"neurological findings attributed to {reason}",)
+    prev = s.icans_grade
+    if grade == prev:
+        return
+    s.icans_grade = grade
+    em.out.append(
+        IcansGradeChange(patient_id=s.patient_id, time=iso(em.now), day=day_of(s, em.now), grade=grade,
+                         previous=prev, evidence=evidence, late=em.late)
+    )
+    if grade == 0:
+        em.resolve("icans", "ICANS resolved or not attributed to ICANS", evidence)
+    elif grade > prev:
+        em.alert("icans", str(grade), _ICANS_SEVERITY[grade], f"ICANS grade {grade} (for review)", evidence)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool = False) -> list[Record]:
+    """Apply one event to `state` (in place) and return the records it emits."""
+    s = state
+    ts = event.ts
+    if s.last_ts is None or ts > s.last_ts:
+        s.last_ts = ts
+    now = s.last_ts
+    em = _Emitter(s, now, late)
+
+    if isinstance(event, VitalSigns):
+        _on_vitals(s, event, cfg)
+        _evaluate_crs(s, em, cfg)
+    elif isinstance(event, LabResult):
+        if _on_lab(s, event):
+            _evaluate_labs(s, em, cfg, event.analyte.value)
+            _evaluate_iec_hs(s, em, cfg)
+        _evaluate_crs(s, em, cfg)
+    elif isinstance(event, Infusion):
+        changed = _on_infusion(s, event)
+        _evaluate_crs(s, em, cfg)
+        if changed is not None:
+            _evaluate_vasopressors(s, em, cfg, *changed)
+    elif isinstance(event, OxygenSupport):
+        _on_oxygen(s, event)
+        _evaluate_crs(s, em, cfg)
+        _evaluate_oxygen(s, em, cfg)
+    elif isinstance(event, DrugDose):
+        _on_dose(s, event, cfg)
+        _evaluate_crs(s, em, cfg)
+    elif isinstance(event, Finding):
+        _on_finding(s, event)
+        _evaluate_crs(s, em, cfg)
+        if event.finding.value in _IEC_FINDINGS:
+            _evaluate_iec_hs(s, em, cfg)
+    elif isinstance(event, NeuroAssessment):
+        _on_neuro(s, event)
+        _evaluate_icans(s, em)
+        _evaluate_crs(s, em, cfg)
+    elif isinstance(event, PatientContext):
+        _on_context(s, event)
+        _evaluate_iec_hs(s, em, cfg)
+        _evaluate_crs(s, em, cfg)
+    elif isinstance(event, Attribution):
+        _on_attribution(s, event)
+        _evaluate_crs(s, em, cfg)
+        _evaluate_icans(s, em)
+    if s.iec_hs_level and not isinstance(event, (LabResult, Finding, PatientContext)):
+        # Labs expire: re-check an active suspicion at most hourly between labs.
+        if s.iec_eval_ts is None or now - s.iec_eval_ts >= 3600:
+            _evaluate_iec_hs(s, em, cfg)
+    return em.out

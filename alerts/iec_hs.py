@@ -1,0 +1,162 @@
+"""IEC-HS (HLH-like syndrome) suspicion: a transparent rule set that lists its evidence.
+
+The Hines 2023 criteria and grading tables could not be retrieved; REFERENCE.md B.2
+marks every IEC-HS criterion below as UNVERIFIED [U]. The levels are therefore an
+IN-HOUSE suspicion scale for review by the team, not the Hines grade:
+
+- ferritin criterion F: ferritin > 2x baseline (or > 2x ULN without a baseline) [U],
+  and/or rapidly rising (IN-HOUSE rate rule, config.ferritin_rise_ratio) [U].
+- major features M [U]: hypofibrinogenemia (< 150 mg/dL), cytopenias (HLH-2004 lineage
+  thresholds in >= 2 lineages, or documented pancytopenia), transaminitis (ALT/AST
+  > 5x ULN), hemophagocytosis.
+- other features O [U]: LDH > ULN, fasting triglycerides > 265 mg/dL, splenomegaly.
+
+Level 3 "strongly suspected": F with >= 2 major features, or F with hemophagocytosis.
+Level 2 "suspected": F with >= 1 major or other feature.
+Level 1 "watch": F alone (ferritin-only pre-alert, REFERENCE.md E.1), or >= 2 major
+features without F.
+Timing (REFERENCE.md B.2, G.7): "HLH-like features during active CRS" while a CRS
+episode is active; "IEC-HS after CRS resolution" once CRS has resolved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alerts.config import Thresholds
+from models.labvalue import LabValue
+
+LEVEL_NAMES = {0: "none", 1: "watch", 2: "suspected", 3: "strongly suspected"}
+
+
+@dataclass(frozen=True, slots=True)
+class TimedValue:
+    value: LabValue
+    ts: float
+    text: str  # evidence text, e.g. "ferritin >202000 ng/mL on Day +9 [m22-040]"
+
+
+@dataclass(frozen=True, slots=True)
+class IecHsInputs:
+    ferritin: TimedValue | None = None
+    ferritin_previous: TimedValue | None = None
+    ferritin_baseline: LabValue | None = None
+    fibrinogen: TimedValue | None = None
+    platelets: TimedValue | None = None
+    anc: TimedValue | None = None
+    hemoglobin: TimedValue | None = None
+    alt: TimedValue | None = None
+    ast: TimedValue | None = None
+    ldh: TimedValue | None = None
+    triglycerides: TimedValue | None = None
+    documented: tuple[tuple[str, str], ...] = ()  # (finding kind, evidence text) documented present
+    crs_active: bool = False
+    crs_seen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IecHsAssessment:
+    level: int
+    label: str
+    evidence: tuple[str, ...]
+    ferritin_rapid_rise: str | None  # evidence text when the in-house rapid-rise rule holds
+
+
+def ferritin_rise(prev: TimedValue | None, cur: TimedValue | None, cfg: Thresholds) -> str | None:
+    """IN-HOUSE rapid-rise rule: cur >= ratio x prev within the window, using certain bounds only."""
+    if prev is None or cur is None:
+        return None
+    hours = (cur.ts - prev.ts) / 3600.0
+    if hours <= 0 or hours > cfg.ferritin_rise_window_hours:
+        return None
+    if prev.value.comparator in (">", ">="):
+        return None  # previous value is only a lower bound: the ratio is unknown
+    if prev.value.value <= 0:
+        return None
+    # cur is certainly >= its number when uncensored or ">"; "<" gives no lower bound.
+    if cur.value.comparator in ("<", "<="):
+        return None
+    ratio = cur.value.value / prev.value.value
+    if ratio < cfg.ferritin_rise_ratio:
+        return None
+    bound = ">=" if cur.value.comparator else ""
+    return (
+        f"ferritin rose {bound}{ratio:.2f}x in {hours:.0f} h ({prev.text} -> {cur.text}); IN-HOUSE rule: "
+        f">= {cfg.ferritin_rise_ratio:g}x within {cfg.ferritin_rise_window_hours:g} h [U]"
+    )
+
+
+def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
+    evidence: list[str] = []
+    documented = dict(x.documented)
+
+    # Ferritin criterion.
+    ferritin_ok = False
+    rapid = ferritin_rise(x.ferritin_previous, x.ferritin, cfg)
+    if x.ferritin is not None:
+        if x.ferritin_baseline is not None:
+            reference, ref_name = x.ferritin_baseline.value, f"baseline {x.ferritin_baseline}"
+        else:
+            reference, ref_name = cfg.ferritin_uln_ng_ml, f"ULN {cfg.ferritin_uln_ng_ml:g} (in-house default)"
+        limit = cfg.ferritin_fold_over_reference * reference
+        if x.ferritin.value.above(limit) is True:
+            ferritin_ok = True
+            evidence.append(f"ferritin > {cfg.ferritin_fold_over_reference:g}x {ref_name}: {x.ferritin.text} [U]")
+    if rapid is not None:
+        ferritin_ok = True
+        evidence.append(rapid)
+
+    majors: list[str] = []
+    others: list[str] = []
+
+    fib = x.fibrinogen
+    if fib is not None and fib.value.below(cfg.fibrinogen_low_mg_dl) is True:
+        majors.append(f"hypofibrinogenemia < {cfg.fibrinogen_low_mg_dl:g} mg/dL: {fib.text} [U]")
+    elif "hypofibrinogenemia" in documented:
+        majors.append(f"hypofibrinogenemia documented without a value: {documented['hypofibrinogenemia']}")
+
+    low: list[str] = []
+    if x.hemoglobin is not None and x.hemoglobin.value.below(cfg.hemoglobin_low_g_dl) is True:
+        low.append(x.hemoglobin.text)
+    if x.platelets is not None and x.platelets.value.below(cfg.platelets_low_10e9_l) is True:
+        low.append(x.platelets.text)
+    if x.anc is not None and x.anc.value.below(cfg.anc_low_10e9_l) is True:
+        low.append(x.anc.text)
+    if len(low) >= 2:
+        majors.append(f"cytopenias in {len(low)} lineages (HLH-2004 thresholds): {'; '.join(low)} [U]")
+    elif "pancytopenia" in documented:
+        majors.append(f"pancytopenia documented: {documented['pancytopenia']}")
+
+    for name, tv, uln in (("ALT", x.alt, cfg.alt_uln_u_l), ("AST", x.ast, cfg.ast_uln_u_l)):
+        if tv is not None and tv.value.above(cfg.transaminase_fold_uln * uln) is True:
+            majors.append(f"transaminitis: {name} > {cfg.transaminase_fold_uln:g}x ULN {uln:g}: {tv.text} [U]")
+            break
+    hemophagocytosis = "hemophagocytosis" in documented
+    if hemophagocytosis:
+        majors.append(f"hemophagocytosis reported: {documented['hemophagocytosis']}")
+
+    if x.ldh is not None and x.ldh.value.above(cfg.ldh_uln_u_l) is True:
+        others.append(f"LDH > ULN {cfg.ldh_uln_u_l:g} (in-house default): {x.ldh.text} [U]")
+    if x.triglycerides is not None and x.triglycerides.value.above(cfg.triglycerides_high_mg_dl) is True:
+        others.append(f"triglycerides > {cfg.triglycerides_high_mg_dl:g} mg/dL: {x.triglycerides.text} [U]")
+    if "splenomegaly" in documented:
+        others.append(f"splenomegaly documented: {documented['splenomegaly']}")
+
+    if ferritin_ok and (len(majors) >= 2 or hemophagocytosis):
+        level = 3
+    elif ferritin_ok and (majors or others):
+        level = 2
+    elif ferritin_ok or len(majors) >= 2:
+        level = 1
+    else:
+        level = 0
+    evidence.extend(majors)
+    evidence.extend(others)
+
+    if x.crs_active:
+        label = "HLH-like features during active CRS"
+    elif x.crs_seen:
+        label = "IEC-HS after CRS resolution"
+    else:
+        label = "HLH-like features without CRS"
+    return IecHsAssessment(level, label if level else "none", tuple(evidence), rapid)

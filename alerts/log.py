@@ -1,0 +1,157 @@
+"""Event time, idempotency and corrections around the fold.
+
+A patient's log keeps
+- `settled`: the fold of every event older than the lateness window (final),
+- `pending`: the events inside the window, sorted by (event time, event_id),
+- `head`: settled + pending folded in order: the current state.
+
+An event in order is folded into `head` directly. An event that arrives out of order
+but inside the window is inserted and the window is re-folded from `settled`; records
+that the new order adds are emitted with `correction=True`, and records it takes back
+are emitted as `Retraction`s. So the final state and the alert ids do not depend on
+the arrival order within the window. An event older than the window is folded at
+arrival and marked `late`. A duplicate `event_id` inside the window changes nothing;
+older duplicates meet the fold's "latest event time wins" registers and change
+nothing either.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from alerts.config import Thresholds
+from alerts.fold import apply
+from models.events import ClinicalEvent
+from models.records import Outcome, Record, Retraction, record_key
+from models.state import PatientState, state_from_json, state_to_json
+
+_EVENTS: TypeAdapter[list[ClinicalEvent]] = TypeAdapter(list[ClinicalEvent])
+
+
+def _key(ev: ClinicalEvent) -> tuple[float, str]:
+    return (ev.ts, ev.event_id)
+
+
+@dataclass(slots=True)
+class PatientLog:
+    settled: PatientState
+    head: PatientState
+    pending: list[ClinicalEvent] = field(default_factory=list)
+    pending_keys: list[tuple[float, str]] = field(default_factory=list)
+    pending_ids: set[str] = field(default_factory=set)
+    max_ts: float | None = None
+
+    @property
+    def state(self) -> PatientState:
+        return self.head
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    outcome: Outcome
+    records: list[Record]
+    reason: str | None = None
+
+
+def new_log(patient_id: str) -> PatientLog:
+    return PatientLog(settled=PatientState(patient_id), head=PatientState(patient_id))
+
+
+def _refold(base: PatientState, events: list[ClinicalEvent], cfg: Thresholds) -> tuple[PatientState, list[Record]]:
+    state = base.clone()
+    records: list[Record] = []
+    for ev in events:
+        records.extend(apply(state, ev, cfg))
+    return state, records
+
+
+def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
+    old_keys = {record_key(r) for r in old}
+    new_keys = {record_key(r) for r in new}
+    out: list[Record] = [r.model_copy(update={"correction": True}) for r in new if record_key(r) not in old_keys]
+    for r in old:
+        k = record_key(r)
+        if k not in new_keys and not isinstance(r, Retraction):
+            out.append(
+                Retraction(
+                    retracts=k,
+                    patient_id=r.patient_id,
+                    time=r.time,
+                    day=r.day,
+                    evidence=(f"event {cause} arrived late and re-ordered the window; this record no longer holds",),
+                    correction=True,
+                )
+            )
+    return out
+
+
+def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
+    """Apply one event to the patient's log (in place) and return what it emits."""
+    if ev.patient_id != log.head.patient_id:
+        raise ValueError(f"event {ev.event_id} is for patient {ev.patient_id}, not {log.head.patient_id}")
+    if ev.event_id in log.pending_ids:
+        return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
+    window = cfg.lateness_minutes * 60
+    if log.max_ts is not None and ev.ts <= log.max_ts - window:
+        records = apply(log.head, ev, cfg, late=True)
+        apply(log.settled, ev, cfg, late=True)
+        reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
+        return StepResult("late", records, reason)
+
+    key = _key(ev)
+    if not log.pending_keys or key > log.pending_keys[-1]:
+        log.pending.append(ev)
+        log.pending_keys.append(key)
+        records = apply(log.head, ev, cfg)
+    else:
+        _, old_records = _refold(log.settled, log.pending, cfg)
+        i = bisect.bisect(log.pending_keys, key)
+        log.pending.insert(i, ev)
+        log.pending_keys.insert(i, key)
+        log.head, new_records = _refold(log.settled, log.pending, cfg)
+        records = _diff(old_records, new_records, ev.event_id)
+    log.pending_ids.add(ev.event_id)
+
+    if log.max_ts is None or ev.ts > log.max_ts:
+        log.max_ts = ev.ts
+        horizon = ev.ts - window
+        n = 0
+        for k in log.pending_keys:
+            if k[0] > horizon:
+                break
+            n += 1
+        for old in log.pending[:n]:
+            apply(log.settled, old, cfg)
+            log.pending_ids.discard(old.event_id)
+        if n:
+            del log.pending[:n]
+            del log.pending_keys[:n]
+    return StepResult("applied", records)
+
+
+def log_to_json(log: PatientLog) -> bytes:
+    """What a state store keeps for a patient: the settled state and the pending window."""
+    pending = _EVENTS.dump_json(log.pending, exclude_none=True).decode()
+    max_ts = "null" if log.max_ts is None else repr(log.max_ts)
+    return b'{"settled":' + state_to_json(log.settled) + f',"max_ts":{max_ts},"pending":{pending}}}'.encode()
+
+
+def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
+    import json
+
+    obj: dict[str, Any] = json.loads(data)
+    settled = state_from_json(json.dumps(obj["settled"]))
+    pending = _EVENTS.validate_python(obj["pending"])
+    head, _ = _refold(settled, pending, cfg)
+    return PatientLog(
+        settled=settled,
+        head=head,
+        pending=pending,
+        pending_keys=[_key(e) for e in pending],
+        pending_ids={e.event_id for e in pending},
+        max_ts=obj["max_ts"],
+    )

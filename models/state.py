@@ -1,0 +1,133 @@
+"""Per-patient state: everything the fold keeps, bounded in size.
+
+Plain slotted dataclasses (fast to update on the hot path); pydantic serialises them
+through a TypeAdapter (`state_to_json` / `state_from_json`). Times are POSIX seconds.
+Each register that an event sets keeps the event time that set it and only a newer
+event replaces it ("latest event time wins"), so a redelivered or late event never
+moves state backwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter
+
+
+@dataclass(slots=True)
+class Support:
+    """A running vasoactive infusion or the current oxygen support."""
+
+    name: str  # agent, or oxygen device
+    since: float
+    changed: float  # event time of the last start/rate change/attribution that touched it
+    event_id: str
+    rate: float | None = None
+    unit: str | None = None
+    flow_l_min: float | None = None
+    reason: str | None = None
+    at_max_dose: bool = False
+
+
+@dataclass(slots=True)
+class LabPoint:
+    ts: float
+    value: float
+    comparator: str | None
+    unit: str
+    event_id: str
+
+
+@dataclass(slots=True)
+class Observation:
+    """The latest observation of a yes/no clinical sign (fever, hypotension, a finding)."""
+
+    ts: float
+    present: bool
+    value: float | None
+    event_id: str
+    label: str  # what was observed, e.g. "temperature", "documented fever"
+
+
+@dataclass(slots=True)
+class Track:
+    """Alert bookkeeping for one alert kind: activations and the levels already alerted."""
+
+    active: bool = False
+    activation: int = 0
+    level: int = 0
+    alerted: list[int] = field(default_factory=list)  # levels alerted in this activation
+
+
+@dataclass(slots=True)
+class PatientState:
+    patient_id: str
+    last_ts: float | None = None  # newest event time applied
+    day0_ts: float | None = None  # CAR-T infusion time
+    weight_kg: float | None = None
+    immunosuppression: bool | None = None
+    baselines: dict[str, LabPoint] = field(default_factory=dict)
+
+    # CRS inputs
+    fever: Observation | None = None  # latest counted fever observation (present=True)
+    afebrile_ts: float | None = None  # latest documented "afebrile"
+    hypotension: Observation | None = None  # latest blood-pressure state (present = hypotensive)
+    discount_before: dict[str, float] = field(default_factory=dict)  # target -> attribution time
+    forward_reason: dict[str, str] = field(default_factory=dict)  # target -> non-CRS reason from now on
+    forward_since: dict[str, float] = field(default_factory=dict)
+    infusions: dict[str, Support] = field(default_factory=dict)  # running agents
+    infusion_changed: dict[str, float] = field(default_factory=dict)  # agent -> time of its last event
+    oxygen: Support | None = None
+    oxygen_changed: float | None = None
+    masking_dose_ts: float | None = None
+    max_fever_c: tuple[float, float] | None = None  # (ts, highest measured temperature in the fever window)
+
+    # CRS grade and episodes
+    crs_grade: int = 0
+    crs_uncertain: tuple[str, ...] = ()
+    episode: int = 0
+    episode_onset: float | None = None
+    episode_peak: int = 0
+    grade_at_least_refractory_since: float | None = None
+    episode_il6_ts: float | None = None
+    episode_steroid_ts: float | None = None
+    episode_masking_ts: float | None = None
+    crs_episodes_seen: int = 0
+    support_version: int = 0  # bumped whenever running support or its attribution changes
+    crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)
+    iec_eval_ts: float | None = None
+
+    # Vasopressor and oxygen courses
+    vaso_course: int = 0
+    nee_min: float | None = None
+    oxygen_course: int = 0
+
+    # Labs and findings (latest few per analyte, in collection-time order)
+    labs: dict[str, list[LabPoint]] = field(default_factory=dict)
+    findings: dict[str, Observation] = field(default_factory=dict)
+    il6_blockade_ts: float | None = None
+
+    # IEC-HS and ICANS
+    iec_hs_level: int = 0
+    icans_grade: int = 0
+    icans_inputs: dict[str, str] = field(default_factory=dict)  # domain -> value (latest)
+    icans_ts: float | None = None
+
+    tracks: dict[str, Track] = field(default_factory=dict)
+
+    def clone(self) -> PatientState:
+        return copy.deepcopy(self)
+
+
+LABS_KEPT_PER_ANALYTE = 3
+
+_STATE_ADAPTER: TypeAdapter[PatientState] = TypeAdapter(PatientState)
+
+
+def state_to_json(state: PatientState) -> bytes:
+    return _STATE_ADAPTER.dump_json(state)
+
+
+def state_from_json(data: bytes | str) -> PatientState:
+    return _STATE_ADAPTER.validate_json(data)

@@ -1,0 +1,121 @@
+"""The `crswatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import TextIO
+
+from alerts.config import Thresholds
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Retraction
+from streams.replay import Replayer, read_lines
+
+PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
+
+
+def load_thresholds(path: Path | None) -> Thresholds:
+    if path is None:
+        return Thresholds()
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    return Thresholds(**data)
+
+
+def record_json(r: Record) -> str:
+    return r.model_dump_json()
+
+
+def _fmt_day(day: int | None) -> str:
+    return "Day ?" if day is None else f"Day {day:+d}"
+
+
+def print_timeline(records: list[Record], out: TextIO) -> None:
+    by_patient: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_patient[r.patient_id].append(r)
+    for pid, recs in by_patient.items():
+        out.write(f"\n=== patient {pid} ===\n")
+        crs, icans, iec = 0, 0, 0
+        day: int | None | str = "start"
+        for r in sorted(recs, key=lambda x: x.time):
+            if r.day != day:
+                day = r.day
+                out.write(f"\n{_fmt_day(r.day)}\n")
+            hhmm = r.time[11:16]
+            flag = " (late)" if r.late else " (correction)" if r.correction else ""
+            if isinstance(r, CrsGradeChange):
+                crs = r.grade
+                out.write(f"  {hhmm}  CRS grade {r.previous} -> {r.grade} (episode {r.episode}){flag}\n")
+            elif isinstance(r, IcansGradeChange):
+                icans = r.grade
+                out.write(f"  {hhmm}  ICANS grade {r.previous} -> {r.grade}{flag}\n")
+            elif isinstance(r, IecHsChange):
+                iec = r.level
+                out.write(f"  {hhmm}  IEC-HS level {r.previous} -> {r.level}: {r.label}{flag}\n")
+                out.write(f"           {r.hscore}\n           {r.hlh2004}\n")
+            elif isinstance(r, Alert):
+                out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
+            elif isinstance(r, Retraction):
+                out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
+            for e in r.evidence:
+                out.write(f"           - {e}\n")
+            out.write(f"           => now: CRS {crs}, ICANS {icans}, IEC-HS {iec}\n") if isinstance(
+                r, (CrsGradeChange, IcansGradeChange, IecHsChange)
+            ) else None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    cfg = load_thresholds(args.config)
+    paths = [Path(p) for p in args.files]
+    for p in paths:
+        if not p.is_file():
+            print(f"crswatch: no such file: {p}", file=sys.stderr)
+            return 2
+    total = sum(p.stat().st_size for p in paths)
+    replayer = Replayer(cfg)
+    records: list[Record] = []
+    out = sys.stdout
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
+              desc="replay") as bar:
+        for source, line in read_lines(paths):
+            new = replayer.feed(line, source)
+            bar.update(len(line.encode("utf-8")))
+            if args.format == "jsonl":
+                for r in new:
+                    out.write(record_json(r) + "\n")
+            else:
+                records.extend(new)
+    if args.format == "text":
+        print_timeline(records, out)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(replayer.outcomes.items()))
+        out.write(f"\nevents: {counts}\n")
+    for rej in replayer.rejected:
+        print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="replay case files through the fold in-process (no broker)")
+    r.add_argument("files", nargs="+", help="native JSONL event files")
+    r.add_argument("--format", choices=["text", "jsonl"], default="text")
+    r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
+    r.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Embedded replay: the same fold as the streaming worker, in-process, no broker."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alerts.config import Thresholds
+from alerts.log import PatientLog, StepResult, new_log, step
+from models.events import ClinicalEvent, InvalidEvent, parse_event
+from models.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    source: str
+    reason: str
+    raw: str
+
+
+@dataclass(slots=True)
+class Replayer:
+    """Routes events to per-patient logs and counts every outcome."""
+
+    cfg: Thresholds = field(default_factory=Thresholds)
+    logs: dict[str, PatientLog] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def apply(self, event: ClinicalEvent) -> StepResult:
+        log = self.logs.get(event.patient_id)
+        if log is None:
+            log = self.logs[event.patient_id] = new_log(event.patient_id)
+        result = step(log, event, self.cfg)
+        self.outcomes[result.outcome] += 1
+        return result
+
+    def feed(self, raw: str | bytes, source: str) -> list[Record]:
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            self.outcomes["rejected"] += 1
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            self.rejected.append(Rejected(source, str(exc), text[:2000]))
+            return []
+        return self.apply(event).records
+
+
+def read_lines(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:
+    """(source, line) for every non-blank line of the given JSONL files, file by file."""
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    yield f"{path}:{n}", line
+
+
+def replay_files(paths: list[Path], cfg: Thresholds | None = None) -> tuple[Replayer, list[Record]]:
+    r = Replayer(cfg or Thresholds())
+    records: list[Record] = []
+    for source, line in read_lines(paths):
+        records.extend(r.feed(line, source))
+    return r, records
