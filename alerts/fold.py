@@ -263,10 +263,10 @@ def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
     in_episode = s.crs_grade > 0
     if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
         s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
-        if in_episode:
-            s.episode_il6_ts = max(ts, s.episode_il6_ts or NEG_INF)
+        if in_episode:  # the refractory clock runs from the first dose of the episode
+            s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
     if cls is DrugClass.CORTICOSTEROID and in_episode:
-        s.episode_steroid_ts = max(ts, s.episode_steroid_ts or NEG_INF)
+        s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
     if cls.value in cfg.fever_masking_drugs and in_episode:
         s.masking_dose_ts = max(ts, s.masking_dose_ts or NEG_INF)
         s.episode_masking_ts = ts
@@ -635,9 +635,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
-    if a.level == prev:
+    if a.level == prev and a.criteria == s.iec_hs_criteria:
         return
     s.iec_hs_level = a.level
+    s.iec_hs_criteria = a.criteria
     hs = hscore(_hlh_inputs(s, now, cfg, dict(documented)))
     hlh = hlh2004(_hlh_inputs(s, now, cfg, dict(documented)))
     hs_text = (

@@ -60,6 +60,7 @@ class IecHsAssessment:
     label: str
     evidence: tuple[str, ...]
     ferritin_rapid_rise: str | None  # evidence text when the in-house rapid-rise rule holds
+    criteria: tuple[str, ...] = ()  # names of the criteria met, e.g. ("ferritin", "fibrinogen")
 
 
 def ferritin_rise(prev: TimedValue | None, cur: TimedValue | None, cfg: Thresholds) -> str | None:
@@ -92,6 +93,7 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
 
     # Ferritin criterion.
     ferritin_ok = False
+    criteria: list[str] = []
     rapid = ferritin_rise(x.ferritin_previous, x.ferritin, cfg)
     if x.ferritin is not None:
         if x.ferritin_baseline is not None:
@@ -152,6 +154,9 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
         level = 0
     evidence.extend(majors)
     evidence.extend(others)
+    if ferritin_ok:
+        criteria.append("ferritin")
+    criteria.extend(e.split(" ", 1)[0].rstrip(":") for e in majors + others)
 
     if x.crs_active:
         label = "HLH-like features during active CRS"
@@ -159,4 +164,4 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
         label = "IEC-HS after CRS resolution"
     else:
         label = "HLH-like features without CRS"
-    return IecHsAssessment(level, label if level else "none", tuple(evidence), rapid)
+    return IecHsAssessment(level, label if level else "none", tuple(evidence), rapid, tuple(sorted(criteria)))

@@ -110,6 +110,7 @@ class PatientState:
 
     # IEC-HS and ICANS
     iec_hs_level: int = 0
+    iec_hs_criteria: tuple[str, ...] = ()
     icans_grade: int = 0
     icans_inputs: dict[str, str] = field(default_factory=dict)  # domain -> value (latest)
     icans_ts: float | None = None
