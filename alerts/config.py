@@ -47,7 +47,9 @@ class Thresholds(BaseModel):
 
     # --- Refractory CRS ---
     refractory_min_grade: int = Field(
-        3, description="IN-HOUSE DEFAULT: grade that must persist after IL-6 blockade and steroids to call CRS refractory."
+        3,
+        description="IN-HOUSE DEFAULT: grade that must persist after IL-6 blockade and steroids to call CRS "
+        "refractory.",
     )
     refractory_hours: float = Field(
         24.0,
@@ -73,7 +75,8 @@ class Thresholds(BaseModel):
     )
     ferritin_high_ng_ml: float = Field(
         10000.0,
-        description="CARTOX carHLH: peak ferritin > 10,000 ng/mL [V2], REFERENCE.md B.4; 'almost confirmatory' [V2] D.1.",
+        description="CARTOX carHLH: peak ferritin > 10,000 ng/mL [V2], REFERENCE.md B.4; 'almost confirmatory' "
+        "[V2] D.1.",
     )
     ferritin_rise_ratio: float = Field(
         1.5,
@@ -84,12 +87,16 @@ class Thresholds(BaseModel):
         48.0, description="IN-HOUSE DEFAULT: the two ferritin values of the rapid-rise rule are at most this far apart."
     )
     fibrinogen_low_mg_dl: float = Field(
-        150.0, description="Hypofibrinogenemia < 150 mg/dL: HLH-2004 (<=1.5 g/L) [V2]; IEC-HS wording [U], REFERENCE.md D.4."
+        150.0,
+        description="Hypofibrinogenemia < 150 mg/dL: HLH-2004 (<=1.5 g/L) [V2]; IEC-HS wording [U], "
+        "REFERENCE.md D.4.",
     )
     triglycerides_high_mg_dl: float = Field(
         265.0, description="Fasting triglycerides > 265 mg/dL: IEC-HS other manifestation [U]; HLH-2004 >= 265 [V2]."
     )
-    transaminase_fold_uln: float = Field(5.0, description="IEC-HS transaminitis > 5x ULN, recalled [U], REFERENCE.md B.2.")
+    transaminase_fold_uln: float = Field(
+        5.0, description="IEC-HS transaminitis > 5x ULN, recalled [U], REFERENCE.md B.2."
+    )
     alt_uln_u_l: float = Field(40.0, description="IN-HOUSE DEFAULT: ALT upper limit of normal; set per site.")
     ast_uln_u_l: float = Field(40.0, description="IN-HOUSE DEFAULT: AST upper limit of normal; set per site.")
     ldh_uln_u_l: float = Field(250.0, description="IN-HOUSE DEFAULT: LDH upper limit of normal; set per site.")

@@ -161,7 +161,7 @@ def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         if s.fever is None or ts >= s.fever.ts:
             s.fever = Observation(ts, True, t.value, ev.event_id, "temperature")
         m = s.max_fever_c
-        if m is None or t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600:
+        if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_fever_c = (ts, t.value)
     sbp = ev.sbp
     if sbp is not None and (s.hypotension is None or ts >= s.hypotension.ts):
@@ -267,9 +267,8 @@ def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
             s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
     if cls is DrugClass.CORTICOSTEROID and in_episode:
         s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
-    if cls.value in cfg.fever_masking_drugs and in_episode:
-        s.masking_dose_ts = max(ts, s.masking_dose_ts or NEG_INF)
-        s.episode_masking_ts = ts
+    if cls.value in cfg.fever_masking_drugs and in_episode and _newer(s.masking_dose_ts, ts):
+        s.masking_dose_ts = ts
         s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
 
 
@@ -282,6 +281,8 @@ def _on_lab(s: PatientState, ev: LabResult) -> bool:
     i = len(series)
     while i > 0 and series[i - 1].ts > ev.ts:
         i -= 1
+    if i == 0 and len(series) >= LABS_KEPT_PER_ANALYTE:
+        return False  # older than every kept value: it would be dropped at once
     series.insert(i, point)
     if len(series) > LABS_KEPT_PER_ANALYTE:
         del series[0]
@@ -316,11 +317,11 @@ def _on_neuro(s: PatientState, ev: NeuroAssessment) -> None:
 def _on_attribution(s: PatientState, ev: Attribution) -> None:
     ts = ev.ts
     targets: set[str] = set()
-    for t in ev.targets:
-        if t is AttributionTarget.ALL:
+    for target in ev.targets:
+        if target is AttributionTarget.ALL:
             targets.update(_ALL_TARGETS)
         else:
-            targets.add(t.value)
+            targets.add(target.value)
     crs = counts_for_crs(ev.reason)
     reason = None if crs else ev.reason
     s.support_version += 1
@@ -803,8 +804,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_icans(s, em)
-    if s.iec_hs_level and not isinstance(event, (LabResult, Finding, PatientContext)):
-        # Labs expire: re-check an active suspicion at most hourly between labs.
-        if s.iec_eval_ts is None or now - s.iec_eval_ts >= 3600:
-            _evaluate_iec_hs(s, em, cfg)
+    # Labs expire: re-check an active suspicion at most hourly, whatever the event.
+    if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= 3600):
+        _evaluate_iec_hs(s, em, cfg)
     return em.out

@@ -18,6 +18,7 @@ nothing either.
 from __future__ import annotations
 
 import bisect
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,18 @@ from models.state import PatientState, state_from_json, state_to_json
 _EVENTS: TypeAdapter[list[ClinicalEvent]] = TypeAdapter(list[ClinicalEvent])
 
 
+SETTLED_IDS_KEPT = 512
+
+
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
     return (ev.ts, ev.event_id)
+
+
+def _remember(log: PatientLog, ev: ClinicalEvent) -> None:
+    if ev.kind != "vitals":
+        log.settled_ids.append(ev.event_id)
+        if len(log.settled_ids) > SETTLED_IDS_KEPT:
+            del log.settled_ids[: len(log.settled_ids) - SETTLED_IDS_KEPT]
 
 
 @dataclass(slots=True)
@@ -44,6 +55,10 @@ class PatientLog:
     pending_keys: list[tuple[float, str]] = field(default_factory=list)
     pending_ids: set[str] = field(default_factory=set)
     max_ts: float | None = None
+    # Ids of the most recent settled events other than vitals (bounded): a redelivered
+    # dose, lab or support event older than the window is recognised as a duplicate.
+    # Vitals need no id: their registers keep the newest reading, so a re-applied old one is a no-op.
+    settled_ids: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> PatientState:
@@ -97,6 +112,9 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
     window = cfg.lateness_minutes * 60
     if log.max_ts is not None and ev.ts <= log.max_ts - window:
+        if ev.event_id in log.settled_ids:
+            return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
+        _remember(log, ev)
         records = apply(log.head, ev, cfg, late=True)
         apply(log.settled, ev, cfg, late=True)
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
@@ -127,6 +145,7 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         for old in log.pending[:n]:
             apply(log.settled, old, cfg)
             log.pending_ids.discard(old.event_id)
+            _remember(log, old)
         if n:
             del log.pending[:n]
             del log.pending_keys[:n]
@@ -137,12 +156,12 @@ def log_to_json(log: PatientLog) -> bytes:
     """What a state store keeps for a patient: the settled state and the pending window."""
     pending = _EVENTS.dump_json(log.pending, exclude_none=True).decode()
     max_ts = "null" if log.max_ts is None else repr(log.max_ts)
-    return b'{"settled":' + state_to_json(log.settled) + f',"max_ts":{max_ts},"pending":{pending}}}'.encode()
+    ids = json.dumps(log.settled_ids, separators=(",", ":"))
+    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"pending":{pending}}}'
+    return b'{"settled":' + state_to_json(log.settled) + tail.encode()
 
 
 def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
-    import json
-
     obj: dict[str, Any] = json.loads(data)
     settled = state_from_json(json.dumps(obj["settled"]))
     pending = _EVENTS.validate_python(obj["pending"])
@@ -154,4 +173,5 @@ def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
         pending_keys=[_key(e) for e in pending],
         pending_ids={e.event_id for e in pending},
         max_ts=obj["max_ts"],
+        settled_ids=list(obj["settled_ids"]),
     )

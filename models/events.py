@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -34,9 +34,9 @@ from models.units import (
 )
 from models.vocabulary import (
     AttributionTarget,
-    DrugClass,
     CerebralEdema,
     Consciousness,
+    DrugClass,
     FindingKind,
     LabAnalyte,
     OxygenDevice,
@@ -307,17 +307,15 @@ class Attribution(_EventBase):
 
 
 ClinicalEvent = Annotated[
-    Union[
-        VitalSigns,
-        OxygenSupport,
-        Infusion,
-        DrugDose,
-        LabResult,
-        NeuroAssessment,
-        PatientContext,
-        Finding,
-        Attribution,
-    ],
+    VitalSigns
+    | OxygenSupport
+    | Infusion
+    | DrugDose
+    | LabResult
+    | NeuroAssessment
+    | PatientContext
+    | Finding
+    | Attribution,
     Field(discriminator="kind"),
 ]
 
@@ -386,11 +384,11 @@ def day_of(time: datetime, day0: datetime | None) -> int | None:
 
 
 __all__ = [
+    "EVENT_KINDS",
     "Attribution",
     "BaselineValue",
     "ClinicalEvent",
     "DrugDose",
-    "EVENT_KINDS",
     "Finding",
     "Infusion",
     "InvalidEvent",

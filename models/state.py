@@ -56,8 +56,7 @@ class Track:
 
     active: bool = False
     activation: int = 0
-    level: int = 0
-    alerted: list[int] = field(default_factory=list)  # levels alerted in this activation
+    alerted: list[str] = field(default_factory=list)  # levels alerted in this activation
 
 
 @dataclass(slots=True)
@@ -92,7 +91,6 @@ class PatientState:
     grade_at_least_refractory_since: float | None = None
     episode_il6_ts: float | None = None
     episode_steroid_ts: float | None = None
-    episode_masking_ts: float | None = None
     crs_episodes_seen: int = 0
     support_version: int = 0  # bumped whenever running support or its attribution changes
     crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)

@@ -7,11 +7,11 @@ REFERENCE.md A.1 / C (vasopressin counts as a vasopressor but never toward
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 
-class VasoactiveAgent(str, Enum):
+class VasoactiveAgent(StrEnum):
     NOREPINEPHRINE = "norepinephrine"
     EPINEPHRINE = "epinephrine"
     PHENYLEPHRINE = "phenylephrine"
@@ -23,7 +23,7 @@ class VasoactiveAgent(str, Enum):
     MILRINONE = "milrinone"
 
 
-class VasoactiveRole(str, Enum):
+class VasoactiveRole(StrEnum):
     VASOPRESSOR = "vasopressor"
     VASOPRESSIN = "vasopressin"  # a vasopressor that never counts toward "multiple" (ASTCT)
     INOTROPE = "inotrope"  # recorded, never a vasopressor (REFERENCE.md A.1, G.4)
@@ -42,7 +42,7 @@ VASOACTIVE_ROLE: Final[dict[VasoactiveAgent, VasoactiveRole]] = {
 }
 
 
-class DrugClass(str, Enum):
+class DrugClass(StrEnum):
     CAR_T = "car_t"  # the CAR-T infusion itself; defines Day 0
     IL6R_BLOCKADE = "il6r_blockade"
     IL6_BLOCKADE = "il6_blockade"
@@ -87,7 +87,7 @@ def drug_class(name: str) -> DrugClass:
     return DRUG_CLASS.get(name.strip().lower(), DrugClass.OTHER)
 
 
-class OxygenDevice(str, Enum):
+class OxygenDevice(StrEnum):
     ROOM_AIR = "room_air"
     BLOW_BY = "blow_by"
     NASAL_CANNULA = "nasal_cannula"
@@ -102,7 +102,7 @@ class OxygenDevice(str, Enum):
     UNSPECIFIED = "unspecified"
 
 
-class LabAnalyte(str, Enum):
+class LabAnalyte(StrEnum):
     FERRITIN = "ferritin"
     CRP = "crp"
     IFN_GAMMA = "ifn_gamma"
@@ -131,7 +131,7 @@ class LabAnalyte(str, Enum):
     PSA = "psa"
 
 
-class FindingKind(str, Enum):
+class FindingKind(StrEnum):
     """Clinician-documented findings that carry no number (case reports, nursing notes)."""
 
     FEVER = "fever"
@@ -148,7 +148,7 @@ class FindingKind(str, Enum):
     LACTIC_ACIDOSIS = "lactic_acidosis"
 
 
-class AttributionTarget(str, Enum):
+class AttributionTarget(StrEnum):
     FEVER = "fever"
     HYPOTENSION = "hypotension"
     OXYGEN = "oxygen"
@@ -157,20 +157,21 @@ class AttributionTarget(str, Enum):
     ALL = "all"
 
 
-class Consciousness(str, Enum):
+class Consciousness(StrEnum):
     AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
     AWAKENS_TO_VOICE = "awakens_to_voice"
     AWAKENS_TO_TACTILE = "awakens_to_tactile"
     UNAROUSABLE = "unarousable"
 
 
-class Seizure(str, Enum):
+class Seizure(StrEnum):
     NONE = "none"
-    RAPIDLY_RESOLVING = "rapidly_resolving"  # clinical seizure resolving rapidly, or EEG seizure resolving with intervention
+    # clinical seizure resolving rapidly, or non-convulsive EEG seizure resolving with intervention
+    RAPIDLY_RESOLVING = "rapidly_resolving"
     PROLONGED_OR_REPETITIVE = "prolonged_or_repetitive"  # >5 min, or repetitive without return to baseline
 
 
-class CerebralEdema(str, Enum):
+class CerebralEdema(StrEnum):
     NONE = "none"
     FOCAL = "focal"
     DIFFUSE = "diffuse"

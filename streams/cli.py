@@ -40,7 +40,7 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
     for pid, recs in by_patient.items():
         out.write(f"\n=== patient {pid} ===\n")
         crs, icans, iec = 0, 0, 0
-        day: int | None | str = "start"
+        day: int | str | None = "start"
         for r in sorted(recs, key=lambda x: x.time):
             if r.day != day:
                 day = r.day

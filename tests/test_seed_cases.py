@@ -224,7 +224,9 @@ def test_case004_resolves_after_day10_with_epinephrine_kept_for_diuresis(
     g = grades_by_day(mcnerney[1])
     assert end_of_day(g, 10) == 0
     assert all(max(g[d]) == 0 for d in range(11, 30))  # milrinone (Day +12) is an inotrope
-    resolved = [a for a in effective(mcnerney[1]) if isinstance(a, Alert) and a.kind == "crs" and a.status == "resolved"]
+    resolved = [
+        a for a in effective(mcnerney[1]) if isinstance(a, Alert) and a.kind == "crs" and a.status == "resolved"
+    ]
     assert [a.day for a in resolved] == [10]
     assert any("diuresis" in e for e in resolved[0].evidence)
 

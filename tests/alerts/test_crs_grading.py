@@ -63,7 +63,11 @@ TABLE: list[tuple[str, CrsInputs, int]] = [
     ("BiPAP = 4", CrsInputs(fever=FEVER, oxygen=o2(D.BIPAP)), 4),
     ("invasive ventilation = 4", CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION)), 4),
     ("room air = fever only", CrsInputs(fever=FEVER, oxygen=o2(D.ROOM_AIR)), 1),
-    ("ventilation for sedation excluded", CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason="sedation")), 1),
+    (
+        "ventilation for sedation excluded",
+        CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason="sedation")),
+        1,
+    ),
     ("more severe axis: one vasopressor + low-flow = 3", CrsInputs(fever=FEVER, vasoactives=vaso(NE),
                                                                    oxygen=o2(D.NASAL_CANNULA, 4)), 3),
     ("more severe axis: hypotension + CPAP = 4", CrsInputs(fever=FEVER, hypotension="SBP 80", oxygen=o2(D.CPAP)), 4),
