@@ -1,0 +1,248 @@
+"""The fold's behaviour around the grade: attribution, episodes, alert policy, trends."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.config import Thresholds
+from alerts.fold import apply
+from alerts.vasopressors import RunningAgent, nee
+from models.events import ClinicalEvent
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record
+from models.state import LABS_KEPT_PER_ANALYTE, PatientState
+from models.vocabulary import VasoactiveAgent
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
+
+CFG = Thresholds()
+
+
+def fold(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
+    s = PatientState(PID)
+    out: list[Record] = []
+    for e in events:
+        out.extend(apply(s, e, cfg))
+    return s, out
+
+
+def alerts_of(records: list[Record], kind: str) -> list[Alert]:
+    return [r for r in records if isinstance(r, Alert) and r.kind == kind]
+
+
+# ---- attribution
+
+
+def test_forward_attribution_keeps_later_sepsis_physiology_out_of_the_grade() -> None:
+    s, _ = fold([car_t(), attribution(100, ["fever", "hypotension"], "sepsis", forward=True),
+                 temp(101, 39.4), bp(101.5, 72)])
+    assert s.crs_grade == 0
+    s2, _ = fold([car_t(), attribution(100, ["fever", "hypotension"], "sepsis", forward=True),
+                  attribution(110, ["fever", "hypotension"], "crs"), temp(111, 39.4), bp(111.5, 72)])
+    assert s2.crs_grade == 2  # re-attributed to CRS from 110 h on
+
+
+def test_no_active_crs_judgement_ends_the_episode_without_deleting_support() -> None:
+    s, out = fold([car_t(), temp(24, 39.0), oxygen(25, "unspecified"), attribution(48, ["all"], "CRS resolved")])
+    assert s.crs_grade == 0 and s.oxygen is not None and s.oxygen.reason == "CRS resolved"
+    s, out = fold([car_t(), temp(24, 39.0), oxygen(25, "unspecified"), attribution(48, ["all"], "CRS resolved"),
+                   temp(200, 38.4)])
+    assert s.crs_grade == 1 and s.episode == 2
+    assert [a.id for a in alerts_of(out, "crs") if a.status == "firing"] == [
+        f"{PID}:crs:1:1", f"{PID}:crs:1:2", f"{PID}:crs:2:1"]
+
+
+def test_agent_specific_attribution() -> None:
+    s, _ = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), infusion(26, "epinephrine"),
+                 attribution(30, ["vasopressors"], "diuresis", agent="epinephrine")])
+    assert s.crs_grade == 3
+    assert s.infusions["epinephrine"].reason == "diuresis" and s.infusions["norepinephrine"].reason is None
+
+
+def test_masking_ends_with_a_no_active_crs_judgement() -> None:
+    events = [car_t(), temp(24, 39.0), dose(25, "tocilizumab"), attribution(30, ["all"], "CRS resolved"),
+              bp(40, 80)]
+    s, _ = fold(events)
+    assert s.crs_grade == 0  # a new episode needs fever again
+
+
+# ---- alert policy
+
+
+def test_flapping_blood_pressure_raises_each_alert_once_per_episode() -> None:
+    events: list[ClinicalEvent] = [car_t(), temp(24, 39.0)]
+    for i in range(20):
+        events.append(bp(24 + i * 0.25, 85 if i % 2 == 0 else 110))
+    s, out = fold(events)
+    grade_changes = [r for r in out if isinstance(r, CrsGradeChange)]
+    assert len(grade_changes) == 21  # the state follows every reading ...
+    crs_alerts = [a.level for a in alerts_of(out, "crs")]
+    assert crs_alerts == ["1", "2", "down1"]  # ... but no alert is raised twice
+
+
+def test_alert_ids_are_deterministic_and_name_patient_kind_activation_level() -> None:
+    _, a = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine")])
+    _, b = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine")])
+    assert [x.id for x in alerts_of(a, "crs")] == [x.id for x in alerts_of(b, "crs")] == [
+        f"{PID}:crs:1:1", f"{PID}:crs:1:3"]
+
+
+def test_every_alert_carries_evidence() -> None:
+    _, out = fold([car_t(), temp(24, 39.0, event_id="fever-1"), infusion(25, "norepinephrine", event_id="ne-1"),
+                   infusion(26, "phenylephrine", event_id="pe-1")])
+    for a in [r for r in out if isinstance(r, Alert)]:
+        assert a.evidence, a.id
+    g4 = [a for a in alerts_of(out, "crs") if a.level == "4"][0]
+    text = "\n".join(g4.evidence)
+    assert "fever-1" in text and "ne-1" in text and "pe-1" in text
+
+
+# ---- vasopressors and oxygen
+
+
+def test_vasopressor_escalation_levels() -> None:
+    _, out = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), infusion(26, "vasopressin"),
+                   infusion(27, "epinephrine"), infusion(28, "dobutamine", rate=5, unit="ug/kg/min")])
+    assert [a.level for a in alerts_of(out, "vasopressor_escalation")] == [
+        "agent:norepinephrine", "agent:vasopressin", "agent:epinephrine", "multiple"]
+    assert [a.level for a in alerts_of(out, "inotrope")] == ["dobutamine"]
+
+
+def test_nee_needs_weight_for_ug_per_min() -> None:
+    r = nee([RunningAgent(VasoactiveAgent.NOREPINEPHRINE, 10, "ug/min")], None)
+    assert r.nee_ug_kg_min is None and r.why_not and "no weight" in r.why_not
+    r = nee([RunningAgent(VasoactiveAgent.NOREPINEPHRINE, 10, "ug/min"),
+             RunningAgent(VasoactiveAgent.VASOPRESSIN, 2.4, "U/h"),
+             RunningAgent(VasoactiveAgent.PHENYLEPHRINE, 1.0, "ug/kg/min"),
+             RunningAgent(VasoactiveAgent.ANGIOTENSIN_II, 20, "ng/kg/min"),
+             RunningAgent(VasoactiveAgent.MILRINONE, 0.5, "ug/kg/min")], 100.0)
+    # 10/100 + 0.04*2.5 + 1/10 + 0.02*10 = 0.1 + 0.1 + 0.1 + 0.2 (milrinone excluded)
+    assert r.nee_ug_kg_min == pytest.approx(0.5)
+    assert nee([RunningAgent(VasoactiveAgent.EPINEPHRINE, None, None)], 70).why_not == "epinephrine dose not charted"
+
+
+def test_nee_rise_alert_when_computable() -> None:
+    events = [car_t(), ev("context", 1, weight={"value": 80, "unit": "kg"}), temp(24, 39.0),
+              infusion(25, "norepinephrine", rate=4, unit="ug/min"),
+              infusion(26, "norepinephrine", "rate_change", rate=16, unit="ug/min")]
+    _, out = fold(events)
+    nee_alerts = [a for a in alerts_of(out, "vasopressor_escalation") if a.level.startswith("nee:")]
+    assert len(nee_alerts) == 1 and "0.200" in nee_alerts[0].summary
+
+
+def test_oxygen_escalation_per_course() -> None:
+    _, out = fold([car_t(), temp(24, 39.0), oxygen(25, "nasal_cannula", 2), oxygen(26, "nasal_cannula", 4),
+                   oxygen(27, "facemask"), oxygen(28, "nasal_cannula", 2), oxygen(29, "bipap"),
+                   oxygen(30, "room_air"), oxygen(40, "nasal_cannula", 3)])
+    assert [(a.level, a.status) for a in alerts_of(out, "oxygen_escalation")] == [
+        ("2", "firing"), ("3", "firing"), ("4", "firing"), ("resolved", "resolved"), ("2", "firing")]
+
+
+# ---- labs, ferritin and IEC-HS
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "hours", "fires"),
+    [(1000, 1600, 24, True), (1000, 1400, 24, False), (1000, 2000, 72, False), (1000, 1500, 48, True)],
+)
+def test_ferritin_rapid_rise_in_house_rule(first: float, second: float, hours: float, fires: bool) -> None:
+    _, out = fold([car_t(), lab(24, "ferritin", first, "ng/mL"), lab(24 + hours, "ferritin", second, "ug/L")])
+    found = alerts_of(out, "ferritin_rapid_rise")
+    assert bool(found) is fires
+    if fires:
+        assert "IN-HOUSE" in found[0].evidence[0]
+
+
+def test_censored_ferritin_rise_uses_only_certain_bounds() -> None:
+    _, out = fold([car_t(), lab(24, "ferritin", 100000, "ng/mL", comparator=">"),
+                   lab(48, "ferritin", 200000, "ng/mL")])
+    assert not alerts_of(out, "ferritin_rapid_rise")  # the first value is only a lower bound
+
+
+def test_hypofibrinogenemia_alert_and_resolution() -> None:
+    _, out = fold([car_t(), lab(24, "fibrinogen", 1.2, "g/L"), lab(48, "fibrinogen", 250, "mg/dL")])
+    assert [(a.level, a.status) for a in alerts_of(out, "hypofibrinogenemia")] == [
+        ("1", "firing"), ("resolved", "resolved")]
+    assert "120 mg/dL" in alerts_of(out, "hypofibrinogenemia")[0].evidence[0]
+
+
+def test_censored_fibrinogen_that_cannot_be_placed_does_not_alert() -> None:
+    _, out = fold([car_t(), lab(24, "fibrinogen", 200, "mg/dL", comparator="<")])
+    assert not alerts_of(out, "hypofibrinogenemia")
+
+
+def test_iec_hs_after_crs_resolution_is_labelled_as_such() -> None:
+    events = [car_t(), ev("context", 0.5, baselines=[{"analyte": "ferritin", "value": 300, "unit": "ng/mL"}]),
+              temp(24, 39.0), temp(30, 38.5), finding(60, "fever", present=False),
+              lab(100, "ferritin", 3000, "ng/mL"), lab(100.5, "fibrinogen", 90, "mg/dL"),
+              finding(101, "pancytopenia")]
+    s, out = fold(events)
+    changes = [r for r in out if isinstance(r, IecHsChange)]
+    assert [c.level for c in changes] == [1, 2, 3]
+    assert all(c.label == "IEC-HS after CRS resolution" for c in changes)
+    assert "baseline 300" in changes[0].evidence[0]
+    assert "HScore" in changes[-1].hscore and "HLH-2004" in changes[-1].hlh2004
+
+
+def test_iec_hs_during_active_crs_and_without_baseline_uses_uln() -> None:
+    s, out = fold([car_t(), temp(24, 39.0), lab(25, "ferritin", 900, "ng/mL")])
+    change = [r for r in out if isinstance(r, IecHsChange)][0]
+    assert change.label == "HLH-like features during active CRS"
+    assert "ULN 400 (in-house default)" in change.evidence[0]
+
+
+def test_crp_ferritin_divergence_needs_il6_blockade() -> None:
+    base = [car_t(), temp(24, 39.0), lab(30, "crp", 200, "mg/L"), lab(30, "ferritin", 20000, "ng/mL")]
+    later = [lab(54, "crp", 8.0, "mg/dL"), lab(54, "ferritin", 60000, "ng/mL")]
+    _, without = fold(base + later)
+    assert not alerts_of(without, "crp_ferritin_divergence")
+    _, with_toci = fold([*base, dose(31, "tocilizumab"), *later])
+    assert len(alerts_of(with_toci, "crp_ferritin_divergence")) == 1
+
+
+def test_lab_history_is_bounded() -> None:
+    s, _ = fold([car_t(), *[lab(24 + i, "crp", 10 + i, "mg/L") for i in range(50)]])
+    assert len(s.labs["crp"]) == LABS_KEPT_PER_ANALYTE
+    assert [p.value for p in s.labs["crp"]] == [57, 58, 59]
+
+
+# ---- refractory CRS
+
+
+def test_refractory_after_24h_of_grade_3_following_toci_and_steroid() -> None:
+    common = [car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), dose(26, "tocilizumab"),
+              dose(27, "dexamethasone")]
+    _, early = fold([*common, temp(50, 39.1)])
+    assert not alerts_of(early, "refractory_crs")
+    _, out = fold([*common, temp(50, 39.1), temp(51.5, 39.2)])
+    refractory = alerts_of(out, "refractory_crs")
+    assert len(refractory) == 1 and refractory[0].severity == "critical"
+    _, recovered = fold([*common, infusion(40, "norepinephrine", "stop"), temp(52, 39.2)])
+    assert not alerts_of(recovered, "refractory_crs")
+
+
+def test_refractory_threshold_is_configurable() -> None:
+    cfg = Thresholds(refractory_hours=6)
+    _, out = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), dose(26, "tocilizumab"),
+                   dose(27, "dexamethasone"), temp(33.5, 39.1)], cfg)
+    assert alerts_of(out, "refractory_crs")
+
+
+# ---- ICANS and days
+
+
+def test_icans_grade_and_clinician_attribution() -> None:
+    s, out = fold([car_t(), ev("neuro", 30, ice_score=5), ev("neuro", 31, ice_score=2),
+                   attribution(32, ["icans"], "sedation")])
+    grades = [(r.previous, r.grade) for r in out if isinstance(r, IcansGradeChange)]
+    assert grades == [(0, 2), (2, 3), (3, 0)]
+    assert s.icans_grade == 0
+
+
+def test_unable_to_perform_ice_after_an_earlier_score() -> None:
+    s, _ = fold([car_t(), ev("neuro", 30, ice_score=8),
+                 ev("neuro", 31, unable_to_perform_ice=True, consciousness="unarousable")])
+    assert s.icans_grade == 4
+
+
+def test_day_is_relative_to_the_car_t_infusion() -> None:
+    _, out = fold([car_t(0), temp(24 * 13 + 2, 39.0)])
+    assert [r.day for r in out if isinstance(r, CrsGradeChange)] == [13]

@@ -1,0 +1,64 @@
+"""`crswatch replay`: the embedded replay as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+
+
+def test_jsonl_records_have_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(CASES / "ruemmele-2025.jsonl"), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = {r["type"] for r in rows}
+    assert {"crs_grade", "iec_hs", "alert"} <= kinds
+    for r in rows:
+        if r["type"] == "crs_grade":
+            assert {"patient_id", "time", "day", "grade", "previous", "evidence"} <= r.keys()
+        elif r["type"] == "iec_hs":
+            assert {"patient_id", "time", "day", "level", "evidence"} <= r.keys()
+        elif r["type"] == "alert":
+            assert {"id", "kind", "severity", "patient_id", "time", "day", "evidence"} <= r.keys()
+            assert r["evidence"], r["id"]
+    grade4 = [r for r in rows if r["type"] == "crs_grade" and r["grade"] == 4]
+    assert grade4 and grade4[0]["day"] == 21
+
+
+def test_text_timeline_is_day_by_day(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(CASES / "ruemmele-2025.jsonl"), str(CASES / "mcnerney-2022.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "=== patient ruemmele-2025 ===" in out and "=== patient mcnerney-2022 ===" in out
+    assert "\nDay +21\n" in out and "CRS grade 3 -> 4" in out
+    assert "events: applied 127" in out
+
+
+def test_bad_lines_are_reported_and_do_not_stop_the_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = (CASES / "mcnerney-2022.jsonl").read_text().splitlines()
+    f = tmp_path / "mixed.jsonl"
+    f.write_text("\n".join([good[0], "{not json", '{"kind": "teleport"}', *good[1:]]) + "\n")
+    assert main(["replay", str(f), "--format", "jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("rejected") == 2 and "not valid JSON" in captured.err
+    assert '"grade":4' in captured.out.replace(" ", "")
+
+
+def test_config_file_overrides_thresholds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "site.toml"
+    cfg.write_text("ferritin_high_ng_ml = 200000.0\n")
+    assert main(["replay", str(CASES / "mcnerney-2022.jsonl"), "--format", "jsonl", "--config", str(cfg)]) == 0
+    kinds = {json.loads(line).get("kind") for line in capsys.readouterr().out.splitlines()}
+    assert "ferritin_high" in kinds  # >202,000 is still above 200,000
+    cfg.write_text("ferritin_high_ng_ml = 250000.0\n")
+    assert main(["replay", str(CASES / "mcnerney-2022.jsonl"), "--format", "jsonl", "--config", str(cfg)]) == 0
+    kinds = {json.loads(line).get("kind") for line in capsys.readouterr().out.splitlines()}
+    assert "ferritin_high" not in kinds  # >202,000 cannot be placed above 250,000
+
+
+def test_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "does-not-exist.jsonl"]) == 2
+    assert "no such file" in capsys.readouterr().err
