@@ -515,6 +515,13 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
     if not pressors:
         em.resolve("vasopressor_escalation", "all vasopressors stopped", [f"{agent} stopped"])
         return
+    result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
+                 s.weight_kg)
+    if result.nee_ug_kg_min is not None:
+        facts.append(f"norepinephrine equivalent {result.nee_ug_kg_min:.3f} ug/kg/min (Goradia 2021): "
+                     + " + ".join(result.terms))
+    else:
+        facts.append(f"norepinephrine equivalent cannot be computed: {result.why_not}")
     if started:
         sup = s.infusions[agent]
         counted = "" if counts_for_crs(sup.reason) else f" (reason {sup.reason}: not counted toward CRS)"
@@ -528,8 +535,6 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
             em.alert("vasopressor_escalation", "multiple", "critical",
                      f"{len(non_vasopressin)} non-vasopressin vasopressors running (ASTCT grade 4 hypotension axis)",
                      facts, s.vaso_course)
-    result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
-                 s.weight_kg)
     if result.nee_ug_kg_min is None:
         return
     value = result.nee_ug_kg_min
@@ -540,7 +545,7 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
         bucket = int(value // cfg.nee_rise_ug_kg_min)
         em.alert("vasopressor_escalation", f"nee:{bucket}", "high",
                  f"norepinephrine-equivalent dose {value:.3f} ug/kg/min, up {rise:.3f} from {s.nee_min:.3f}",
-                 [*facts, "NEE (Goradia 2021) = " + " + ".join(result.terms)], s.vaso_course)
+                 facts, s.vaso_course)
 
 
 def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:

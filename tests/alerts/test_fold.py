@@ -71,7 +71,7 @@ def test_flapping_blood_pressure_raises_each_alert_once_per_episode() -> None:
     events: list[ClinicalEvent] = [car_t(), temp(24, 39.0)]
     for i in range(20):
         events.append(bp(24 + i * 0.25, 85 if i % 2 == 0 else 110))
-    s, out = fold(events)
+    _s, out = fold(events)
     grade_changes = [r for r in out if isinstance(r, CrsGradeChange)]
     assert len(grade_changes) == 21  # the state follows every reading ...
     crs_alerts = [a.level for a in alerts_of(out, "crs")]
@@ -90,7 +90,7 @@ def test_every_alert_carries_evidence() -> None:
                    infusion(26, "phenylephrine", event_id="pe-1")])
     for a in [r for r in out if isinstance(r, Alert)]:
         assert a.evidence, a.id
-    g4 = [a for a in alerts_of(out, "crs") if a.level == "4"][0]
+    g4 = next(a for a in alerts_of(out, "crs") if a.level == "4")
     text = "\n".join(g4.evidence)
     assert "fever-1" in text and "ne-1" in text and "pe-1" in text
 
@@ -126,6 +126,14 @@ def test_nee_rise_alert_when_computable() -> None:
     _, out = fold(events)
     nee_alerts = [a for a in alerts_of(out, "vasopressor_escalation") if a.level.startswith("nee:")]
     assert len(nee_alerts) == 1 and "0.200" in nee_alerts[0].summary
+    first = alerts_of(out, "vasopressor_escalation")[0]
+    assert any("norepinephrine equivalent 0.050 ug/kg/min" in e for e in first.evidence)
+
+
+def test_nee_that_cannot_be_computed_says_why() -> None:
+    _, out = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine", rate=40, unit="ug/min")])
+    assert any("cannot be computed: norepinephrine 40 ug/min cannot be converted (no weight)" in e
+               for e in alerts_of(out, "vasopressor_escalation")[0].evidence)
 
 
 def test_oxygen_escalation_per_course() -> None:
@@ -174,7 +182,7 @@ def test_iec_hs_after_crs_resolution_is_labelled_as_such() -> None:
               temp(24, 39.0), temp(30, 38.5), finding(60, "fever", present=False),
               lab(100, "ferritin", 3000, "ng/mL"), lab(100.5, "fibrinogen", 90, "mg/dL"),
               finding(101, "pancytopenia")]
-    s, out = fold(events)
+    _s, out = fold(events)
     changes = [r for r in out if isinstance(r, IecHsChange)]
     assert [c.level for c in changes] == [1, 2, 3]
     assert all(c.label == "IEC-HS after CRS resolution" for c in changes)
@@ -183,8 +191,8 @@ def test_iec_hs_after_crs_resolution_is_labelled_as_such() -> None:
 
 
 def test_iec_hs_during_active_crs_and_without_baseline_uses_uln() -> None:
-    s, out = fold([car_t(), temp(24, 39.0), lab(25, "ferritin", 900, "ng/mL")])
-    change = [r for r in out if isinstance(r, IecHsChange)][0]
+    _s, out = fold([car_t(), temp(24, 39.0), lab(25, "ferritin", 900, "ng/mL")])
+    change = next(r for r in out if isinstance(r, IecHsChange))
     assert change.label == "HLH-like features during active CRS"
     assert "ULN 400 (in-house default)" in change.evidence[0]
 
