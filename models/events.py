@@ -204,6 +204,17 @@ class DrugDose(_EventBase):
 LabComparator = Literal["<", "<=", ">=", ">"]
 
 
+def _normalise_lab_in_place(model: BaseModel, analyte: LabAnalyte, value: float, unit: str) -> None:
+    """Convert a validated (frozen) lab-valued model to the analyte's canonical unit."""
+    _finite(value, "value")
+    try:
+        new_value, new_unit = normalise_lab(analyte.value, value, unit)
+    except UnitError as exc:
+        raise ValueError(f"unit: {exc}") from None
+    object.__setattr__(model, "value", new_value)
+    object.__setattr__(model, "unit", new_unit)
+
+
 class LabResult(_EventBase):
     """A lab value at its collection time (`time`); `recorded_time` is the result time."""
 
@@ -215,13 +226,7 @@ class LabResult(_EventBase):
 
     @model_validator(mode="after")
     def _normalise(self) -> LabResult:
-        _finite(self.value, "value")
-        try:
-            value, unit = normalise_lab(self.analyte.value, self.value, self.unit)
-        except UnitError as exc:
-            raise ValueError(f"unit: {exc}") from None
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "unit", unit)
+        _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
         return self
 
 
@@ -248,12 +253,7 @@ class BaselineValue(BaseModel):
 
     @model_validator(mode="after")
     def _normalise(self) -> BaselineValue:
-        try:
-            value, unit = normalise_lab(self.analyte.value, self.value, self.unit)
-        except UnitError as exc:
-            raise ValueError(f"unit: {exc}") from None
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "unit", unit)
+        _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
         return self
 
 
