@@ -154,17 +154,22 @@ def _newer(last: float | None, ts: float) -> bool:
     return last is None or ts >= last
 
 
+def _replaces(obs: Observation | None, ts: float, event_id: str) -> bool:
+    """Registers follow the log's total order, (event time, event_id): ties are broken the same way."""
+    return obs is None or (ts, event_id) >= (obs.ts, obs.event_id)
+
+
 def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
     ts = ev.ts
     t = ev.temperature
     if t is not None and t.value >= cfg.fever_c:
-        if s.fever is None or ts >= s.fever.ts:
+        if _replaces(s.fever, ts, ev.event_id):
             s.fever = Observation(ts, True, t.value, ev.event_id, "temperature")
         m = s.max_fever_c
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_fever_c = (ts, t.value)
     sbp = ev.sbp
-    if sbp is not None and (s.hypotension is None or ts >= s.hypotension.ts):
+    if sbp is not None and _replaces(s.hypotension, ts, ev.event_id):
         s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
 
 
@@ -173,18 +178,17 @@ def _on_finding(s: PatientState, ev: Finding) -> None:
     kind = ev.finding.value
     if kind == "fever":
         if ev.present:
-            if s.fever is None or ts >= s.fever.ts:
+            if _replaces(s.fever, ts, ev.event_id):
                 s.fever = Observation(ts, True, None, ev.event_id, "documented fever")
         elif s.afebrile_ts is None or ts >= s.afebrile_ts:
             s.afebrile_ts = ts
         return
     if kind == "hypotension":
-        if s.hypotension is None or ts >= s.hypotension.ts:
+        if _replaces(s.hypotension, ts, ev.event_id):
             label = "documented hypotension" if ev.present else "documented normotension"
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         return
-    prev = s.findings.get(kind)
-    if prev is None or ts >= prev.ts:
+    if _replaces(s.findings.get(kind), ts, ev.event_id):
         s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
 
 

@@ -20,20 +20,17 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from alerts.config import Thresholds
 from alerts.fold import apply
-from models.events import ClinicalEvent
+from models.events import ClinicalEvent, VitalSigns, parse_event
 from models.records import Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
+from models.units import VITAL_UNITS
 
-_EVENTS: TypeAdapter[list[ClinicalEvent]] = TypeAdapter(list[ClinicalEvent])
-
-
-SETTLED_IDS_KEPT = 512
+SETTLED_IDS_KEPT = 256
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
@@ -54,6 +51,8 @@ class PatientLog:
     pending: list[ClinicalEvent] = field(default_factory=list)
     pending_keys: list[tuple[float, str]] = field(default_factory=list)
     pending_ids: set[str] = field(default_factory=set)
+    # What each pending event emitted (aligned with `pending`): a re-order diffs against it.
+    pending_records: list[list[Record]] = field(default_factory=list)
     max_ts: float | None = None
     # Ids of the most recent settled events other than vitals (bounded): a redelivered
     # dose, lab or support event older than the window is recognised as a duplicate.
@@ -76,12 +75,15 @@ def new_log(patient_id: str) -> PatientLog:
     return PatientLog(settled=PatientState(patient_id), head=PatientState(patient_id))
 
 
-def _refold(base: PatientState, events: list[ClinicalEvent], cfg: Thresholds) -> tuple[PatientState, list[Record]]:
+def _refold(
+    base: PatientState, events: list[ClinicalEvent], cfg: Thresholds
+) -> tuple[PatientState, list[list[Record]]]:
     state = base.clone()
-    records: list[Record] = []
-    for ev in events:
-        records.extend(apply(state, ev, cfg))
-    return state, records
+    return state, [apply(state, ev, cfg) for ev in events]
+
+
+def _flat(per_event: list[list[Record]]) -> list[Record]:
+    return [r for records in per_event for r in records]
 
 
 def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
@@ -125,13 +127,14 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         log.pending.append(ev)
         log.pending_keys.append(key)
         records = apply(log.head, ev, cfg)
+        log.pending_records.append(records)
     else:
-        _, old_records = _refold(log.settled, log.pending, cfg)
+        old_records = _flat(log.pending_records)
         i = bisect.bisect(log.pending_keys, key)
         log.pending.insert(i, ev)
         log.pending_keys.insert(i, key)
-        log.head, new_records = _refold(log.settled, log.pending, cfg)
-        records = _diff(old_records, new_records, ev.event_id)
+        log.head, log.pending_records = _refold(log.settled, log.pending, cfg)
+        records = _diff(old_records, _flat(log.pending_records), ev.event_id)
     log.pending_ids.add(ev.event_id)
 
     if log.max_ts is None or ev.ts > log.max_ts:
@@ -149,12 +152,47 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         if n:
             del log.pending[:n]
             del log.pending_keys[:n]
+            del log.pending_records[:n]
     return StepResult("applied", records)
+
+
+_VITAL_FIELDS = ("temperature", "heart_rate", "sbp", "dbp", "map", "spo2", "resp_rate")
+
+
+def _compact(ev: ClinicalEvent) -> Any:
+    """Vitals (most of the window) as a short row; anything a row cannot hold stays full JSON."""
+    if (
+        isinstance(ev, VitalSigns)
+        and ev.recorded_time is None
+        and ev.provenance.quote is None
+        and ev.provenance.assumption is None
+        and ev.time.utcoffset() == timedelta(0)
+    ):
+        values = [getattr(ev, f).value if getattr(ev, f) is not None else None for f in _VITAL_FIELDS]
+        return [ev.event_id, ev.ts, ev.provenance.source, *values]
+    return ev.model_dump(mode="json", exclude_none=True)
+
+
+def _expand(row: Any, patient_id: str) -> ClinicalEvent:
+    if isinstance(row, dict):
+        return parse_event(row)
+    event_id, ts, source, *values = row
+    raw: dict[str, Any] = {
+        "kind": "vitals",
+        "event_id": event_id,
+        "patient_id": patient_id,
+        "time": datetime.fromtimestamp(ts, UTC).isoformat(),
+        "provenance": {"source": source},
+    }
+    for name, value in zip(_VITAL_FIELDS, values, strict=True):
+        if value is not None:
+            raw[name] = {"value": value, "unit": VITAL_UNITS[name][0]}
+    return parse_event(raw)
 
 
 def log_to_json(log: PatientLog) -> bytes:
     """What a state store keeps for a patient: the settled state and the pending window."""
-    pending = _EVENTS.dump_json(log.pending, exclude_none=True).decode()
+    pending = json.dumps([_compact(e) for e in log.pending], separators=(",", ":"))
     max_ts = "null" if log.max_ts is None else repr(log.max_ts)
     ids = json.dumps(log.settled_ids, separators=(",", ":"))
     tail = f',"max_ts":{max_ts},"settled_ids":{ids},"pending":{pending}}}'
@@ -164,12 +202,13 @@ def log_to_json(log: PatientLog) -> bytes:
 def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
     obj: dict[str, Any] = json.loads(data)
     settled = state_from_json(json.dumps(obj["settled"]))
-    pending = _EVENTS.validate_python(obj["pending"])
-    head, _ = _refold(settled, pending, cfg)
+    pending = [_expand(row, settled.patient_id) for row in obj["pending"]]
+    head, per_event = _refold(settled, pending, cfg)
     return PatientLog(
         settled=settled,
         head=head,
         pending=pending,
+        pending_records=per_event,
         pending_keys=[_key(e) for e in pending],
         pending_ids={e.event_id for e in pending},
         max_ts=obj["max_ts"],

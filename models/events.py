@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -73,15 +73,10 @@ class _EventBase(BaseModel):
     recorded_time: AwareDatetime | None = None
     provenance: Provenance
 
-    _ts: float = PrivateAttr(default=0.0)
-
-    def model_post_init(self, __context: Any) -> None:
-        self._ts = self.time.timestamp()
-
-    @property
+    @cached_property
     def ts(self) -> float:
-        """Event time as POSIX seconds (used for ordering and windows)."""
-        return self._ts
+        """Event time as POSIX seconds (used for ordering and windows); a plain attribute after first use."""
+        return self.time.timestamp()
 
 
 def _finite(value: float, field: str) -> float:

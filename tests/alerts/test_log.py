@@ -198,3 +198,13 @@ def test_same_final_state_and_alert_ids_whatever_the_delivery(events: list[Clini
     shuf_log, shuf_records = run(shuffled_within_window(events, seed))
     assert state_to_json(shuf_log.head) == ref_state
     assert effective_alert_ids(shuf_records) == ref_ids
+
+    # Stored and restored half-way (a worker restart): the rest gives the same result.
+    delivery = shuffled_within_window(events, seed)
+    half = len(delivery) // 2
+    log, records = run(delivery[:half])
+    log = log_from_json(log_to_json(log), CFG)
+    for e in delivery[half:]:
+        records.extend(step(log, e, CFG).records)
+    assert state_to_json(log.head) == ref_state
+    assert effective_alert_ids(records) == ref_ids
