@@ -69,11 +69,12 @@ def _midnight(ts: float) -> float:
 
 
 def when(state: PatientState, ts: float) -> str:
+    """'Day +13 08:00' (UTC clock time), or the ISO time before Day 0 is known."""
     d = day_of(state, ts)
-    hhmm = datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
     if d is None:
         return iso(ts)
-    return f"Day {d:+d} {hhmm}"
+    minutes = int(ts % 86400) // 60
+    return f"Day {d:+d} {minutes // 60:02d}:{minutes % 60:02d}"
 
 
 class _Emitter:

@@ -1,18 +1,25 @@
 """Event time, idempotency and corrections around the fold.
 
 A patient's log keeps
-- `settled`: the fold of every event older than the lateness window (final),
-- `pending`: the events inside the window, sorted by (event time, event_id),
-- `head`: settled + pending folded in order: the current state.
+- `settled`: the fold of every event before `pending` (all of them older than the
+  lateness window when it was taken),
+- `pending`: the events after it, sorted by (event time, event_id); the last
+  `lateness_minutes` of them can still be re-ordered,
+- `head`: settled + pending folded in order: the current state,
+- `checkpoints`: in-memory copies of the state every CHECKPOINT_EVERY pending events.
 
 An event in order is folded into `head` directly. An event that arrives out of order
-but inside the window is inserted and the window is re-folded from `settled`; records
-that the new order adds are emitted with `correction=True`, and records it takes back
-are emitted as `Retraction`s. So the final state and the alert ids do not depend on
-the arrival order within the window. An event older than the window is folded at
-arrival and marked `late`. A duplicate `event_id` inside the window changes nothing;
-older duplicates meet the fold's "latest event time wins" registers and change
-nothing either.
+but inside the window is inserted and the events after the nearest checkpoint are
+folded again; records that the new order adds are emitted with `correction=True`, and
+records it takes back are emitted as `Retraction`s. So the final state and the alert
+ids do not depend on the arrival order within the window. `settled` advances by
+adopting a checkpoint once every event before it is older than the window, so no event
+is folded twice on the normal path.
+
+An event older than the window is folded at arrival, into `head`, `settled` and every
+checkpoint, and marked `late`. A duplicate `event_id` inside the window changes
+nothing; older duplicates are recognised by a bounded ring of ids (vitals need none:
+the fold's registers keep the newest reading, so a re-applied old one is a no-op).
 """
 
 from __future__ import annotations
@@ -31,17 +38,11 @@ from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
 
 SETTLED_IDS_KEPT = 256
+CHECKPOINT_EVERY = 32
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
     return (ev.ts, ev.event_id)
-
-
-def _remember(log: PatientLog, ev: ClinicalEvent) -> None:
-    if ev.kind != "vitals":
-        log.settled_ids.append(ev.event_id)
-        if len(log.settled_ids) > SETTLED_IDS_KEPT:
-            del log.settled_ids[: len(log.settled_ids) - SETTLED_IDS_KEPT]
 
 
 @dataclass(slots=True)
@@ -53,10 +54,11 @@ class PatientLog:
     pending_ids: set[str] = field(default_factory=set)
     # What each pending event emitted (aligned with `pending`): a re-order diffs against it.
     pending_records: list[list[Record]] = field(default_factory=list)
+    # k -> state after pending[:k], for k a multiple of CHECKPOINT_EVERY. Not stored.
+    checkpoints: dict[int, PatientState] = field(default_factory=dict)
     max_ts: float | None = None
     # Ids of the most recent settled events other than vitals (bounded): a redelivered
     # dose, lab or support event older than the window is recognised as a duplicate.
-    # Vitals need no id: their registers keep the newest reading, so a re-applied old one is a no-op.
     settled_ids: list[str] = field(default_factory=list)
 
     @property
@@ -67,23 +69,41 @@ class PatientLog:
 @dataclass(frozen=True, slots=True)
 class StepResult:
     outcome: Outcome
-    records: list[Record]
+    records: list[Record]  # read-only: results without records share one empty list
     reason: str | None = None
+
+
+_APPLIED_NOTHING = StepResult("applied", [])
 
 
 def new_log(patient_id: str) -> PatientLog:
     return PatientLog(settled=PatientState(patient_id), head=PatientState(patient_id))
 
 
-def _refold(
-    base: PatientState, events: list[ClinicalEvent], cfg: Thresholds
-) -> tuple[PatientState, list[list[Record]]]:
-    state = base.clone()
-    return state, [apply(state, ev, cfg) for ev in events]
+def _remember(log: PatientLog, ev: ClinicalEvent) -> None:
+    if ev.kind != "vitals":
+        log.settled_ids.append(ev.event_id)
+        if len(log.settled_ids) > SETTLED_IDS_KEPT:
+            del log.settled_ids[: len(log.settled_ids) - SETTLED_IDS_KEPT]
 
 
 def _flat(per_event: list[list[Record]]) -> list[Record]:
     return [r for records in per_event for r in records]
+
+
+def _refold_from(log: PatientLog, start: int, cfg: Thresholds) -> None:
+    """Fold pending[start:] again from the state at `start` (a checkpoint or `settled`)."""
+    base = log.checkpoints[start] if start else log.settled
+    state = base.clone()
+    for k in [k for k in log.checkpoints if k > start]:
+        del log.checkpoints[k]
+    records: list[list[Record]] = []
+    for j in range(start, len(log.pending)):
+        records.append(apply(state, log.pending[j], cfg))
+        if (j + 1) % CHECKPOINT_EVERY == 0:
+            log.checkpoints[j + 1] = state.clone()
+    log.pending_records[start:] = records
+    log.head = state
 
 
 def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
@@ -106,6 +126,30 @@ def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
     return out
 
 
+def _settle(log: PatientLog, horizon: float) -> None:
+    """Adopt the newest checkpoint before which every event is older than the window."""
+    keys = log.pending_keys
+    if len(keys) < CHECKPOINT_EVERY or keys[CHECKPOINT_EVERY - 1][0] > horizon:
+        return  # not even the first checkpoint is behind the horizon yet
+    n = 0
+    for k in log.pending_keys:
+        if k[0] > horizon:
+            break
+        n += 1
+    usable = [k for k in log.checkpoints if k <= n]
+    if not usable:
+        return
+    c = max(usable)
+    log.settled = log.checkpoints.pop(c)
+    for old in log.pending[:c]:
+        log.pending_ids.discard(old.event_id)
+        _remember(log, old)
+    del log.pending[:c]
+    del log.pending_keys[:c]
+    del log.pending_records[:c]
+    log.checkpoints = {k - c: v for k, v in log.checkpoints.items() if k > c}
+
+
 def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     """Apply one event to the patient's log (in place) and return what it emits."""
     if ev.patient_id != log.head.patient_id:
@@ -113,47 +157,42 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     if ev.event_id in log.pending_ids:
         return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
     window = cfg.lateness_minutes * 60
-    if log.max_ts is not None and ev.ts <= log.max_ts - window:
+    ts = ev.ts
+    if log.max_ts is not None and ts <= log.max_ts - window:
         if ev.event_id in log.settled_ids:
             return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
         _remember(log, ev)
         records = apply(log.head, ev, cfg, late=True)
         apply(log.settled, ev, cfg, late=True)
+        for cp in log.checkpoints.values():
+            apply(cp, ev, cfg, late=True)
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
         return StepResult("late", records, reason)
 
-    key = _key(ev)
-    if not log.pending_keys or key > log.pending_keys[-1]:
-        log.pending.append(ev)
+    key = (ts, ev.event_id)
+    pending = log.pending
+    if not pending or key > log.pending_keys[-1]:
+        pending.append(ev)
         log.pending_keys.append(key)
         records = apply(log.head, ev, cfg)
         log.pending_records.append(records)
+        if len(pending) % CHECKPOINT_EVERY == 0:
+            log.checkpoints[len(pending)] = log.head.clone()
     else:
-        old_records = _flat(log.pending_records)
         i = bisect.bisect(log.pending_keys, key)
-        log.pending.insert(i, ev)
+        start = max((k for k in log.checkpoints if k <= i), default=0)
+        old_records = _flat(log.pending_records[start:])
+        pending.insert(i, ev)
         log.pending_keys.insert(i, key)
-        log.head, log.pending_records = _refold(log.settled, log.pending, cfg)
-        records = _diff(old_records, _flat(log.pending_records), ev.event_id)
+        log.pending_records.insert(i, [])
+        _refold_from(log, start, cfg)
+        records = _diff(old_records, _flat(log.pending_records[start:]), ev.event_id)
     log.pending_ids.add(ev.event_id)
 
-    if log.max_ts is None or ev.ts > log.max_ts:
-        log.max_ts = ev.ts
-        horizon = ev.ts - window
-        n = 0
-        for k in log.pending_keys:
-            if k[0] > horizon:
-                break
-            n += 1
-        for old in log.pending[:n]:
-            apply(log.settled, old, cfg)
-            log.pending_ids.discard(old.event_id)
-            _remember(log, old)
-        if n:
-            del log.pending[:n]
-            del log.pending_keys[:n]
-            del log.pending_records[:n]
-    return StepResult("applied", records)
+    if log.max_ts is None or ts > log.max_ts:
+        log.max_ts = ts
+        _settle(log, ts - window)
+    return StepResult("applied", records) if records else _APPLIED_NOTHING
 
 
 _VITAL_FIELDS = ("temperature", "heart_rate", "sbp", "dbp", "map", "spo2", "resp_rate")
@@ -203,14 +242,15 @@ def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
     obj: dict[str, Any] = json.loads(data)
     settled = state_from_json(json.dumps(obj["settled"]))
     pending = [_expand(row, settled.patient_id) for row in obj["pending"]]
-    head, per_event = _refold(settled, pending, cfg)
-    return PatientLog(
+    log = PatientLog(
         settled=settled,
-        head=head,
+        head=settled,
         pending=pending,
-        pending_records=per_event,
+        pending_records=[[] for _ in pending],
         pending_keys=[_key(e) for e in pending],
         pending_ids={e.event_id for e in pending},
         max_ts=obj["max_ts"],
         settled_ids=list(obj["settled_ids"]),
     )
+    _refold_from(log, 0, cfg)
+    return log

@@ -23,10 +23,11 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,6 @@ from models.events import (
     Provenance,
     VitalSigns,
 )
-from models.state import state_to_json
 from models.vocabulary import LabAnalyte, OxygenDevice, VasoactiveAgent
 
 MINUTES_PER_DAY = 1440
@@ -350,7 +350,7 @@ class CohortResult:
     corrections: int = 0
     sizes: list[int] = field(default_factory=list)
     pending_lens: list[int] = field(default_factory=list)
-    settled_sizes: list[int] = field(default_factory=list)
+    parts: list[dict[str, int]] = field(default_factory=list)  # bytes per top-level key of log_to_json
 
 
 def _record_type(r: Any) -> str:
@@ -366,8 +366,10 @@ def _tally(res: CohortResult, results: list[StepResult]) -> None:
                 res.corrections += 1
 
 
-def _settled_size(log: PatientLog) -> int:
-    return len(state_to_json(log.settled))
+def state_parts(log: PatientLog) -> dict[str, int]:
+    """Compact JSON bytes of each top-level part of `log_to_json(log)` (settled, pending, ...)."""
+    obj = json.loads(log_to_json(log))
+    return {k: len(json.dumps(v, separators=(",", ":"), ensure_ascii=False)) for k, v in obj.items()}
 
 
 def run_cohort(patients: int, days: int, seed: int, id_style: str, cfg: Thresholds, progress: bool) -> CohortResult:
@@ -388,7 +390,7 @@ def run_cohort(patients: int, days: int, seed: int, id_style: str, cfg: Threshol
         res.kinds.update(ev.kind for ev in events)
         _tally(res, results)
         res.sizes.append(len(log_to_json(log)))
-        res.settled_sizes.append(_settled_size(log))
+        res.parts.append(state_parts(log))
         res.pending_lens.append(len(log.pending))
         if progress and (i + 1) % max(1, patients // 20) == 0:
             print(f"  ... {i + 1}/{patients} patients, {res.events:,} events, "
@@ -412,13 +414,15 @@ def run_history(days: int, seed: int, id_style: str, cfg: Thresholds, repeats: i
     per_rep: list[dict[str, float]] = []
     for _ in range(repeats):
         log = new_log(events[0].patient_id)
-        sums: Counter[str] = Counter()
+        sums: dict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         gc.collect()
         for ev, d in zip(events, day_idx, strict=True):
             t0 = clock()
             step(log, ev, cfg)
             dt = clock() - t0
+            sums[f"day:{d}"] += dt
+            counts[f"day:{d}"] += 1
             if d == first or d == last:
                 tag = "first" if d == first else "last"
                 sums[tag] += dt
@@ -439,7 +443,7 @@ def run_history(days: int, seed: int, id_style: str, cfg: Thresholds, repeats: i
                 peak, peak_at, peak_pending = size, ev.time.isoformat(), len(log.pending)
     last_day_events = sum(1 for d in day_idx if d == last)
     return {
-        "profile": "steady (no CRS)" if steady else "cohort draw",
+        "profile": "steady, no CRS" if steady else "grade >= 3 CRS: pressors, oxygen, tocilizumab, dexamethasone",
         "days": days,
         "events": len(events),
         "repeats": repeats,
@@ -450,6 +454,9 @@ def run_history(days: int, seed: int, id_style: str, cfg: Thresholds, repeats: i
         "us_per_event_day_first": med["first"],
         "us_per_event_day_last": med["last"],
         "ratio_last_over_first": med["last"] / med["first"],
+        # Day +1 still fills bounded structures (3 values kept per lab analyte); Day +7 is past that warm-up.
+        "ratio_last_over_day7": med["last"] / med["day:7"] if "day:7" in med and last > 7 else None,
+        "us_per_event_by_day": {int(k[4:]): v for k, v in med.items() if k.startswith("day:")},
         "us_per_event_by_kind": {
             k.split(":", 1)[1]: {"day_first": med[k], "day_last": med.get("last:" + k.split(":", 1)[1])}
             for k in med if k.startswith("first:")
@@ -459,7 +466,7 @@ def run_history(days: int, seed: int, id_style: str, cfg: Thresholds, repeats: i
         "state_peak_at": peak_at,
         "state_peak_pending_events": peak_pending,
         "pending_events_end": len(log.pending),
-        "settled_bytes_end": _settled_size(log),
+        "bytes_by_part_end": state_parts(log),
     }
 
 
@@ -471,9 +478,23 @@ def _pct(values: list[int], q: float) -> int:
     return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
 
 
-def figures(args: argparse.Namespace, a: CohortResult | None, b: list[dict[str, Any]]) -> dict[str, Any]:
+def _revision() -> str:
+    """Commit of the code measured, with '+dirty' when alerts/ or models/ have uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "alerts", "models"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def figures(args: argparse.Namespace, a: CohortResult | None, b: list[dict[str, Any]], revision: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "date": datetime.now(UTC).date().isoformat(),
+        "revision": revision,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -507,7 +528,7 @@ def figures(args: argparse.Namespace, a: CohortResult | None, b: list[dict[str, 
             "p95_bytes": _pct(a.sizes, 0.95),
             "min_bytes": min(a.sizes),
             "patients_over_budget": sum(1 for s in a.sizes if s > STATE_BUDGET_BYTES),
-            "settled_median_bytes": int(statistics.median(a.settled_sizes)),
+            "median_bytes_by_part": {k: int(statistics.median(p.get(k, 0) for p in a.parts)) for k in a.parts[0]},
             "pending_events_median": int(statistics.median(a.pending_lens)),
             "when": f"after each patient's last event (Day +{args.days - 1} 23:59)",
         }
@@ -518,7 +539,7 @@ def figures(args: argparse.Namespace, a: CohortResult | None, b: list[dict[str, 
 
 def print_report(f: dict[str, Any]) -> None:
     p = print
-    p(f"crswatch fold benchmark  {f['date']}  python {f['python']}  {f['machine']}")
+    p(f"crswatch fold benchmark  {f['date']}  revision {f['revision']}  python {f['python']}  {f['machine']}")
     p(f"  lateness window {f['config']['lateness_minutes']:g} min, seed {f['seed']}, event ids: {f['id_style']}")
     a = f.get("throughput")
     if a:
@@ -534,18 +555,24 @@ def print_report(f: dict[str, Any]) -> None:
         p(f"\nC. state size (len(log_to_json(log))) {c['when']}: median {c['median_bytes']:,} B, "
           f"p95 {c['p95_bytes']:,} B, max {c['max_bytes']:,} B; budget {c['budget_bytes']:,} B; "
           f"{c['patients_over_budget']} patient(s) over budget")
-        p(f"   median settled state {c['settled_median_bytes']:,} B + {c['pending_events_median']} pending events")
+        parts = ", ".join(f"{k} {v:,} B" for k, v in c["median_bytes_by_part"].items())
+        p(f"   median by part: {parts}; {c['pending_events_median']} pending events")
     for h in f.get("history", []):
         p(f"\nB. per-event cost vs history, one patient ({h['profile']}), {h['days']} days, {h['events']:,} events, "
           f"median of {h['repeats']} runs")
         p(f"   Day +{h['day_first']} ({h['events_day_first']} events): {h['us_per_event_day_first']:.1f} us/event;  "
           f"Day +{h['day_last']} ({h['events_day_last']} events): {h['us_per_event_day_last']:.1f} us/event;  "
-          f"ratio {h['ratio_last_over_first']:.2f}")
+          f"ratio {h['ratio_last_over_first']:.2f}"
+          + (f" (Day +{h['day_last']} / Day +7: {h['ratio_last_over_day7']:.2f})" if h["ratio_last_over_day7"] else ""))
+        curve = h["us_per_event_by_day"]
+        shown = sorted({d for d in (0, 1, 2, 3, 7, 14, 21, h["day_last"]) if d in curve})
+        p("   by day: " + ", ".join(f"+{d} {curve[d]:.1f}" for d in shown) + " us/event")
         for kind, v in sorted(h["us_per_event_by_kind"].items()):
             last = "-" if v["day_last"] is None else f"{v['day_last']:.1f}"
             p(f"     {kind:>10}: Day +{h['day_first']} {v['day_first']:.1f} us, Day +{h['day_last']} {last} us")
-        p(f"   state after {h['days']} days: {h['state_bytes_end']:,} B ({h['pending_events_end']} pending events, "
-          f"settled {h['settled_bytes_end']:,} B); peak {h['state_bytes_peak']:,} B at {h['state_peak_at']} "
+        parts = ", ".join(f"{k} {v:,} B" for k, v in h["bytes_by_part_end"].items())
+        p(f"   state after {h['days']} days: {h['state_bytes_end']:,} B ({parts}; {h['pending_events_end']} pending "
+          f"events); peak {h['state_bytes_peak']:,} B at {h['state_peak_at']} "
           f"({h['state_peak_pending_events']} pending events)")
 
 
@@ -564,9 +591,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-history", action="store_true", help="run A and C only")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the figures as JSON")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="instead of the benchmark, profile step() over N cohort patients (cProfile, top 25)")
     args = ap.parse_args(argv)
 
+    revision = _revision()  # taken before the run: the modules measured are the ones imported now
     cfg = Thresholds() if args.lateness is None else Thresholds(lateness_minutes=args.lateness)
+    if args.profile:
+        return profile(args.profile, args.days, args.seed, args.ids, cfg)
     a = None
     if not args.skip_cohort:
         a = run_cohort(args.patients, args.days, args.seed, args.ids, cfg, not args.quiet)
@@ -575,11 +607,30 @@ def main(argv: list[str] | None = None) -> int:
         for steady in (True, False):
             b.append(run_history(args.history_days, args.seed, args.ids, cfg, args.repeats, steady,
                                  index=_crs_patient_index(args.seed, args.history_days) if not steady else 0))
-    f = figures(args, a, b)
+    f = figures(args, a, b, revision)
     print_report(f)
     if args.json is not None:
         args.json.write_text(json.dumps(f, indent=2) + "\n")
         print(f"\nfigures written to {args.json}")
+    return 0
+
+
+def profile(patients: int, days: int, seed: int, id_style: str, cfg: Thresholds) -> int:
+    """cProfile of `step` over the first `patients` cohort patients (events generated before profiling)."""
+    import cProfile
+    import pstats
+
+    cohort = [patient_events(seed, i, days, id_style)[1] for i in range(patients)]
+    prof = cProfile.Profile()
+    prof.enable()
+    for events in cohort:
+        log = new_log(events[0].patient_id)
+        for ev in events:
+            step(log, ev, cfg)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
     return 0
 
 

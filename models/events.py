@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -64,6 +63,17 @@ class Provenance(BaseModel):
     )
 
 
+class _CachedTimestamp:
+    """Like functools.cached_property for `time.timestamp()`, without its lock (hot path)."""
+
+    def __get__(self, obj: _EventBase | None, owner: type | None = None) -> float:
+        if obj is None:
+            return 0.0
+        value = obj.time.timestamp()
+        obj.__dict__["ts"] = value
+        return value
+
+
 class _EventBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,10 +83,8 @@ class _EventBase(BaseModel):
     recorded_time: AwareDatetime | None = None
     provenance: Provenance
 
-    @cached_property
-    def ts(self) -> float:
-        """Event time as POSIX seconds (used for ordering and windows); a plain attribute after first use."""
-        return self.time.timestamp()
+    # Event time as POSIX seconds (ordering and windows): a plain instance attribute after first use.
+    ts: ClassVar[_CachedTimestamp] = _CachedTimestamp()
 
 
 def _finite(value: float, field: str) -> float:
