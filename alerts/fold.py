@@ -450,6 +450,20 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.episode_onset = now
         s.episode_peak = a.grade
         s.episode_il6_ts = s.episode_steroid_ts = None
+    em.out.append(
+        CrsGradeChange(
+            patient_id=s.patient_id,
+            time=iso(now),
+            day=day_of(s, now),
+            grade=a.grade,
+            previous=prev,
+            episode=s.episode,
+            evidence=evidence,
+            uncertain=a.uncertain,
+            late=em.late,
+        )
+    )
+    if prev == 0:
         em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS onset, grade {a.grade}", evidence, s.episode)
     elif a.grade > prev:
         if a.grade > s.episode_peak:
@@ -466,19 +480,6 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             s.grade_at_least_refractory_since = now
     else:
         s.grade_at_least_refractory_since = None
-    em.out.append(
-        CrsGradeChange(
-            patient_id=s.patient_id,
-            time=iso(now),
-            day=day_of(s, now),
-            grade=a.grade,
-            previous=prev,
-            episode=s.episode,
-            evidence=evidence,
-            uncertain=a.uncertain,
-            late=em.late,
-        )
-    )
     _check_refractory(s, em, cfg)
 
 

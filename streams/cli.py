@@ -41,6 +41,7 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
         out.write(f"\n=== patient {pid} ===\n")
         crs, icans, iec = 0, 0, 0
         day: int | str | None = "start"
+        last_evidence: tuple[str, ...] = ()
         for r in sorted(recs, key=lambda x: x.time):
             if r.day != day:
                 day = r.day
@@ -61,11 +62,14 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
                 out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
-            for e in r.evidence:
-                out.write(f"           - {e}\n")
-            out.write(f"           => now: CRS {crs}, ICANS {icans}, IEC-HS {iec}\n") if isinstance(
-                r, (CrsGradeChange, IcansGradeChange, IecHsChange)
-            ) else None
+            if r.evidence and r.evidence == last_evidence:
+                out.write("           - (evidence as above)\n")
+            else:
+                for e in r.evidence:
+                    out.write(f"           - {e}\n")
+            last_evidence = r.evidence
+            if isinstance(r, (CrsGradeChange, IcansGradeChange, IecHsChange)):
+                out.write(f"           => now: CRS {crs}, ICANS {icans}, IEC-HS {iec}\n")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ def test_duplicate_event_changes_nothing() -> None:
     first = step(log, e, CFG)
     before = state_to_json(log.head)
     again = step(log, e, CFG)
-    assert first.outcome == "applied" and [r.type for r in first.records] == ["alert", "crs_grade"]
+    assert first.outcome == "applied" and [r.type for r in first.records] == ["crs_grade", "alert"]
     assert again.outcome == "duplicate" and again.records == []
     assert state_to_json(log.head) == before
 
