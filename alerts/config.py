@@ -19,7 +19,9 @@ class Thresholds(BaseModel):
     fever_window_hours: float = Field(
         24.0,
         description="IN-HOUSE DEFAULT: a fever (>= fever_c, or documented) counts as current for this long after the "
-        "reading; ASTCT gives no duration. A documented 'afebrile' ends it earlier.",
+        "last such reading; ASTCT gives no duration. Measured normal temperatures in between do not end it "
+        "(hysteresis: readings around 38.0 degC must not open and close CRS episodes); a documented 'afebrile' "
+        "ends it at once.",
     )
     hypotension_sbp_below: float = Field(
         90.0,

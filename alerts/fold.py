@@ -47,10 +47,12 @@ from models.vocabulary import (
 
 NEG_INF = float("-inf")
 _ALL_TARGETS = ("fever", "hypotension", "oxygen", "vasopressors", "icans", "masking")
+# Alert severities are routing choices of this service (Alertmanager), not clinical grades.
 _CRS_SEVERITY: dict[int, Severity] = {1: "info", 2: "warning", 3: "high", 4: "critical"}
 _IEC_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical"}
 _ICANS_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical", 4: "critical"}
 _O2_SEVERITY: dict[int, Severity] = {2: "warning", 3: "high", 4: "critical"}
+IEC_RECHECK_SECONDS = 3600  # engineering choice (cost), not a clinical threshold
 _IEC_FINDINGS = ("pancytopenia", "hypofibrinogenemia", "hemophagocytosis", "splenomegaly")
 
 
@@ -177,6 +179,11 @@ def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
 def _on_finding(s: PatientState, ev: Finding) -> None:
     ts = ev.ts
     kind = ev.finding.value
+    if kind in ("fever", "hypotension") and ev.present and not counts_for_crs(ev.reason):
+        # Documented as due to something else (e.g. sepsis): kept, but not a CRS sign.
+        if _replaces(s.findings.get(kind), ts, ev.event_id):
+            s.findings[kind] = Observation(ts, True, None, ev.event_id, f"documented {kind} ({ev.reason})")
+        return
     if kind == "fever":
         if ev.present:
             if _replaces(s.fever, ts, ev.event_id):
@@ -203,14 +210,17 @@ def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
         return
     if s.oxygen is None:
         s.oxygen_course += 1
-    since = s.oxygen.since if s.oxygen is not None and s.oxygen.name == ev.device.value else ev.ts
+    same_device = s.oxygen is not None and s.oxygen.name == ev.device.value
+    since = s.oxygen.since if s.oxygen is not None and same_device else ev.ts
+    # A documented reason stays with the same device until a row gives another one.
+    reason = ev.reason if ev.reason is not None or s.oxygen is None or not same_device else s.oxygen.reason
     s.oxygen = Support(
         name=ev.device.value,
         since=since,
         changed=ev.ts,
         event_id=ev.event_id,
         flow_l_min=ev.flow_l_min,
-        reason=ev.reason,
+        reason=reason,
     )
 
 
@@ -232,9 +242,13 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
         del s.infusions[agent]
         return agent, False
     if running is None:
-        if VASOACTIVE_ROLE[ev.agent] is not VasoactiveRole.INOTROPE and _vasopressors_running(s) == 0:
+        inotrope = VASOACTIVE_ROLE[ev.agent] is VasoactiveRole.INOTROPE
+        pressors = _vasopressors_running(s)
+        if not inotrope and pressors == 0:
             s.vaso_course += 1
             s.nee_min = None
+        if inotrope and len(s.infusions) == pressors:  # no inotrope running yet
+            s.inotrope_course += 1
         s.infusions[agent] = Support(
             name=agent,
             since=ev.ts,
@@ -307,16 +321,16 @@ def _on_neuro(s: PatientState, ev: NeuroAssessment) -> None:
     if not _newer(s.icans_ts, ev.ts):
         return
     s.icans_ts = ev.ts
-    inputs = s.icans_inputs
-    inputs["event_id"] = ev.event_id
+    # The latest assessment replaces the previous one whole: a seizure or an ICE score from an
+    # earlier assessment does not describe the patient now.
+    inputs: dict[str, str] = {"event_id": ev.event_id}
     for name in ("ice_score", "consciousness", "seizure", "motor_weakness", "cerebral_edema"):
         value = getattr(ev, name)
         if value is not None:
             inputs[name] = str(value.value if hasattr(value, "value") else value)
     inputs["unable_to_perform_ice"] = str(ev.unable_to_perform_ice)
     inputs["global_aphasia"] = str(ev.global_aphasia)
-    if (ev.unable_to_perform_ice or ev.global_aphasia) and ev.ice_score is None:
-        inputs.pop("ice_score", None)  # an older ICE score does not describe a patient who cannot do it now
+    s.icans_inputs = inputs
 
 
 def _on_attribution(s: PatientState, ev: Attribution) -> None:
@@ -343,11 +357,13 @@ def _on_attribution(s: PatientState, ev: Attribution) -> None:
     if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:
         s.oxygen.reason = reason
         s.oxygen.changed = ts
+        s.oxygen_changed = max(ts, s.oxygen_changed or NEG_INF)  # an older row cannot undo the judgement
     if "vasopressors" in targets:
         for agent, sup in s.infusions.items():
             if (ev.agent is None or ev.agent.value == agent) and sup.changed <= ts:
                 sup.reason = reason
                 sup.changed = ts
+                s.infusion_changed[agent] = max(ts, s.infusion_changed.get(agent, NEG_INF))
     s.findings[f"attribution:{','.join(sorted(targets))}"] = Observation(ts, True, None, ev.event_id, ev.reason)
 
 
@@ -375,9 +391,14 @@ def _hypotension_now(s: PatientState, now: float, cfg: Thresholds) -> Observatio
 
 
 def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
+    """ASTCT: fever is not required to grade *subsequent* severity of the CRS that was treated.
+
+    So the waiver holds only while that episode lasts: a new episode needs fever again.
+    """
     m = s.masking_dose_ts
     return (
         m is not None
+        and s.crs_grade > 0
         and now - m <= cfg.fever_masking_hours * 3600
         and m > s.discount_before.get("masking", NEG_INF)
     )
@@ -514,7 +535,7 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
     if role is VasoactiveRole.INOTROPE:
         if started:
             em.alert("inotrope", agent, "warning", f"{agent} started (inotrope, not counted as a vasopressor)",
-                     facts, s.vaso_course)
+                     facts, s.inotrope_course)
         elif not any(VASOACTIVE_ROLE[a] is VasoactiveRole.INOTROPE for a in running):
             em.resolve("inotrope", "inotropes stopped", facts)
         return
@@ -641,6 +662,11 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         ast=_timed(s, "ast", now, cfg),
         ldh=_timed(s, "ldh", now, cfg),
         triglycerides=_timed(s, "triglycerides", now, cfg),
+        count_baselines=tuple(
+            (a, LabValue(s.baselines[a].value, s.baselines[a].comparator))
+            for a in ("hemoglobin", "platelets", "anc")
+            if a in s.baselines
+        ),
         documented=documented,
         crs_active=s.crs_grade > 0,
         crs_seen=s.crs_episodes_seen > 0,
@@ -654,11 +680,12 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     hs = hscore(_hlh_inputs(s, now, cfg, dict(documented)))
     hlh = hlh2004(_hlh_inputs(s, now, cfg, dict(documented)))
     hs_text = (
-        f"partial HScore {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
+        f"partial HScore [V2] {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
         f"missing: {', '.join(hs.missing) or 'none'}"
     )
     hlh_text = (
-        f"HLH-2004 {hlh.met}/8 met, {hlh.unknown} unknown ({hlh.verdict}); missing: {', '.join(hlh.missing) or 'none'}"
+        f"HLH-2004 [V2] {hlh.met}/8 met, {hlh.unknown} unknown ({hlh.verdict}); "
+        f"missing: {', '.join(hlh.missing) or 'none'}"
     )
     em.out.append(
         IecHsChange(
@@ -675,10 +702,12 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         )
     )
     if a.level == 0:
-        em.resolve("iec_hs", "IEC-HS suspicion cleared", ["no IEC-HS criterion currently met"])
+        em.resolve("iec_hs", "IEC-HS suspicion cleared",
+                   [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
-                 f"IEC-HS {LEVEL_NAMES[a.level]}: {a.label}", (*a.evidence, hs_text, hlh_text))
+                 f"IEC-HS {LEVEL_NAMES[a.level]} (in-house scale; Hines 2023 criteria unverified [U]): {a.label}",
+                 (*a.evidence, hs_text, hlh_text))
 
 
 def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str) -> None:
@@ -694,7 +723,7 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
         rise = ferritin_rise(prev, cur, cfg)
         if rise is not None:
             em.alert("ferritin_rapid_rise", "1", "high", "ferritin rising rapidly (in-house rule)", [rise])
-        elif cur is not None and prev is not None and cur.value.below(prev.value.value) is True:
+        elif cur is not None and prev is not None and cur.value.less_than(prev.value) is True:
             em.resolve("ferritin_rapid_rise", "ferritin no longer rising", [prev.text, cur.text])
     if analyte == "fibrinogen":
         fib = _timed(s, "fibrinogen", now, cfg)
@@ -719,8 +748,8 @@ def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None
         return
     if crp.ts - crp0.ts > window or fer.ts - fer0.ts > window or abs(crp.ts - fer.ts) > window:
         return
-    falling = crp.value.below(crp0.value.value) is True and crp.ts > s.il6_blockade_ts
-    rising = fer.value.above(fer0.value.value) is True
+    falling = crp.value.less_than(crp0.value) is True and crp.ts > s.il6_blockade_ts
+    rising = fer.value.greater_than(fer0.value) is True
     if falling and rising:
         em.alert("crp_ferritin_divergence", "1", "high",
                  "CRP falling while ferritin rises after IL-6 blockade: do not read the CRP fall as improvement",
@@ -815,7 +844,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_icans(s, em)
-    # Labs expire: re-check an active suspicion at most hourly, whatever the event.
-    if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= 3600):
+    # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.
+    if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= IEC_RECHECK_SECONDS):
         _evaluate_iec_hs(s, em, cfg)
     return em.out

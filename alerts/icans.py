@@ -119,9 +119,12 @@ def _ice_domain(x: IcansInput) -> tuple[int, str] | None:
         if s == 0:
             what += ", unable to perform ICE"
         c = x.consciousness
-        if c is None or c is Consciousness.UNAROUSABLE:
+        if c is Consciousness.UNAROUSABLE:
             # Grade-4 ICE row: "0, unarousable and unable to perform ICE".
             return 4, f"{what} (unarousable) -> grade 4"
+        if c is None:
+            # Not imputed: grade 4 needs "unarousable", which was not documented.
+            return 3, f"{what}, consciousness not documented: at least grade 3 (grade 4 if unarousable)"
         # Arousable but unable: ICE counts as 0, which is in the 0-2 band.
         return 3, f"{what} while arousable ({c.value.replace('_', ' ')}), ICE counts as 0 -> grade 3"
     if s == 0:

@@ -49,6 +49,7 @@ class IecHsInputs:
     ast: TimedValue | None = None
     ldh: TimedValue | None = None
     triglycerides: TimedValue | None = None
+    count_baselines: tuple[tuple[str, LabValue], ...] = ()  # ("platelets" | "anc" | "hemoglobin", baseline)
     documented: tuple[tuple[str, str], ...] = ()  # (finding kind, evidence text) documented present
     crs_active: bool = False
     crs_seen: bool = False
@@ -117,15 +118,25 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
     elif "hypofibrinogenemia" in documented:
         majors.append(f"hypofibrinogenemia documented without a value: {documented['hypofibrinogenemia']}")
 
+    # "New, worsening or refractory" cytopenias [U]: below the HLH-2004 threshold and, when the
+    # baseline count is known, below the baseline too (after lymphodepletion counts are often
+    # already low: a count better than baseline is not new or worsening).
+    baselines = dict(x.count_baselines)
     low: list[str] = []
-    if x.hemoglobin is not None and x.hemoglobin.value.below(cfg.hemoglobin_low_g_dl) is True:
-        low.append(x.hemoglobin.text)
-    if x.platelets is not None and x.platelets.value.below(cfg.platelets_low_10e9_l) is True:
-        low.append(x.platelets.text)
-    if x.anc is not None and x.anc.value.below(cfg.anc_low_10e9_l) is True:
-        low.append(x.anc.text)
+    for name, tv, limit in (
+        ("hemoglobin", x.hemoglobin, cfg.hemoglobin_low_g_dl),
+        ("platelets", x.platelets, cfg.platelets_low_10e9_l),
+        ("anc", x.anc, cfg.anc_low_10e9_l),
+    ):
+        if tv is None or tv.value.below(limit) is not True:
+            continue
+        base = baselines.get(name)
+        if base is not None and tv.value.less_than(base) is not True:
+            continue
+        low.append(tv.text + (f" (baseline {base})" if base is not None else ""))
     if len(low) >= 2:
-        majors.append(f"cytopenias in {len(low)} lineages (HLH-2004 thresholds): {'; '.join(low)} [U]")
+        majors.append(f"new or worsening cytopenias in {len(low)} lineages (HLH-2004 thresholds): "
+                      f"{'; '.join(low)} [U]")
     elif "pancytopenia" in documented:
         majors.append(f"pancytopenia documented: {documented['pancytopenia']}")
 

@@ -33,11 +33,12 @@ from typing import Any
 from alerts.config import Thresholds
 from alerts.fold import apply
 from models.events import ClinicalEvent, VitalSigns, parse_event
-from models.records import Outcome, Record, Retraction, record_key
+from models.records import Alert, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
 
 SETTLED_IDS_KEPT = 256
+EMITTED_ALERTS_KEPT = 256
 CHECKPOINT_EVERY = 32
 
 
@@ -60,6 +61,9 @@ class PatientLog:
     # Ids of the most recent settled events other than vitals (bounded): a redelivered
     # dose, lab or support event older than the window is recognised as a duplicate.
     settled_ids: list[str] = field(default_factory=list)
+    # Ids of the alerts emitted (bounded): an alert raised on the late path and raised again
+    # by a later re-fold is not emitted twice.
+    emitted_alerts: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> PatientState:
@@ -85,6 +89,24 @@ def _remember(log: PatientLog, ev: ClinicalEvent) -> None:
         log.settled_ids.append(ev.event_id)
         if len(log.settled_ids) > SETTLED_IDS_KEPT:
             del log.settled_ids[: len(log.settled_ids) - SETTLED_IDS_KEPT]
+
+
+def _ledger(log: PatientLog, records: list[Record]) -> list[Record]:
+    """Drop alerts already emitted; remember the new ones; forget retracted ones."""
+    if not records:
+        return records
+    out: list[Record] = []
+    for r in records:
+        if isinstance(r, Alert):
+            if r.id in log.emitted_alerts:
+                continue
+            log.emitted_alerts.append(r.id)
+            if len(log.emitted_alerts) > EMITTED_ALERTS_KEPT:
+                del log.emitted_alerts[0]
+        elif isinstance(r, Retraction) and r.retracts in log.emitted_alerts:
+            log.emitted_alerts.remove(r.retracts)
+        out.append(r)
+    return out
 
 
 def _flat(per_event: list[list[Record]]) -> list[Record]:
@@ -167,14 +189,14 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         for cp in log.checkpoints.values():
             apply(cp, ev, cfg, late=True)
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
-        return StepResult("late", records, reason)
+        return StepResult("late", _ledger(log, records), reason)
 
     key = (ts, ev.event_id)
     pending = log.pending
     if not pending or key > log.pending_keys[-1]:
+        records = apply(log.head, ev, cfg)
         pending.append(ev)
         log.pending_keys.append(key)
-        records = apply(log.head, ev, cfg)
         log.pending_records.append(records)
         if len(pending) % CHECKPOINT_EVERY == 0:
             log.checkpoints[len(pending)] = log.head.clone()
@@ -192,7 +214,7 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     if log.max_ts is None or ts > log.max_ts:
         log.max_ts = ts
         _settle(log, ts - window)
-    return StepResult("applied", records) if records else _APPLIED_NOTHING
+    return StepResult("applied", _ledger(log, records)) if records else _APPLIED_NOTHING
 
 
 _VITAL_FIELDS = ("temperature", "heart_rate", "sbp", "dbp", "map", "spo2", "resp_rate")
@@ -234,7 +256,8 @@ def log_to_json(log: PatientLog) -> bytes:
     pending = json.dumps([_compact(e) for e in log.pending], separators=(",", ":"))
     max_ts = "null" if log.max_ts is None else repr(log.max_ts)
     ids = json.dumps(log.settled_ids, separators=(",", ":"))
-    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"pending":{pending}}}'
+    alerts = json.dumps(log.emitted_alerts, separators=(",", ":"))
+    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"emitted_alerts":{alerts},"pending":{pending}}}'
     return b'{"settled":' + state_to_json(log.settled) + tail.encode()
 
 
@@ -251,6 +274,7 @@ def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
         pending_ids={e.event_id for e in pending},
         max_ts=obj["max_ts"],
         settled_ids=list(obj["settled_ids"]),
+        emitted_alerts=list(obj["emitted_alerts"]),
     )
     _refold_from(log, 0, cfg)
     return log

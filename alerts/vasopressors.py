@@ -61,7 +61,8 @@ def nee(agents: Iterable[RunningAgent], weight_kg: float | None) -> NeeResult:
             missing.append(f"{a.agent.value} {a.rate:g} {a.unit} cannot be converted ({why})")
             continue
         total += dose * factor
-        terms.append(f"{a.agent.value} {a.rate:g} {a.unit} x {factor:g}")
+        unit = "U/min" if a.agent is VasoactiveAgent.VASOPRESSIN else "ug/kg/min"
+        terms.append(f"{a.agent.value} {dose:.3g} {unit} x {factor:g}")
     if missing:
         return NeeResult(None, "; ".join(missing), tuple(terms))
     return NeeResult(total, None, tuple(terms))

@@ -161,13 +161,28 @@ class OxygenSupport(_EventBase):
     reason: str | None = None
 
 
+# Rate units per agent (FHIR R4 input contract, MedicationAdministration table).
+_PER_MIN_OR_KG = frozenset({"ug/min", "ug/kg/min"})
+AGENT_RATE_UNITS: dict[VasoactiveAgent, frozenset[str]] = {
+    VasoactiveAgent.NOREPINEPHRINE: _PER_MIN_OR_KG,
+    VasoactiveAgent.EPINEPHRINE: _PER_MIN_OR_KG,
+    VasoactiveAgent.PHENYLEPHRINE: _PER_MIN_OR_KG,
+    VasoactiveAgent.METARAMINOL: _PER_MIN_OR_KG,
+    VasoactiveAgent.DOPAMINE: frozenset({"ug/kg/min"}),
+    VasoactiveAgent.DOBUTAMINE: frozenset({"ug/kg/min"}),
+    VasoactiveAgent.MILRINONE: frozenset({"ug/kg/min"}),
+    VasoactiveAgent.VASOPRESSIN: frozenset({"U/min", "U/h"}),
+    VasoactiveAgent.ANGIOTENSIN_II: frozenset({"ng/kg/min"}),
+}
+
+
 class Infusion(_EventBase):
     """A vasoactive infusion segment: start, rate change or stop."""
 
     kind: Literal["infusion"] = "infusion"
     action: Literal["start", "rate_change", "stop"]
     agent: VasoactiveAgent
-    rate: float | None = Field(default=None, ge=0.0)
+    rate: float | None = Field(default=None, ge=0.0, le=10_000.0)  # above: a unit or entry error
     unit: str | None = None
     reason: str | None = None
     at_max_dose: bool = Field(default=False, description='Documented "at or near maximal dose".')
@@ -180,9 +195,14 @@ class Infusion(_EventBase):
                 raise ValueError("unit: a rate needs a unit")
         if self.unit is not None:
             try:
-                object.__setattr__(self, "unit", normalise_rate_unit(self.unit))
+                unit = normalise_rate_unit(self.unit)
             except UnitError as exc:
                 raise ValueError(f"unit: {exc}") from None
+            allowed = AGENT_RATE_UNITS[self.agent]
+            if unit not in allowed:
+                raise ValueError(f"unit: {unit} is not a rate unit for {self.agent.value}; accepted: "
+                                 f"{', '.join(sorted(allowed))}")
+            object.__setattr__(self, "unit", unit)
         return self
 
 
@@ -244,6 +264,15 @@ class NeuroAssessment(_EventBase):
     cerebral_edema: CerebralEdema | None = None
     unable_to_perform_ice: bool = False
     global_aphasia: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NeuroAssessment:
+        if self.ice_score is not None and self.ice_score > 0:
+            if self.unable_to_perform_ice:
+                raise ValueError(f"ice_score: {self.ice_score}/10 contradicts unable_to_perform_ice")
+            if self.global_aphasia:
+                raise ValueError(f"ice_score: {self.ice_score}/10 contradicts global aphasia (ICE 0 while awake)")
+        return self
 
 
 class BaselineValue(BaseModel):

@@ -34,5 +34,17 @@ class LabValue:
         above = self.above(threshold, inclusive=not inclusive)
         return None if above is None else not above
 
+    def greater_than(self, other: LabValue) -> bool | None:
+        """Is this true value certainly above the other's true value?"""
+        if other.comparator in (">", ">="):
+            return None  # the other is only a lower bound
+        return self.above(other.value)
+
+    def less_than(self, other: LabValue) -> bool | None:
+        """Is this true value certainly below the other's true value?"""
+        if other.comparator in ("<", "<="):
+            return None  # the other is only an upper bound
+        return self.below(other.value)
+
     def __str__(self) -> str:
         return f"{self.comparator or ''}{self.value:g}"

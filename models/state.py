@@ -98,6 +98,7 @@ class PatientState:
 
     # Vasopressor and oxygen courses
     vaso_course: int = 0
+    inotrope_course: int = 0
     nee_min: float | None = None
     oxygen_course: int = 0
 

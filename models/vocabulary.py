@@ -177,10 +177,14 @@ class CerebralEdema(StrEnum):
     DIFFUSE = "diffuse"
 
 
-# A reason that keeps support or findings counted toward the CRS grade. Any other
-# reason ("sepsis", "cardiogenic", "diuresis", ...) excludes them (ASTCT attribution clause).
-CRS_REASONS: Final[frozenset[str]] = frozenset({"crs", "cytokine release syndrome"})
+# A reason that keeps support or findings counted toward the CRS grade: none, or one of
+# these names of CRS. Any other reason ("sepsis", "cardiogenic", "diuresis", "CRS resolved",
+# ...) excludes them (ASTCT attribution clause); the grade's evidence always names the
+# excluded support and its reason, so an exclusion is never silent.
+CRS_REASONS: Final[frozenset[str]] = frozenset(
+    {"crs", "cytokine release syndrome", "cytokine release", "crs shock", "crs hypoxia", "crs-related", "crs related"}
+)
 
 
 def counts_for_crs(reason: str | None) -> bool:
-    return reason is None or reason.strip().lower() in CRS_REASONS
+    return reason is None or " ".join(reason.strip().lower().split()) in CRS_REASONS

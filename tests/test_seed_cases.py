@@ -14,7 +14,7 @@ import pytest
 
 from alerts.config import Thresholds
 from models.events import Attribution, parse_event
-from models.records import Alert, CrsGradeChange, IecHsChange, Record, Retraction, record_key
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Retraction, record_key
 from streams.replay import Replayer, replay_files
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
@@ -263,5 +263,10 @@ def test_case004_hlh_like_features_during_active_crs(mcnerney: tuple[Replayer, l
     assert all("during active CRS" in a.summary for a in iec)  # "CRS with features of HLH" (REFERENCE.md E.2)
 
 
-def test_case004_icans_cannot_be_graded(mcnerney: tuple[Replayer, list[Record]]) -> None:
-    assert not [r for r in effective(mcnerney[1]) if isinstance(r, Alert) and r.kind == "icans"]
+def test_case004_icans_signs_without_ice_score_are_not_graded(mcnerney: tuple[Replayer, list[Record]]) -> None:
+    """The text reports encephalopathy and aphasia but no ICE score: no ICANS grade is invented."""
+    state = mcnerney[0].logs["mcnerney-2022"].state
+    assert state.findings["encephalopathy"].present  # the sign is recorded ...
+    assert state.icans_ts is None  # ... but there is no assessment to grade
+    assert not [r for r in effective(mcnerney[1]) if isinstance(r, (Alert, IcansGradeChange))
+                and getattr(r, "kind", "icans") == "icans"]

@@ -254,3 +254,73 @@ def test_unable_to_perform_ice_after_an_earlier_score() -> None:
 def test_day_is_relative_to_the_car_t_infusion() -> None:
     _, out = fold([car_t(0), temp(24 * 13 + 2, 39.0)])
     assert [r.day for r in out if isinstance(r, CrsGradeChange)] == [13]
+
+
+# ---- regressions found in review
+
+
+def test_fever_waiver_does_not_carry_into_a_new_episode() -> None:
+    # Tocilizumab in episode 1, resolution, then hypotension without fever two days later.
+    s, _ = fold([car_t(), temp(24, 39.0), bp(25, 82), dose(26, "tocilizumab"), bp(30, 115),
+                 finding(31, "fever", present=False), bp(80, 84)])
+    assert s.crs_grade == 0 and s.episode == 1
+
+
+def test_fever_waiver_holds_within_the_treated_episode() -> None:
+    s, _ = fold([car_t(), temp(24, 39.0), bp(25, 82), dose(26, "tocilizumab"), finding(27, "fever", present=False),
+                 bp(40, 84)])
+    assert s.crs_grade == 2
+
+
+def test_findings_with_a_non_crs_reason_do_not_count() -> None:
+    s, _ = fold([car_t(), finding(24, "fever", reason="sepsis"), finding(25, "hypotension", reason="sepsis")])
+    assert s.crs_grade == 0 and s.findings["fever"].label == "documented fever (sepsis)"
+    s, _ = fold([car_t(), temp(24, 39.0), infusion(25, "norepinephrine", reason="CRS shock")])
+    assert s.crs_grade == 3
+
+
+def test_inotrope_courses_have_their_own_ids() -> None:
+    _, out = fold([car_t(), infusion(24, "milrinone", rate=0.5, unit="ug/kg/min"), infusion(30, "milrinone", "stop"),
+                   infusion(40, "milrinone", rate=0.5, unit="ug/kg/min")])
+    ids = [a.id for a in alerts_of(out, "inotrope")]
+    assert ids == [f"{PID}:inotrope:1:milrinone", f"{PID}:inotrope:1:resolved", f"{PID}:inotrope:2:milrinone"]
+
+
+def test_oxygen_attribution_sticks_to_the_same_device() -> None:
+    s, _ = fold([car_t(), temp(24, 39.0), oxygen(25, "invasive_ventilation"),
+                 attribution(30, ["oxygen"], "sedation"), oxygen(31, "invasive_ventilation", fio2_pct=40)])
+    assert s.crs_grade == 1 and s.oxygen is not None and s.oxygen.reason == "sedation"
+    s, _ = fold([car_t(), temp(24, 39.0), oxygen(25, "invasive_ventilation"),
+                 attribution(30, ["oxygen"], "sedation"), oxygen(29, "cpap")])  # an older row, backfilled
+    assert s.crs_grade == 1
+    s, _ = fold([car_t(), temp(24, 39.0), oxygen(25, "invasive_ventilation"),
+                 attribution(30, ["oxygen"], "sedation"), oxygen(31, "facemask")])  # a new device: counted
+    assert s.crs_grade == 3
+
+
+def test_two_censored_ferritins_are_not_a_rise() -> None:
+    _, out = fold([car_t(), temp(24, 39.0), dose(25, "tocilizumab"), lab(30, "crp", 200, "mg/L"),
+                   lab(30, "ferritin", 202000, "ng/mL", comparator=">"), lab(50, "crp", 80, "mg/L"),
+                   lab(50, "ferritin", 202000, "ng/mL", comparator=">")])
+    assert not alerts_of(out, "crp_ferritin_divergence")
+
+
+def test_cytopenia_better_than_baseline_is_not_new_or_worsening() -> None:
+    base = ev("context", 0.5, baselines=[{"analyte": "anc", "value": 0.4, "unit": "10*9/L"},
+                                         {"analyte": "platelets", "value": 60, "unit": "10*9/L"}])
+    labs = [lab(30, "anc", 0.5, "10*9/L"), lab(30, "platelets", 70, "10*9/L"), lab(30, "ferritin", 900, "ng/mL")]
+    s, _ = fold([car_t(), base, temp(24, 38.5), *labs])
+    assert s.iec_hs_level == 1 and "cytopenias" not in " ".join(s.iec_hs_criteria)
+    s, _ = fold([car_t(), temp(24, 38.5), *labs])  # no baseline: absolute HLH-2004 thresholds
+    assert s.iec_hs_level == 2
+
+
+def test_icans_follows_the_latest_assessment() -> None:
+    s, _ = fold([car_t(), ev("neuro", 24, seizure="rapidly_resolving", ice_score=8), ev("neuro", 96, ice_score=10)])
+    assert s.icans_grade == 0
+
+
+def test_nee_terms_show_converted_doses() -> None:
+    r = nee([RunningAgent(VasoactiveAgent.VASOPRESSIN, 2.4, "U/h"),
+             RunningAgent(VasoactiveAgent.ANGIOTENSIN_II, 20, "ng/kg/min")], 70)
+    assert r.terms == ("vasopressin 0.04 U/min x 2.5", "angiotensin_ii 0.02 ug/kg/min x 10")

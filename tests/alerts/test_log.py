@@ -124,11 +124,13 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
             events.append(bp(h, draw(st.sampled_from([70, 85, 89, 90, 110])), event_id=eid))
         elif kind == "inf":
             action = draw(st.sampled_from(["start", "stop", "rate_change"]))
-            extra = {"rate": draw(st.sampled_from([2, 10, 40])), "unit": "ug/min"} if action != "stop" else {}
+            agent = draw(st.sampled_from(_AGENTS))
+            unit = {"vasopressin": "U/min", "milrinone": "ug/kg/min"}.get(agent, "ug/min")
+            extra = {"rate": draw(st.sampled_from([0.03, 2, 10, 40])), "unit": unit} if action != "stop" else {}
             reason = draw(st.sampled_from([None, None, "diuresis"]))
             if reason:
                 extra["reason"] = reason
-            events.append(infusion(h, draw(st.sampled_from(_AGENTS)), action, event_id=eid, **extra))
+            events.append(infusion(h, agent, action, event_id=eid, **extra))
         elif kind == "o2":
             dev = draw(st.sampled_from(_DEVICES))
             flow = draw(st.sampled_from([None, 2.0, 6.0, 8.0])) if dev == "nasal_cannula" else None
@@ -208,3 +210,33 @@ def test_same_final_state_and_alert_ids_whatever_the_delivery(events: list[Clini
         records.extend(step(log, e, CFG).records)
     assert state_to_json(log.head) == ref_state
     assert effective_alert_ids(records) == ref_ids
+
+
+def test_an_alert_raised_on_the_late_path_is_not_emitted_again_by_a_refold() -> None:
+    log, records = run([car_t(), temp(10, 38.6), lab(12, "ferritin", 1000, "ng/mL"), temp(20, 38.7)])
+    late = step(log, lab(13, "ferritin", 2000, "ng/mL"), CFG)  # > 4 h late: applied at arrival
+    assert late.outcome == "late"
+    records += late.records
+    for e in [finding(19, "fever", present=False), temp(21, 38.1)]:  # in-window, out of order: re-folds
+        records += step(log, e, CFG).records
+    firing = [r.id for r in records if isinstance(r, Alert) and r.status == "firing"]
+    assert len(firing) == len(set(firing))
+    assert f"{PID}:ferritin_rapid_rise:1:1" in firing
+
+
+@PROPERTY
+@given(event_streams(), st.integers(0, 2**16))
+def test_no_alert_id_is_emitted_twice_even_with_events_beyond_the_window(
+    events: list[ClinicalEvent], seed: int
+) -> None:
+    rng = random.Random(seed)
+    delayed = [(e.ts + rng.uniform(0, 3 * WINDOW_H * 3600), e.event_id, e) for e in events]
+    delivery = [e for _, _, e in sorted(delayed, key=lambda d: (d[0], d[1]))]
+    _, records = run(delivery)
+    live: set[str] = set()
+    for r in records:
+        if isinstance(r, Retraction):
+            live.discard(r.retracts)
+        elif isinstance(r, Alert):
+            assert r.id not in live, f"{r.id} emitted twice"
+            live.add(r.id)

@@ -111,3 +111,19 @@ def test_rate_conversions() -> None:
 def test_censored_comparisons(value: LabValue, threshold: float, above: bool | None, below: bool | None) -> None:
     assert value.above(threshold) is above
     assert value.below(threshold) is below
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (make(kind="neuro", ice_score=5, global_aphasia=True), "ice_score"),
+        (make(kind="neuro", ice_score=3, unable_to_perform_ice=True), "ice_score"),
+        (make(kind="infusion", action="start", agent="vasopressin", rate=2, unit="ug/kg/min"), "unit"),
+        (make(kind="infusion", action="start", agent="angiotensin_ii", rate=20, unit="ug/min"), "unit"),
+        (make(kind="infusion", action="start", agent="norepinephrine", rate=1e9, unit="ug/min"), "rate"),
+    ],
+)
+def test_contradictory_or_implausible_input_is_rejected(raw: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(raw)
+    assert exc.value.field == field
