@@ -52,6 +52,24 @@ _CRS_SEVERITY: dict[int, Severity] = {1: "info", 2: "warning", 3: "high", 4: "cr
 _IEC_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical"}
 _ICANS_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical", 4: "critical"}
 _O2_SEVERITY: dict[int, Severity] = {2: "warning", 3: "high", 4: "critical"}
+# The alert kinds whose bookkeeping a lab event writes (with labs and the IEC-HS fields).
+LAB_TRACKS = ("ferritin_high", "ferritin_rapid_rise", "hypofibrinogenemia", "crp_ferritin_divergence", "iec_hs")
+
+
+def copy_lab_part(src: PatientState, dst: PatientState) -> None:
+    """Give `dst` the lab part of `src`: everything a LabResult writes, and nothing else."""
+    dst.labs = {k: list(v) for k, v in src.labs.items()}
+    dst.iec_hs_level = src.iec_hs_level
+    dst.iec_hs_criteria = src.iec_hs_criteria
+    dst.iec_eval_ts = src.iec_eval_ts
+    for kind in LAB_TRACKS:
+        t = src.tracks.get(kind)
+        if t is None:
+            dst.tracks.pop(kind, None)
+        else:
+            dst.tracks[kind] = Track(t.active, t.activation, list(t.alerted))
+
+
 IEC_RECHECK_SECONDS = 3600  # engineering choice (cost), not a clinical threshold
 _IEC_FINDINGS = ("pancytopenia", "hypofibrinogenemia", "hemophagocytosis", "splenomegaly")
 
@@ -158,8 +176,9 @@ def _newer(last: float | None, ts: float) -> bool:
 
 
 def _replaces(obs: Observation | None, ts: float, event_id: str) -> bool:
-    """Registers follow the log's total order, (event time, event_id): ties are broken the same way."""
-    return obs is None or (ts, event_id) >= (obs.ts, obs.event_id)
+    """Registers follow the log's total order, (event time, event_id): only a strictly newer event
+    replaces the value, so re-applying the same event is recognisably a no-op."""
+    return obs is None or (ts, event_id) > (obs.ts, obs.event_id)
 
 
 def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
@@ -399,6 +418,8 @@ def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
     return (
         m is not None
         and s.crs_grade > 0
+        and s.episode_onset is not None
+        and m >= s.episode_onset
         and now - m <= cfg.fever_masking_hours * 3600
         and m > s.discount_before.get("masking", NEG_INF)
     )
@@ -464,6 +485,8 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         _check_refractory(s, em, cfg)
         return
     s.crs_grade = a.grade
+    # The waiver depends on the grade: keep the signature as of the new grade.
+    s.crs_sig = (sig[0], _masking_now(s, now, cfg), sig[2], sig[3])
     evidence = a.evidence + tuple(f"uncertain: {u}" for u in a.uncertain)
     if prev == 0:
         s.episode += 1
@@ -808,13 +831,17 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     em = _Emitter(s, now, late)
 
     if isinstance(event, VitalSigns):
+        registers = (s.fever, s.hypotension, s.max_fever_c)
         _on_vitals(s, event, cfg)
+        if late and registers == (s.fever, s.hypotension, s.max_fever_c):
+            return em.out  # an old reading that changes nothing evaluates nothing (e.g. a redelivery)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, LabResult):
+        # Labs change no CRS input, so they do not re-grade CRS: the lab part of the state
+        # (see LAB_TRACKS, copy_lab_part) is all a lab writes, which alerts.log relies on.
         if _on_lab(s, event):
             _evaluate_labs(s, em, cfg, event.analyte.value)
             _evaluate_iec_hs(s, em, cfg)
-        _evaluate_crs(s, em, cfg)
     elif isinstance(event, Infusion):
         changed = _on_infusion(s, event)
         _evaluate_crs(s, em, cfg)

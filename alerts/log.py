@@ -16,8 +16,9 @@ ids do not depend on the arrival order within the window. `settled` advances by
 adopting a checkpoint once every event before it is older than the window, so no event
 is folded twice on the normal path.
 
-An event older than the window is folded at arrival, into `head`, `settled` and every
-checkpoint, and marked `late`. A duplicate `event_id` inside the window changes
+An event older than the window is folded at its arrival position (keyed just after the
+newest pending event) and marked `late`, so the log stays one ordered sequence and
+`head` is always `settled` + `pending` folded in order. A duplicate `event_id` inside the window changes
 nothing; older duplicates are recognised by a bounded ring of ids (vitals need none:
 the fold's registers keep the newest reading, so a re-applied old one is a no-op).
 """
@@ -31,12 +32,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.config import Thresholds
-from alerts.fold import apply
-from models.events import ClinicalEvent, VitalSigns, parse_event
+from alerts.fold import apply, copy_lab_part
+from models.events import ClinicalEvent, LabResult, VitalSigns, parse_event
 from models.records import Alert, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
 
+# Tests set this to run the full re-fold beside every lab fast path and compare (tests/conftest.py).
+VERIFY_FAST_PATH = False
 SETTLED_IDS_KEPT = 256
 EMITTED_ALERTS_KEPT = 256
 CHECKPOINT_EVERY = 32
@@ -64,6 +67,7 @@ class PatientLog:
     # Ids of the alerts emitted (bounded): an alert raised on the late path and raised again
     # by a later re-fold is not emitted twice.
     emitted_alerts: list[str] = field(default_factory=list)
+    late_ids: set[str] = field(default_factory=set)  # pending events that arrived beyond the window
 
     @property
     def state(self) -> PatientState:
@@ -121,7 +125,8 @@ def _refold_from(log: PatientLog, start: int, cfg: Thresholds) -> None:
         del log.checkpoints[k]
     records: list[list[Record]] = []
     for j in range(start, len(log.pending)):
-        records.append(apply(state, log.pending[j], cfg))
+        ev = log.pending[j]
+        records.append(apply(state, ev, cfg, late=ev.event_id in log.late_ids))
         if (j + 1) % CHECKPOINT_EVERY == 0:
             log.checkpoints[j + 1] = state.clone()
     log.pending_records[start:] = records
@@ -148,6 +153,110 @@ def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
     return out
 
 
+def _append(log: PatientLog, ev: ClinicalEvent, key: tuple[float, str], records: list[Record]) -> None:
+    log.pending.append(ev)
+    log.pending_keys.append(key)
+    log.pending_records.append(records)
+    log.pending_ids.add(ev.event_id)
+    if len(log.pending) % CHECKPOINT_EVERY == 0:
+        log.checkpoints[len(log.pending)] = log.head.clone()
+
+
+def _insert_and_refold(log: PatientLog, i: int, ev: ClinicalEvent, cfg: Thresholds) -> list[Record]:
+    """Insert `ev` at pending position `i` and fold again from the nearest checkpoint."""
+    start = max((k for k in log.checkpoints if k <= i), default=0)
+    old_records = _flat(log.pending_records[start:])
+    log.pending.insert(i, ev)
+    log.pending_keys.insert(i, _key(ev))
+    log.pending_records.insert(i, [])
+    _refold_from(log, start, cfg)
+    return _diff(old_records, _flat(log.pending_records[start:]), ev.event_id)
+
+
+def _insert_lab_commuting(log: PatientLog, i: int, ev: ClinicalEvent, cfg: Thresholds) -> list[Record] | None:
+    """Insert a late lab, folding again only up to the last non-vitals event after it.
+
+    A lab writes only the lab part of the state (alerts.fold.copy_lab_part) and no event
+    writes the rest from lab state. Vitals read no lab state except through the IEC-HS
+    re-check, which runs only while the IEC-HS level is above 0. So if the window is
+    folded again up to position `m` (just after the last non-vitals event), and the level
+    there is 0 both without and with the new lab, the trailing vitals give the same
+    records and leave the lab part alone: the new state is the old one with the lab part
+    taken at `m`. Returns the records to emit, or None when this does not apply.
+    """
+    if not isinstance(ev, LabResult):
+        return None
+    pending = log.pending
+    m = i
+    for j in range(len(pending) - 1, i - 1, -1):
+        if type(pending[j]) is not VitalSigns:
+            m = j + 1
+            break
+    start = max((k for k in log.checkpoints if k <= i), default=0)
+    base = log.checkpoints[start] if start else log.settled
+    late = log.late_ids
+
+    old = base.clone()
+    for j in range(start, m):
+        apply(old, pending[j], cfg, late=pending[j].event_id in late)
+    if old.iec_hs_level:
+        return None
+    new = base.clone()
+    records = [apply(new, pending[j], cfg, late=pending[j].event_id in late) for j in range(start, i)]
+    records.append(apply(new, ev, cfg))
+    records += [apply(new, pending[j], cfg, late=pending[j].event_id in late) for j in range(i, m)]
+    if new.iec_hs_level:
+        return None
+
+    old_records = _flat(log.pending_records[start:])
+    pending.insert(i, ev)
+    log.pending_keys.insert(i, _key(ev))
+    log.pending_records[start:m] = records
+    copy_lab_part(new, log.head)
+    checkpoints: dict[int, PatientState] = {}
+    for k, cp in log.checkpoints.items():
+        if k <= i:
+            checkpoints[k] = cp
+        elif k >= m:  # in the trailing vitals: only the lab part changes
+            copy_lab_part(new, cp)
+            checkpoints[k + 1] = cp
+        # a checkpoint between i and m is dropped: checkpoints only save work
+    log.checkpoints = checkpoints
+    return _diff(old_records, _flat(log.pending_records[start:]), ev.event_id)
+
+
+def _copy(log: PatientLog) -> PatientLog:
+    return PatientLog(
+        settled=log.settled.clone(),
+        head=log.head.clone(),
+        pending=list(log.pending),
+        pending_keys=list(log.pending_keys),
+        pending_ids=set(log.pending_ids),
+        pending_records=[list(r) for r in log.pending_records],
+        checkpoints={k: v.clone() for k, v in log.checkpoints.items()},
+        max_ts=log.max_ts,
+        settled_ids=list(log.settled_ids),
+        emitted_alerts=list(log.emitted_alerts),
+        late_ids=set(log.late_ids),
+    )
+
+
+def _assert_same(fast: PatientLog, full: PatientLog, fast_records: list[Record], full_records: list[Record]) -> None:
+    a, b = json.loads(state_to_json(fast.head)), json.loads(state_to_json(full.head))
+    if a != b:  # compared as values: key order of the state's dicts carries no meaning
+        fields = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        raise AssertionError(f"lab fast path: head differs from the full re-fold: {fields}")
+    if [record_key(r) for r in fast_records] != [record_key(r) for r in full_records]:
+        raise AssertionError("lab fast path: records differ from the full re-fold")
+    if [[record_key(r) for r in rs] for rs in fast.pending_records] != [
+        [record_key(r) for r in rs] for rs in full.pending_records
+    ]:
+        raise AssertionError("lab fast path: per-event records differ from the full re-fold")
+    for k, cp in fast.checkpoints.items():
+        if k in full.checkpoints and json.loads(state_to_json(cp)) != json.loads(state_to_json(full.checkpoints[k])):
+            raise AssertionError(f"lab fast path: checkpoint {k} differs from the full re-fold")
+
+
 def _settle(log: PatientLog, horizon: float) -> None:
     """Adopt the newest checkpoint before which every event is older than the window."""
     keys = log.pending_keys
@@ -165,6 +274,7 @@ def _settle(log: PatientLog, horizon: float) -> None:
     log.settled = log.checkpoints.pop(c)
     for old in log.pending[:c]:
         log.pending_ids.discard(old.event_id)
+        log.late_ids.discard(old.event_id)
         _remember(log, old)
     del log.pending[:c]
     del log.pending_keys[:c]
@@ -183,11 +293,12 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     if log.max_ts is not None and ts <= log.max_ts - window:
         if ev.event_id in log.settled_ids:
             return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
-        _remember(log, ev)
+        # Too old to re-order: folded at its arrival position, i.e. keyed just after the
+        # newest pending event, so that the log stays one ordered sequence.
+        last = log.pending_keys[-1] if log.pending_keys else (log.max_ts, "")
         records = apply(log.head, ev, cfg, late=True)
-        apply(log.settled, ev, cfg, late=True)
-        for cp in log.checkpoints.values():
-            apply(cp, ev, cfg, late=True)
+        _append(log, ev, (last[0], f"{last[1]}\x00late:{ev.event_id}"), records)
+        log.late_ids.add(ev.event_id)
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
         return StepResult("late", _ledger(log, records), reason)
 
@@ -195,21 +306,19 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     pending = log.pending
     if not pending or key > log.pending_keys[-1]:
         records = apply(log.head, ev, cfg)
-        pending.append(ev)
-        log.pending_keys.append(key)
-        log.pending_records.append(records)
-        if len(pending) % CHECKPOINT_EVERY == 0:
-            log.checkpoints[len(pending)] = log.head.clone()
+        _append(log, ev, key, records)
     else:
         i = bisect.bisect(log.pending_keys, key)
-        start = max((k for k in log.checkpoints if k <= i), default=0)
-        old_records = _flat(log.pending_records[start:])
-        pending.insert(i, ev)
-        log.pending_keys.insert(i, key)
-        log.pending_records.insert(i, [])
-        _refold_from(log, start, cfg)
-        records = _diff(old_records, _flat(log.pending_records[start:]), ev.event_id)
-    log.pending_ids.add(ev.event_id)
+        reference = _copy(log) if VERIFY_FAST_PATH else None
+        fast = _insert_lab_commuting(log, i, ev, cfg)
+        if fast is None:
+            records = _insert_and_refold(log, i, ev, cfg)
+        else:
+            records = fast
+            if reference is not None:
+                expected = _insert_and_refold(reference, i, ev, cfg)
+                _assert_same(log, reference, records, expected)
+        log.pending_ids.add(ev.event_id)
 
     if log.max_ts is None or ts > log.max_ts:
         log.max_ts = ts
@@ -257,7 +366,12 @@ def log_to_json(log: PatientLog) -> bytes:
     max_ts = "null" if log.max_ts is None else repr(log.max_ts)
     ids = json.dumps(log.settled_ids, separators=(",", ":"))
     alerts = json.dumps(log.emitted_alerts, separators=(",", ":"))
-    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"emitted_alerts":{alerts},"pending":{pending}}}'
+    late = json.dumps(
+        [[n, k[0], k[1]] for n, (e, k) in enumerate(zip(log.pending, log.pending_keys, strict=True))
+         if e.event_id in log.late_ids],
+        separators=(",", ":"),
+    )
+    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"emitted_alerts":{alerts},"late":{late},"pending":{pending}}}'
     return b'{"settled":' + state_to_json(log.settled) + tail.encode()
 
 
@@ -265,16 +379,20 @@ def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
     obj: dict[str, Any] = json.loads(data)
     settled = state_from_json(json.dumps(obj["settled"]))
     pending = [_expand(row, settled.patient_id) for row in obj["pending"]]
+    keys = [_key(e) for e in pending]
+    for n, ts, key in obj["late"]:
+        keys[n] = (ts, key)
     log = PatientLog(
         settled=settled,
         head=settled,
         pending=pending,
         pending_records=[[] for _ in pending],
-        pending_keys=[_key(e) for e in pending],
+        pending_keys=keys,
         pending_ids={e.event_id for e in pending},
         max_ts=obj["max_ts"],
         settled_ids=list(obj["settled_ids"]),
         emitted_alerts=list(obj["emitted_alerts"]),
+        late_ids={pending[n].event_id for n, _, _ in obj["late"]},
     )
     _refold_from(log, 0, cfg)
     return log

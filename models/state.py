@@ -10,6 +10,7 @@ moves state backwards.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
@@ -145,6 +146,11 @@ _STATE_ADAPTER: TypeAdapter[PatientState] = TypeAdapter(PatientState)
 
 def state_to_json(state: PatientState) -> bytes:
     return _STATE_ADAPTER.dump_json(state)
+
+
+def state_value(state: PatientState) -> object:
+    """The state as plain JSON values, for comparisons where dict key order carries no meaning."""
+    return json.loads(state_to_json(state))
 
 
 def state_from_json(data: bytes | str) -> PatientState:

@@ -7,7 +7,7 @@ from pathlib import Path
 from alerts.config import Thresholds
 from alerts.fold import apply
 from models.events import parse_event
-from models.state import PatientState, state_from_json, state_to_json
+from models.state import PatientState, state_from_json, state_to_json, state_value
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "mcnerney-2022.jsonl"
 
@@ -19,13 +19,13 @@ def test_clone_is_independent_of_the_original() -> None:
     cfg = Thresholds()
     for e in events[: len(events) // 2]:
         apply(state, e, cfg)
-    before = state_to_json(state)
+    before = state_value(state)
     copy = state.clone()
-    assert state_to_json(copy) == before
+    assert state_value(copy) == before
     for e in events[len(events) // 2 :]:
         apply(copy, e, cfg)  # touches infusions, oxygen, labs, findings, tracks, ...
-    assert state_to_json(state) == before
-    assert state_to_json(copy) != before
+    assert state_value(state) == before
+    assert state_value(copy) != before
 
 
 def test_state_json_round_trip() -> None:
@@ -33,4 +33,4 @@ def test_state_json_round_trip() -> None:
     for line in CASE.open():
         if line.strip():
             apply(state, parse_event(line), Thresholds())
-    assert state_to_json(state_from_json(state_to_json(state))) == state_to_json(state)
+    assert state_value(state_from_json(state_to_json(state))) == state_value(state)
