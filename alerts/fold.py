@@ -623,9 +623,11 @@ def _timed(s: PatientState, analyte: str, now: float, cfg: Thresholds, index: in
     p = series[index]
     if now - p.ts > cfg.lab_valid_hours * 3600:
         return None
-    cmp = p.comparator or ""
-    text = f"{analyte} {cmp}{p.value:g} {p.unit} collected {when(s, p.ts)} [{p.event_id}]"
-    return TimedValue(LabValue(p.value, p.comparator), p.ts, text)
+
+    def describe() -> str:
+        return f"{analyte} {p.comparator or ''}{p.value:g} {p.unit} collected {when(s, p.ts)} [{p.event_id}]"
+
+    return TimedValue(LabValue(p.value, p.comparator), p.ts, describe)
 
 
 def _documented(s: PatientState, now: float, cfg: Thresholds) -> tuple[tuple[str, str], ...]:

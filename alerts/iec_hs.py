@@ -21,6 +21,7 @@ episode is active; "IEC-HS after CRS resolution" once CRS has resolved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from alerts.config import Thresholds
@@ -33,7 +34,12 @@ LEVEL_NAMES = {0: "none", 1: "watch", 2: "suspected", 3: "strongly suspected"}
 class TimedValue:
     value: LabValue
     ts: float
-    text: str  # evidence text, e.g. "ferritin >202000 ng/mL on Day +9 [m22-040]"
+    describe: Callable[[], str]  # builds the evidence text only when it is used
+
+    @property
+    def text(self) -> str:
+        """Evidence text, e.g. "ferritin >202000 ng/mL collected Day +9 04:00 [m22-040]"."""
+        return self.describe()
 
 
 @dataclass(frozen=True, slots=True)

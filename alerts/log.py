@@ -34,7 +34,7 @@ from typing import Any
 from alerts.config import Thresholds
 from alerts.fold import apply, copy_lab_part
 from models.events import ClinicalEvent, LabResult, VitalSigns, parse_event
-from models.records import Alert, Outcome, Record, Retraction, record_key
+from models.records import Alert, IecHsChange, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
 
@@ -196,10 +196,11 @@ def _insert_lab_commuting(log: PatientLog, i: int, ev: ClinicalEvent, cfg: Thres
     base = log.checkpoints[start] if start else log.settled
     late = log.late_ids
 
-    old = base.clone()
-    for j in range(start, m):
-        apply(old, pending[j], cfg, late=pending[j].event_id in late)
-    if old.iec_hs_level:
+    # The level at m was 0 without the new lab exactly when it is 0 now and no IEC-HS change
+    # was recorded after m: after m only the re-check can change it, and a change is recorded.
+    if log.head.iec_hs_level or any(
+        type(r) is IecHsChange for records in log.pending_records[m:] for r in records
+    ):
         return None
     new = base.clone()
     records = [apply(new, pending[j], cfg, late=pending[j].event_id in late) for j in range(start, i)]
