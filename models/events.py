@@ -8,7 +8,6 @@ The input log is the truth; each event is immutable once validated. Event time
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -399,22 +398,6 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> ClinicalEvent:
         raise InvalidEvent("event", f"not valid JSON: {exc}") from None
 
 
-def dump_event(event: ClinicalEvent) -> dict[str, Any]:
-    out: dict[str, Any] = event.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
-    return out
-
-
-def event_to_json(event: ClinicalEvent) -> str:
-    return event.model_dump_json(exclude_none=True)
-
-
-def day_of(time: datetime, day0: datetime | None) -> int | None:
-    """Day relative to the CAR-T infusion (Day 0 = the infusion's calendar day, UTC)."""
-    if day0 is None:
-        return None
-    return (time.astimezone(day0.tzinfo).date() - day0.date()).days
-
-
 __all__ = [
     "EVENT_KINDS",
     "Attribution",
@@ -432,8 +415,5 @@ __all__ = [
     "Provenance",
     "VitalSigns",
     "canonical_unit_name",
-    "day_of",
-    "dump_event",
-    "event_to_json",
     "parse_event",
 ]
