@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from collections import defaultdict
@@ -104,6 +105,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from streams.publish import create_input_topics, publish_lines
+
+    paths = [Path(p) for p in args.files]
+    for p in paths:
+        if not p.is_file():
+            print(f"crswatch: no such file: {p}", file=sys.stderr)
+            return 2
+    if not args.broker:
+        print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
+        return 2
+    create_input_topics(args.broker, args.partitions)
+    lines = list(read_lines(paths))
+    with tqdm(total=len(lines), unit="ev", file=sys.stderr, disable=len(lines) < 10_000, desc="publish") as bar:
+        result = publish_lines(lines, args.broker, None if args.as_fast_as_possible else args.speed,
+                               on_line=lambda _: bar.update(1))
+    for rej in result.rejected:
+        print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
+    topics = ", ".join(f"{t} {n}" for t, n in sorted(result.by_topic.items()))
+    print(f"published {result.sent} events ({topics}); rejected {len(result.rejected)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -112,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", choices=["text", "jsonl"], default="text")
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
     r.set_defaults(func=cmd_replay)
+
+    pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
+    pub.add_argument("files", nargs="+", help="native JSONL event files")
+    pub.add_argument("--broker", default=os.environ.get("CRSWATCH_BROKER"),
+                     help="bootstrap server host:port (env CRSWATCH_BROKER)")
+    pub.add_argument("--partitions", type=int, default=int(os.environ.get("CRSWATCH_PARTITIONS", "4")),
+                     help="partitions of input topics it creates (env CRSWATCH_PARTITIONS, default 4)")
+    pace = pub.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=None,
+                      help="replay event-time gaps N times faster than real time")
+    pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (the default)")
+    pub.set_defaults(func=cmd_publish)
     return p
 
 

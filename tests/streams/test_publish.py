@@ -1,0 +1,88 @@
+"""`crswatch publish` against a real Kafka-protocol broker (Tansu on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from models.events import parse_event
+from streams.cli import main
+from streams.topics import INPUT_TOPICS, input_topic
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+FILES = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
+
+
+def consume_all(broker: str) -> list[tuple[str, int, bytes, bytes, int]]:
+    consumer = KafkaConsumer(*INPUT_TOPICS, bootstrap_servers=broker, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, enable_auto_commit=False)
+    try:
+        return [(m.topic, m.partition, m.key, m.value, m.timestamp) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_publish_routes_keys_timestamps_and_order(kafka_broker: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "vitals", "event_id": "x"}\n{not json\n')
+    assert main(["publish", *map(str, FILES), str(bad), "--broker", kafka_broker, "--partitions", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "published 127 events" in err and "rejected 2" in err
+
+    messages = consume_all(kafka_broker)
+    assert len(messages) == 127
+    expected = [parse_event(line) for f in FILES for line in f.open() if line.strip()]
+    by_id = {e.event_id: e for e in expected}
+    partitions: dict[str, set[tuple[str, int]]] = defaultdict(set)
+    for topic, partition, key, value, timestamp in messages:
+        event = parse_event(value)
+        original = by_id[event.event_id]
+        assert topic == input_topic(original)  # vitals / labs / treatments
+        assert key == original.patient_id.encode()
+        assert timestamp == int(original.ts * 1000)  # message time = event time (collection time for labs)
+        assert event == original
+        partitions[original.patient_id].add((topic, partition))
+    # Co-partitioned: one patient lands on the same partition number in every topic.
+    for pid, places in partitions.items():
+        assert len({p for _, p in places}) == 1, (pid, places)
+    # Per-patient order within each topic is the file order.
+    for topic in INPUT_TOPICS:
+        for pid in partitions:
+            got = [json.loads(v)["event_id"] for t, _, k, v, _ in messages if t == topic and k == pid.encode()]
+            want = [e.event_id for e in expected if e.patient_id == pid and input_topic(e) == topic]
+            assert got == want
+
+
+def test_publish_needs_a_broker(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRSWATCH_BROKER", raising=False)
+    assert main(["publish", str(FILES[0])]) == 2
+    assert "no broker" in capsys.readouterr().err
+
+
+def test_speed_replays_event_time_gaps_faster(kafka_broker: str) -> None:
+    from streams.publish import create_input_topics, publish_lines
+    from streams.replay import read_lines
+
+    create_input_topics(kafka_broker, 2)
+    lines = list(read_lines([FILES[1]]))
+    sleeps: list[float] = []
+    result = publish_lines(lines, kafka_broker, speed=3600.0, sleep=sleeps.append)
+    assert result.sent == 48
+    events = [parse_event(line) for _, line in lines]
+    latest = events[0].ts
+    expected = []
+    for e in events[1:]:  # a gap is slept only when event time moves forward
+        if e.ts > latest:
+            expected.append((e.ts - latest) / 3600.0)
+            latest = e.ts
+    assert sleeps == pytest.approx(expected)
+    assert sum(sleeps) == pytest.approx((max(e.ts for e in events) - events[0].ts) / 3600.0)
