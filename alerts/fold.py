@@ -480,7 +480,6 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     s.crs_sig = sig
     a = grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min)
     prev = s.crs_grade
-    s.crs_uncertain = a.uncertain
     if a.grade == prev:
         _check_refractory(s, em, cfg)
         return
@@ -702,8 +701,8 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         return
     s.iec_hs_level = a.level
     s.iec_hs_criteria = a.criteria
-    hs = hscore(_hlh_inputs(s, now, cfg, dict(documented)))
-    hlh = hlh2004(_hlh_inputs(s, now, cfg, dict(documented)))
+    hlh_inputs = _hlh_inputs(s, now, cfg, dict(documented))
+    hs, hlh = hscore(hlh_inputs), hlh2004(hlh_inputs)
     hs_text = (
         f"partial HScore [V2] {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
         f"missing: {', '.join(hs.missing) or 'none'}"

@@ -66,7 +66,6 @@ class IecHsAssessment:
     level: int
     label: str
     evidence: tuple[str, ...]
-    ferritin_rapid_rise: str | None  # evidence text when the in-house rapid-rise rule holds
     criteria: tuple[str, ...] = ()  # names of the criteria met, e.g. ("ferritin", "fibrinogen")
 
 
@@ -181,4 +180,4 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
         label = "IEC-HS after CRS resolution"
     else:
         label = "HLH-like features without CRS"
-    return IecHsAssessment(level, label if level else "none", tuple(evidence), rapid, tuple(sorted(criteria)))
+    return IecHsAssessment(level, label if level else "none", tuple(evidence), tuple(sorted(criteria)))

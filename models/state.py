@@ -85,7 +85,6 @@ class PatientState:
 
     # CRS grade and episodes
     crs_grade: int = 0
-    crs_uncertain: tuple[str, ...] = ()
     episode: int = 0
     episode_onset: float | None = None
     episode_peak: int = 0

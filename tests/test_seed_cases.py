@@ -106,8 +106,7 @@ def test_case000_day2_hypoxia_without_device_is_flagged_as_assumption(ruemmele: 
 
 
 def test_case000_three_episodes(ruemmele: tuple[Replayer, list[Record]]) -> None:
-    onsets = [a.day for a in alerts(ruemmele[1], "crs") if a.level.isdigit() and a.id.endswith(f":{a.level}")
-              and a.summary.startswith("CRS onset")]
+    onsets = [a.day for a in alerts(ruemmele[1], "crs") if a.summary.startswith("CRS onset")]
     assert onsets == [1, 13, 19]  # Figure 1: "three separate episodes of CRS: ... Day +1, ... Day +13, ... Day +19"
 
 
