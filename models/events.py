@@ -42,14 +42,19 @@ from models.vocabulary import (
     VasoactiveAgent,
 )
 
+# Bounded rejection categories: safe as a metric label and for routing dead letters.
+REJECT_CATEGORIES = ("not_json", "unknown_kind", "missing_field", "invalid_value")
+
 
 class InvalidEvent(ValueError):
-    """Input that is not a valid clinical event. `field` names the offending field."""
+    """Input that is not a valid clinical event. `field` names the offending field;
+    `category` is one of REJECT_CATEGORIES."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, category: str = "invalid_value") -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+        self.category = category if category in REJECT_CATEGORIES else "invalid_value"
 
 
 class Provenance(BaseModel):
@@ -377,13 +382,16 @@ def _first_error(exc: ValidationError) -> InvalidEvent:
     field = ".".join(loc) if loc else msg.split(":", 1)[0] if ":" in msg else "event"
     if not loc and ":" in msg:
         field, msg = (part.strip() for part in msg.split(":", 1))
+    category = "missing_field" if err.get("type") == "missing" else "invalid_value"
     if err.get("type") == "union_tag_invalid":
-        field, msg = "kind", f"unknown event kind; expected one of: {', '.join(EVENT_KINDS)}"
+        field, msg, category = "kind", f"unknown event kind; expected one of: {', '.join(EVENT_KINDS)}", "unknown_kind"
     elif err.get("type") == "union_tag_not_found":
-        field, msg = "kind", "missing event kind"
+        field, msg, category = "kind", "missing event kind", "missing_field"
     elif err.get("type") == "json_invalid":
-        field, msg = "event", f"not valid JSON: {msg}"
-    return InvalidEvent(field, msg)
+        field, msg, category = "event", f"not valid JSON: {msg}", "not_json"
+    elif err.get("type") == "dict_type" and not loc:
+        field, msg, category = "event", "not a JSON object", "not_json"
+    return InvalidEvent(field, msg, category)
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> ClinicalEvent:
@@ -395,11 +403,12 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> ClinicalEvent:
     except ValidationError as exc:
         raise _first_error(exc) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent("event", f"not valid JSON: {exc}") from None
+        raise InvalidEvent("event", f"not valid JSON: {exc}", "not_json") from None
 
 
 __all__ = [
     "EVENT_KINDS",
+    "REJECT_CATEGORIES",
     "Attribution",
     "BaselineValue",
     "ClinicalEvent",

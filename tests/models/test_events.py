@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from models.events import InvalidEvent, LabResult, PatientContext, VitalSigns, parse_event
+from models.events import REJECT_CATEGORIES, InvalidEvent, LabResult, PatientContext, VitalSigns, parse_event
 from models.labvalue import LabValue
 from models.units import rate_in_ug_kg_min, rate_in_units_per_min
 
@@ -127,3 +127,21 @@ def test_contradictory_or_implausible_input_is_rejected(raw: dict[str, Any], fie
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
     assert exc.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("raw", "category"),
+    [
+        (b"\xff\xfe", "not_json"),
+        (b"not json", "not_json"),
+        (b"[1, 2]", "not_json"),
+        (b'{"kind": "zzz"}', "unknown_kind"),
+        (b"{}", "missing_field"),
+        (b'{"kind": "vitals"}', "missing_field"),
+    ],
+)
+def test_rejections_carry_a_bounded_category(raw: bytes, category: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(raw)
+    assert info.value.category == category
+    assert info.value.category in REJECT_CATEGORIES
