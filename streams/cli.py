@@ -130,6 +130,84 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.settings import ENV, SettingsError, from_env
+
+    for name, var in ENV.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[var] = str(value)
+    try:
+        from_env()
+    except SettingsError as exc:
+        print(f"crswatch: {exc}", file=sys.stderr)
+        return 2
+    from streams.app import app
+
+    sys.argv = ["crswatch", "worker", "--loglevel", args.loglevel]
+    app.main()
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from streams.read_alerts import alert_line, read_alerts
+
+    if not args.broker:
+        print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
+        return 2
+    n = 0
+    try:
+        for record, _ in read_alerts(args.broker, args.follow, args.max_wait):
+            n += 1
+            line = record_json(record) if args.format == "jsonl" else alert_line(record)
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+    print(f"{n} records", file=sys.stderr)
+    return 0
+
+
+def _env(var: str, default: str | None = None) -> str | None:
+    return os.environ.get(var, default)
+
+
+def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    w = sub.add_parser("worker", help="run the faust streaming worker against a Kafka broker",
+                       description="Every option has an environment variable; the option wins.")
+    w.add_argument("--broker", help="bootstrap servers host:port[,host:port] (CRSWATCH_BROKER)")
+    w.add_argument("--store", choices=["memory", "rocksdb"], help="table store (CRSWATCH_STORE, default memory)")
+    w.add_argument("--data-dir", dest="data_dir", help="faust data dir, RocksDB files (CRSWATCH_DATA_DIR)")
+    w.add_argument("--web-host", dest="web_host", help="bind address of the web port (CRSWATCH_WEB_HOST, "
+                   "default 127.0.0.1)")
+    w.add_argument("--web-port", dest="web_port", type=int, help="web port (CRSWATCH_WEB_PORT, default 6066)")
+    w.add_argument("--partitions", type=int, help="partitions of the topics it declares (CRSWATCH_PARTITIONS, "
+                   "default 4)")
+    w.add_argument("--broker-flavor", dest="broker_flavor", choices=["kafka", "tansu"],
+                   help="tansu enables the test-broker workarounds (CRSWATCH_BROKER_FLAVOR, default kafka)")
+    w.add_argument("--app-id", dest="app_id", help="consumer group and table prefix (CRSWATCH_APP_ID)")
+    w.add_argument("--config", help="thresholds file, TOML or JSON (CRSWATCH_CONFIG)")
+    w.add_argument("--max-idle-seconds", dest="max_idle_seconds", type=float,
+                   help="how long to hold a partition for an input topic that is behind (CRSWATCH_MAX_IDLE_SECONDS)")
+    w.add_argument("--security-protocol", dest="security_protocol",
+                   choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], help="CRSWATCH_SECURITY_PROTOCOL")
+    w.add_argument("--sasl-mechanism", dest="sasl_mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+                   help="CRSWATCH_SASL_MECHANISM")
+    w.add_argument("--sasl-username", dest="sasl_username", help="CRSWATCH_SASL_USERNAME")
+    w.add_argument("--ssl-cafile", dest="ssl_cafile", help="CA bundle (CRSWATCH_SSL_CAFILE)")
+    w.add_argument("--ssl-certfile", dest="ssl_certfile", help="client certificate (CRSWATCH_SSL_CERTFILE)")
+    w.add_argument("--ssl-keyfile", dest="ssl_keyfile", help="client key (CRSWATCH_SSL_KEYFILE)")
+    w.add_argument("--loglevel", default=_env("CRSWATCH_LOGLEVEL", "info"), help="CRSWATCH_LOGLEVEL")
+    w.set_defaults(func=cmd_worker)
+
+    a = sub.add_parser("alerts", help="print the alerts in the crs-alerts topic")
+    a.add_argument("--broker", default=_env("CRSWATCH_BROKER"), help="host:port (env CRSWATCH_BROKER)")
+    a.add_argument("--follow", action="store_true", help="keep waiting for new alerts")
+    a.add_argument("--max-wait", dest="max_wait", type=float, default=None,
+                   help="exit after this many seconds without a new alert (default 2 without --follow)")
+    a.add_argument("--format", choices=["text", "jsonl"], default="text")
+    a.set_defaults(func=cmd_alerts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replay event-time gaps N times faster than real time")
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (the default)")
     pub.set_defaults(func=cmd_publish)
+    add_worker_parser(sub)
     return p
 
 

@@ -3,17 +3,21 @@
 Lines are validated before they are sent; an invalid line is reported and counted, never
 sent. Each event goes to its input topic (streams.topics), keyed by patient_id, with the
 Kafka message timestamp set from its event time. One producer with one request in flight
-sends the lines in file order, so each patient's events keep their order in a partition.
+sends each patient's events in file order, so they keep their order in a partition.
+Different patients are interleaved by the time each event became known (`recorded_time`,
+else `time`), as a live feed would send them: a cohort file written patient after patient
+would otherwise put one patient's last day on the topics before another's first.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from models.events import InvalidEvent, parse_event
+from models.events import ClinicalEvent, InvalidEvent, parse_event
 from streams.replay import Rejected
 from streams.topics import INPUT_TOPICS, input_topic
 
@@ -46,6 +50,25 @@ def create_input_topics(broker: str, partitions: int) -> None:
         admin.close()
 
 
+def known_at(event: ClinicalEvent) -> float:
+    return event.recorded_time.timestamp() if event.recorded_time is not None else event.ts
+
+
+def interleave(lines: list[tuple[str, str]], rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
+    """Valid events, each patient's in file order, patients merged by `known_at`."""
+    per_patient: dict[str, list[tuple[float, int, str, ClinicalEvent]]] = {}
+    for n, (source, line) in enumerate(lines):
+        try:
+            event = parse_event(line)
+        except InvalidEvent as exc:
+            rejected.append(Rejected(source, str(exc), line[:2000]))
+            continue
+        per_patient.setdefault(event.patient_id, []).append((known_at(event), n, source, event))
+    # heapq.merge keeps each input's order even where an input is not sorted (late labs).
+    for _, _, source, event in heapq.merge(*per_patient.values(), key=lambda item: (item[0], item[1])):
+        yield source, event
+
+
 def publish_lines(
     lines: list[tuple[str, str]],
     broker: str,
@@ -68,17 +91,13 @@ def publish_lines(
     result = PublishResult()
     previous_ts: float | None = None
     try:
-        for source, line in lines:
+        for source, event in interleave(lines, result.rejected):
             if on_line is not None:
-                on_line(line)
-            try:
-                event = parse_event(line)
-            except InvalidEvent as exc:
-                result.rejected.append(Rejected(source, str(exc), line[:2000]))
-                continue
-            if speed is not None and previous_ts is not None and event.ts > previous_ts:
-                sleep((event.ts - previous_ts) / speed)
-            previous_ts = event.ts if previous_ts is None else max(previous_ts, event.ts)
+                on_line(source)
+            now_known = known_at(event)
+            if speed is not None and previous_ts is not None and now_known > previous_ts:
+                sleep((now_known - previous_ts) / speed)
+            previous_ts = now_known if previous_ts is None else max(previous_ts, now_known)
             topic = input_topic(event)
             producer.send(
                 topic,

@@ -7,13 +7,18 @@ Started on a free 127.0.0.1 port for the test module and stopped after it
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,8 +40,7 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def kafka_broker() -> Iterator[str]:
+def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
@@ -45,20 +49,117 @@ def kafka_broker() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Tansu did not start on port {port}") from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+    deadline = time.monotonic() + 10
+    while True:
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"Tansu did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def kafka_broker() -> Iterator[str]:
+    proc, address = start_tansu()
+    try:
+        yield address
+    finally:
+        stop(proc)
+
+
+@pytest.fixture
+def fresh_broker() -> Iterator[str]:
+    """A broker of its own for one test: the input topic names are fixed."""
+    proc, address = start_tansu()
+    try:
+        yield address
+    finally:
+        stop(proc)
+
+
+class Worker:
+    """`crswatch worker` in its own process, on the Tansu flavor, with a web port to ask."""
+
+    def __init__(self, broker: str, data_dir: Path, store: str = "memory", partitions: int = 4,
+                 faust_cli: bool = False, name: str = "w") -> None:
+        self.port = free_port()
+        self.log_path = data_dir.parent / f"{name}-{self.port}.log"
+        env = {**os.environ, "CRSWATCH_BROKER": broker, "CRSWATCH_STORE": store,
+               "CRSWATCH_DATA_DIR": str(data_dir), "CRSWATCH_WEB_PORT": str(self.port),
+               "CRSWATCH_PARTITIONS": str(partitions), "CRSWATCH_BROKER_FLAVOR": "tansu"}
+        if faust_cli:
+            cmd = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "--loglevel", "info"]
+        else:
+            cmd = [sys.executable, "-m", "streams.cli", "worker"]
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parents[2])
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+            return json.loads(r.read())
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            stats: dict[str, Any] = self.get("/crswatch/stats/")
+            return stats
+        except (OSError, ValueError):
+            return {}
+
+    def count(self, name: str) -> int:
+        return int(self.stats().get("counts", {}).get(name, 0))
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 90, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}): {self.tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; stats {self.stats()}; log: {self.tail()}")
+            time.sleep(0.1)
+
+    def tail(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            stop(self.proc)
+        self.log.close()
+
+
+def wait_quiet(workers: list[Worker], seconds: float = 3.0, timeout: float = 120) -> None:
+    """Until no worker has taken a message or held one for `seconds`."""
+    deadline = time.monotonic() + timeout
+    last: tuple[int, ...] = ()
+    since = time.monotonic()
+    while True:
+        stats = [w.stats() for w in workers]
+        now = tuple(s.get("counts", {}).get("in", 0) + s.get("held", 0) * 1_000_000 for s in stats)
+        if now != last or any(s.get("held", 1) for s in stats):
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers never went quiet: {stats}")
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker exited: {w.tail()}")
+        time.sleep(0.2)

@@ -1,0 +1,79 @@
+"""Event-time alignment of the co-partitioned input topics, one partition number at a time.
+
+Kafka orders messages within a partition, never across topics. A worker that reads a fast
+replay can get a patient's whole `vitals` history before the `treatments` of the same days;
+the vasopressor start would then be days older than the newest vitals, beyond the lateness
+window, and the grades would differ from the embedded replay. So, like Kafka Streams'
+`max.task.idle.ms` (KIP-353, and KIP-695 for the caught-up check), messages are held per
+partition number and released smallest event time first, but only while every input topic
+of that partition either has a message buffered or is caught up (nothing more to read in
+the broker). A topic that is behind is waited for at most `max_idle` seconds.
+
+Pure: the caller says which topics are caught up and what time it is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class TimeAligner(Generic[T]):
+    def __init__(self, topics: Sequence[str], max_idle: float) -> None:
+        self.topics = tuple(topics)
+        self.max_idle = max_idle
+        self._queues: dict[int, dict[str, deque[tuple[float, T]]]] = {}
+        self._blocked_since: dict[int, float] = {}
+        self._held = 0
+
+    def __len__(self) -> int:
+        return self._held
+
+    def push(self, topic: str, partition: int, ts: float, item: T) -> None:
+        queues = self._queues.get(partition)
+        if queues is None:
+            queues = self._queues[partition] = {t: deque() for t in self.topics}
+        queues[topic].append((ts, item))
+        self._held += 1
+
+    def pop_ready(self, partition: int, caught_up: Callable[[str, int], bool], now: float) -> list[T]:
+        """Release, in event-time order, what can be released for this partition now."""
+        queues = self._queues.get(partition)
+        out: list[T] = []
+        if queues is None:
+            return out
+        while True:
+            heads = [(q[0][0], t) for t, q in queues.items() if q]
+            if not heads:
+                self._blocked_since.pop(partition, None)
+                break
+            behind = [t for t, q in queues.items() if not q and not caught_up(t, partition)]
+            if behind:
+                since = self._blocked_since.setdefault(partition, now)
+                if now - since < self.max_idle:
+                    break
+            else:
+                self._blocked_since.pop(partition, None)
+            _, topic = min(heads)
+            out.append(queues[topic].popleft()[1])
+            self._held -= 1
+        return out
+
+    def waiting(self) -> list[int]:
+        """Partitions holding messages."""
+        return [p for p, qs in self._queues.items() if any(qs.values())]
+
+    def drop(self, partitions: Iterable[int]) -> list[T]:
+        """Forget held messages of partitions this worker no longer owns; returns them."""
+        dropped: list[T] = []
+        for p in partitions:
+            queues = self._queues.pop(p, None)
+            self._blocked_since.pop(p, None)
+            if queues:
+                for q in queues.values():
+                    dropped.extend(item for _, item in q)
+        self._held -= len(dropped)
+        return dropped

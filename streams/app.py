@@ -1,0 +1,197 @@
+"""The faust streaming worker: `crswatch worker`, or `faust -A streams.app worker`.
+
+One agent reads the co-partitioned input topics (`vitals`, `labs`, `treatments`, keyed by
+patient_id), aligns them in event time per partition (`streams.align`), and applies the
+same pure fold as the embedded replay (`streams.processor` -> `alerts.log.step`). Each
+patient's log is kept in the `patient-logs` table (changelog-backed; store `memory://` or
+`rocksdb://`), cached in memory while this worker owns the patient's partition.
+Outputs: `crs-alerts`, `patient-state` (compacted) and `dead-letter`.
+
+Delivery is at-least-once: a message is acked (its offset may be committed) only after its
+event was folded and the log written; redeliveries are duplicates to the log.
+Settings come from `CRSWATCH_*` environment variables (`streams.settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP
+from faust.web import Request, Response, View
+
+from alerts.config import Thresholds
+from streams.align import TimeAligner
+from streams.processor import Output, Processor, Rejection, parse_message
+from streams.settings import Settings, from_env
+from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
+
+TABLE = "patient-logs"
+
+
+def load_thresholds(path: str | None) -> Thresholds:
+    if not path:
+        return Thresholds()
+    import tomllib
+
+    text = Path(path).read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
+    return Thresholds(**data)
+
+
+def make_app(settings: Settings) -> faust.App:
+    extra: dict[str, Any] = {}
+    if settings.broker_flavor == "tansu":
+        from streams import tansu_compat
+
+        extra = tansu_compat.apply()
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker_urls,
+        broker_credentials=settings.credentials(),
+        store=settings.store_url,
+        datadir=settings.data_dir,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,  # held (unacked) messages must not stall a rebalance
+        producer_acks=-1,
+        autodiscover=False,
+        **extra,
+    )
+
+
+class Runtime:
+    """Per-worker glue between faust messages and the pure Processor."""
+
+    def __init__(self, app: faust.App, settings: Settings, cfg: Thresholds) -> None:
+        self.app = app
+        schema = faust.Schema(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.table = app.Table(TABLE, schema=schema, partitions=settings.partitions,
+                               # the changelog partition is the partition of the message being folded
+                               use_partitioner=False)
+        raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
+        self.inputs = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, **raw)
+        self.outputs = {
+            ALERTS: app.topic(ALERTS, **raw),
+            PATIENT_STATE: app.topic(PATIENT_STATE, compacting=True, **raw),
+            DEAD_LETTER: app.topic(DEAD_LETTER, **raw),
+        }
+        self.counts: Counter[str] = Counter()
+        self.processor = Processor(cfg, self.table, self.counts)
+        self.lock = asyncio.Lock()  # the agent and the timer both release held messages
+        self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
+        self.delivered: dict[TP, int] = {}
+
+    async def send(self, outputs: list[Output]) -> None:
+        """Send and wait until the broker has them (acks=all)."""
+        pending = [await self.outputs[topic].send(key=key, value=value) for topic, key, value in outputs]
+        for fut in pending:
+            await fut
+        for topic, _, _ in outputs:
+            self.counts[f"out:{topic}"] += 1
+
+    def caught_up(self, topic: str, partition: int) -> bool:
+        tp = TP(topic, partition)
+        try:
+            highwater = self.app.consumer.highwater(tp)
+        except (AssertionError, KeyError, AttributeError):  # not (or no longer) assigned
+            return False
+        if highwater is None:
+            return False
+        last = self.delivered.get(tp)
+        if last is not None:
+            return bool(last + 1 >= highwater)
+        start = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return bool(highwater == 0 or (start is not None and start >= highwater))
+
+    async def on_message(self, event: Any) -> None:
+        msg = event.message
+        async with self.lock:
+            self.delivered[msg.tp] = msg.offset
+            self.counts["in"] += 1
+            parsed = parse_message(msg.key, msg.value)
+            if isinstance(parsed, Rejection):
+                letter = self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, msg.value, parsed,
+                                               time.time())
+                await self.send([letter])
+                event.ack()
+            else:
+                self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event))
+            await self._release(msg.partition)
+
+    async def _release(self, partition: int) -> None:
+        for parsed, event in self.aligner.pop_ready(partition, self.caught_up, time.monotonic()):
+            result, outputs = self.processor.process(parsed)
+            if result.outcome != "duplicate":
+                if outputs:
+                    await self.send(outputs)
+                # A held message is folded after faust moved on (or from the timer): make it the
+                # current event, so the table writes its changelog to this message's partition.
+                token = _current_event.set(weakref.ref(event))
+                try:
+                    self.processor.save(parsed.patient_id)
+                finally:
+                    _current_event.reset(token)
+            event.ack()
+
+    async def release_waiting(self) -> None:
+        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        async with self.lock:
+            for partition in self.aligner.waiting():
+                await self._release(partition)
+
+    def on_assigned(self, assigned: set[TP]) -> None:
+        owned = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
+        lost = [p for p in self.aligner.waiting() if p not in owned]
+        self.counts["dropped_on_rebalance"] += len(self.aligner.drop(lost))
+        self.delivered = {tp: o for tp, o in self.delivered.items() if tp in assigned}
+        self.processor.forget()
+
+    def stats(self) -> dict[str, Any]:
+        return {"counts": dict(self.counts), "held": len(self.aligner), "cached_patients":
+                len(self.processor.cache)}
+
+
+settings = from_env()
+app = make_app(settings)
+runtime = Runtime(app, settings, load_thresholds(settings.config))
+
+
+@app.agent(runtime.inputs)
+async def fold(stream: Any) -> None:
+    async for event in stream.noack().events():
+        await runtime.on_message(event)
+
+
+@app.timer(interval=0.2)
+async def release_waiting() -> None:
+    await runtime.release_waiting()
+
+
+@app.on_partitions_assigned.connect
+async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    runtime.on_assigned(assigned)
+
+
+@app.page("/crswatch/stats/")
+class Stats(View):
+    async def get(self, request: Request) -> Response:
+        return self.json(runtime.stats())
+
+
+@app.page("/crswatch/ready/")
+class Ready(View):
+    async def get(self, request: Request) -> Response:
+        ready = not app.rebalancing and not getattr(app, "in_recovery", False) and bool(app.consumer.assignment())
+        return self.json({"ready": ready}, status=200 if ready else 503)

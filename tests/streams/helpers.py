@@ -1,0 +1,94 @@
+"""Test helpers: read a topic back, build a small synthetic cohort, replay it embedded."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from alerts.config import Thresholds
+from alerts.log import log_from_json
+from bench.fold import patient_events
+from models.state import state_to_json
+from streams.replay import Replayer, read_lines
+
+CASES = Path(__file__).resolve().parents[2] / "cases"
+
+
+def read_topic(broker: str, topic: str, idle: float = 2.0) -> list[Any]:
+    """Every message of a topic, partition by partition, until `idle` seconds bring nothing new."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaConsumer, TopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
+                             fetch_max_wait_ms=100)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle:
+            for messages in consumer.poll(timeout_ms=200).values():
+                out.extend(messages)
+                last = time.monotonic()
+        return out
+    finally:
+        consumer.close()
+
+
+def write_cohort(path: Path, patients: int, days: int, vitals_every: int = 15, seed: int = 7) -> int:
+    """A synthetic cohort (bench.fold's generator), vitals thinned to one in `vitals_every`
+    minutes so a test stays at a few thousand events. Written patient after patient."""
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for index in range(patients):
+            _, events = patient_events(seed, index, days, id_style="uuid")
+            kept = 0
+            for ev in events:
+                if ev.kind == "vitals":
+                    kept += 1
+                    if kept % vitals_every:
+                        continue
+                fh.write(ev.model_dump_json(exclude_none=True) + "\n")
+                n += 1
+    return n
+
+
+def embedded(paths: list[Path]) -> tuple[Replayer, list[dict[str, Any]]]:
+    r = Replayer(Thresholds())
+    records: list[dict[str, Any]] = []
+    for source, line in read_lines(paths):
+        records.extend(json.loads(x.model_dump_json()) for x in r.feed(line, source))
+    return r, records
+
+
+def alert_key(record: dict[str, Any]) -> str:
+    return str(record["id"]) if record["type"] == "alert" else f"retraction:{record['retracts']}"
+
+
+def alert_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts and retractions of alerts: what goes to crs-alerts."""
+    change = ("crs_grade@", "iec_hs@", "icans_grade@")
+    return [r for r in records if r["type"] == "alert"
+            or (r["type"] == "retraction" and not r["retracts"].startswith(change))]
+
+
+def without_flags(record: dict[str, Any]) -> dict[str, Any]:
+    """A record minus how it was arrived at: `correction` depends on arrival order (the worker
+    aligns topics by event time; a file replays in file order)."""
+    return {k: v for k, v in record.items() if k != "correction"}
+
+
+def head_states(changelog: list[Any], cfg: Thresholds) -> dict[str, bytes]:
+    """patient -> head state JSON from the latest changelog entry per patient."""
+    latest: dict[str, bytes] = {}
+    for m in changelog:
+        key = m.key.decode()
+        latest[json.loads(key) if key.startswith('"') else key] = m.value  # faust writes str keys as JSON
+    return {pid: state_to_json(log_from_json(v, cfg).head) for pid, v in latest.items()}

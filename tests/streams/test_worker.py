@@ -1,0 +1,186 @@
+"""The faust worker in its own process on a real Kafka-protocol broker (Tansu).
+
+Each test has a broker of its own (the input topic names are fixed) and compares what the
+worker wrote to the topics with the embedded replay of the same input.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.config import Thresholds
+from alerts.log import log_to_json
+from models.state import state_to_json
+from streams.publish import create_input_topics, publish_lines
+from streams.replay import read_lines
+from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE, VITALS
+from tests.streams.conftest import Worker, wait_quiet
+from tests.streams.helpers import (
+    CASES,
+    alert_key,
+    alert_records,
+    embedded,
+    head_states,
+    read_topic,
+    without_flags,
+    write_cohort,
+)
+
+CHANGELOG = "crswatch-patient-logs-changelog"
+
+
+def publish(broker: str, paths: list[Path]) -> int:
+    create_input_topics(broker, 4)
+    return publish_lines(list(read_lines(paths)), broker).sent
+
+
+def topic_alerts(broker: str) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Alerts read back (first copy of each key) and how often each key was written."""
+    seen: Counter[str] = Counter()
+    first: list[dict[str, Any]] = []
+    for m in read_topic(broker, ALERTS):
+        record = json.loads(m.value)
+        assert m.key.decode() == record["patient_id"]
+        key = alert_key(record)
+        seen[key] += 1
+        if seen[key] == 1:
+            first.append(record)
+    return first, seen
+
+
+def assert_same_as_embedded(broker: str, paths: list[Path]) -> None:
+    replay, records = embedded(paths)
+    expected = alert_records(records)
+    got, copies = topic_alerts(broker)
+    assert sorted(alert_key(r) for r in got) == sorted(alert_key(r) for r in expected)
+    by_key = {alert_key(r): without_flags(r) for r in expected}
+    for r in got:
+        assert without_flags(r) == by_key[alert_key(r)]
+    assert max(copies.values()) == 1, f"alerts written more than once: {[k for k, n in copies.items() if n > 1]}"
+    cfg = Thresholds()
+    states = head_states(read_topic(broker, CHANGELOG), cfg)
+    assert set(states) == set(replay.logs)
+    for pid, log in replay.logs.items():
+        assert states[pid] == state_to_json(log.head), pid
+    assert log_to_json  # the stored form is what the changelog carries
+
+
+def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: str, tmp_path: Path) -> None:
+    paths = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
+    sent = publish(fresh_broker, paths)
+    worker = Worker(fresh_broker, tmp_path / "data")
+    try:
+        worker.wait_for(lambda: worker.count("in") >= sent, what=f"{sent} events")
+        wait_quiet([worker])
+        assert worker.count("applied") == sent
+    finally:
+        worker.stop()
+    assert_same_as_embedded(fresh_broker, paths)
+    # patient-state: the latest message per patient is the patient's current grades
+    latest = {m.key.decode(): json.loads(m.value) for m in read_topic(fresh_broker, PATIENT_STATE)}
+    replay, _ = embedded(paths)
+    for pid, log in replay.logs.items():
+        assert latest[pid]["crs_grade"] == log.head.crs_grade
+        assert latest[pid]["iec_hs_level"] == log.head.iec_hs_level
+
+
+def _producer(broker: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaProducer
+    return KafkaProducer(bootstrap_servers=broker, acks="all")
+
+
+def test_bad_input_goes_to_dead_letter_and_the_rest_is_processed(fresh_broker: str, tmp_path: Path) -> None:
+    paths = [CASES / "mcnerney-2022.jsonl"]
+    create_input_topics(fresh_broker, 4)
+    good = json.loads(next(iter(read_lines(paths)))[1])
+    impossible = {**good, "event_id": "bad-1", "kind": "vitals", "temperature": {"value": 58, "unit": "Cel"}}
+    for k in ("drug", "dose", "unit", "route", "value"):
+        impossible.pop(k, None)
+    bad: list[tuple[bytes | None, bytes, str]] = [
+        (b"p", b"\xff\xfe not json", "not_json"),
+        (b"p", b"{not json", "not_json"),
+        (b"p", json.dumps({"kind": "telepathy", "event_id": "x", "patient_id": "p"}).encode(), "unknown_kind"),
+        (b"p", json.dumps({"kind": "vitals", "patient_id": "p"}).encode(), "missing_field"),
+        (good["patient_id"].encode(), json.dumps(impossible).encode(), "invalid_value"),
+        (b"someone-else", json.dumps(good).encode(), "invalid_value"),
+    ]
+    producer = _producer(fresh_broker)
+    for key, value, _ in bad:
+        producer.send(VITALS, key=key, value=value)
+    producer.flush()
+    producer.close()
+    sent = publish(fresh_broker, paths)
+    worker = Worker(fresh_broker, tmp_path / "data", faust_cli=True)  # `faust -A streams.app worker`
+    try:
+        worker.wait_for(lambda: worker.count("in") >= sent + len(bad), what="all messages")
+        wait_quiet([worker])
+        counts = worker.stats()["counts"]
+    finally:
+        worker.stop()
+    assert counts["rejected"] == len(bad)
+    assert counts["applied"] == sent
+    for category, n in Counter(c for _, _, c in bad).items():
+        assert counts[f"dead_letter:{category}"] == n
+    letters = [json.loads(m.value) for m in read_topic(fresh_broker, DEAD_LETTER)]
+    assert len(letters) == len(bad)
+    assert sorted(d["category"] for d in letters) == sorted(c for _, _, c in bad)
+    for d in letters:
+        assert d["reason"] and d["time"] and d["topic"] == VITALS and d["offset"] is not None
+    raws = {d["raw"] for d in letters if d["raw_encoding"] == "utf-8"}
+    assert "{not json" in raws
+    assert any(d["raw_encoding"] == "base64" for d in letters)
+    temperature = next(d for d in letters if "bad-1" in d["raw"])
+    assert "temperature" in temperature["reason"]
+    wrong_key = next(d for d in letters if d["key"] == "someone-else")
+    assert "patient_id" in wrong_key["reason"]
+    assert_same_as_embedded(fresh_broker, paths)
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
+        fresh_broker: str, tmp_path: Path, store: str) -> None:
+    cohort = tmp_path / "cohort.jsonl"
+    write_cohort(cohort, patients=12, days=3)
+    sent = publish(fresh_broker, [cohort])
+    data = tmp_path / "data"
+    first = Worker(fresh_broker, data, store=store, name="first")
+    try:
+        first.wait_for(lambda: first.count("applied") >= sent // 3, what="a third of the cohort")
+    finally:
+        first.kill()
+    second = Worker(fresh_broker, data, store=store, name="second")
+    try:
+        wait_quiet([second])
+        # the restarted worker redid what the first had not committed: duplicates, not new state
+        assert second.count("applied") < sent
+    finally:
+        second.stop()
+    assert_same_as_embedded(fresh_broker, [cohort])
+
+
+def test_a_worker_joins_and_one_leaves_mid_replay(fresh_broker: str, tmp_path: Path) -> None:
+    cohort = tmp_path / "cohort.jsonl"
+    write_cohort(cohort, patients=16, days=3)
+    sent = publish(fresh_broker, [cohort])
+    a = Worker(fresh_broker, tmp_path / "a", name="a")
+    b: Worker | None = None
+    try:
+        a.wait_for(lambda: a.count("applied") >= sent // 4, what="a quarter of the cohort")
+        b = Worker(fresh_broker, tmp_path / "b", name="b")
+        b.wait_for(lambda: b.count("in") > 0, what="the second worker to get partitions")
+        a.stop()  # the first leaves; the second takes all partitions
+        wait_quiet([b])
+        assert b.count("in") > 0
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+    assert_same_as_embedded(fresh_broker, [cohort])
