@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, log_from_json, log_to_json, new_log, step
@@ -27,6 +27,10 @@ from models.records import Alert, Record, Retraction
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 
 _CHANGE_KEYS = ("crs_grade@", "iec_hs@", "icans_grade@")  # record_key prefixes of grade changes
+
+class StoredLogs(Protocol):
+    def get(self, patient_id: str, /) -> bytes | None: ...
+
 
 Output = tuple[str, bytes, bytes]  # (topic, key, value) to send
 
@@ -92,26 +96,44 @@ def state_summary(log: PatientLog, record: Record) -> bytes:
 @dataclass(slots=True)
 class Processor:
     cfg: Thresholds
-    store: MutableMapping[str, bytes]
+    store: StoredLogs
     counts: Counter[str] = field(default_factory=Counter)
     cache: dict[str, PatientLog] = field(default_factory=dict)
+    # patient -> {"topic:partition": offset of the newest input message folded}
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def log_for(self, patient_id: str) -> PatientLog:
         log = self.cache.get(patient_id)
         if log is None:
             stored = self.store.get(patient_id)
-            log = new_log(patient_id) if stored is None else log_from_json(stored, self.cfg)
+            if stored is None:
+                log, offsets = new_log(patient_id), {}
+            else:
+                doc = json.loads(stored)
+                log, offsets = log_from_json(json.dumps(doc["log"]), self.cfg), doc["offsets"]
             self.cache[patient_id] = log
+            self.offsets[patient_id] = offsets
         return log
 
-    def process(self, event: ClinicalEvent) -> tuple[StepResult, list[Output]]:
+    def redelivered(self, patient_id: str, position: str, offset: int) -> bool:
+        """True if this input message (by partition offset) was folded already. Backs up the
+        log's event-id check, which for vitals older than the lateness window has no ids
+        left to compare (they are not kept)."""
+        self.log_for(patient_id)
+        done = self.offsets[patient_id].get(position)
+        return done is not None and offset <= done
+
+    def process(self, event: ClinicalEvent, position: str | None = None,
+                offset: int | None = None) -> tuple[StepResult, list[Output]]:
         """Fold the event into the patient's cached log; return what to send. The caller sends
-        the outputs, waits for the broker to have them, then `save`s the log: after a crash a
+        the outputs, waits for the broker to have them, then stores the log: after a crash a
         stored log that holds the event implies its outputs were delivered (a redelivery is a
         duplicate and emits nothing), and a log that does not is folded again."""
         log = self.log_for(event.patient_id)
         result = step(log, event, self.cfg)
         self.counts[result.outcome] += 1
+        if position is not None and offset is not None:
+            self.offsets[event.patient_id][position] = offset
         outputs: list[Output] = []
         key = event.patient_id.encode()
         for record in result.records:
@@ -122,8 +144,9 @@ class Processor:
                 outputs.append((PATIENT_STATE, key, state_summary(log, record)))
         return result, outputs
 
-    def save(self, patient_id: str) -> None:
-        self.store[patient_id] = log_to_json(self.cache[patient_id])
+    def stored_form(self, patient_id: str) -> bytes:
+        offsets = json.dumps(self.offsets[patient_id], separators=(",", ":")).encode()
+        return b'{"offsets":' + offsets + b',"log":' + log_to_json(self.cache[patient_id]) + b"}"
 
     def reject(self, topic: str, partition: int | None, offset: int | None, key: bytes | None,
                raw: bytes | None, rejection: Rejection, now: float) -> Output:
@@ -134,3 +157,4 @@ class Processor:
     def forget(self) -> None:
         """Drop cached logs (after a rebalance the store is the truth)."""
         self.cache.clear()
+        self.offsets.clear()

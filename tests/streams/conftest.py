@@ -146,14 +146,15 @@ class Worker:
 
 
 def wait_quiet(workers: list[Worker], seconds: float = 3.0, timeout: float = 120) -> None:
-    """Until no worker has taken a message or held one for `seconds`."""
+    """Until every worker has caught up with its input partitions, holds nothing, and has taken
+    no message for `seconds`."""
     deadline = time.monotonic() + timeout
     last: tuple[int, ...] = ()
     since = time.monotonic()
     while True:
         stats = [w.stats() for w in workers]
         now = tuple(s.get("counts", {}).get("in", 0) + s.get("held", 0) * 1_000_000 for s in stats)
-        if now != last or any(s.get("held", 1) for s in stats):
+        if now != last or any(s.get("held", 1) or s.get("input_lag") != 0 for s in stats):
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= seconds:
             return

@@ -89,6 +89,6 @@ def head_states(changelog: list[Any], cfg: Thresholds) -> dict[str, bytes]:
     """patient -> head state JSON from the latest changelog entry per patient."""
     latest: dict[str, bytes] = {}
     for m in changelog:
-        key = m.key.decode()
-        latest[json.loads(key) if key.startswith('"') else key] = m.value  # faust writes str keys as JSON
-    return {pid: state_to_json(log_from_json(v, cfg).head) for pid, v in latest.items()}
+        latest[m.key.decode()] = m.value
+    return {pid: state_to_json(log_from_json(json.dumps(json.loads(v)["log"]), cfg).head)
+            for pid, v in latest.items()}
