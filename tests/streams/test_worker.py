@@ -7,6 +7,8 @@ worker wrote to the topics with the embedded replay of the same input.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -88,6 +90,17 @@ def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: s
     for pid, log in replay.logs.items():
         assert latest[pid]["crs_grade"] == log.head.crs_grade
         assert latest[pid]["iec_hs_level"] == log.head.iec_hs_level
+    # `crswatch alerts --format jsonl` prints the objects `crswatch replay --format jsonl` prints
+    printed = subprocess.run([sys.executable, "-m", "streams.cli", "alerts", "--broker", fresh_broker,
+                              "--format", "jsonl", "--max-wait", "3"], capture_output=True, text=True, check=True)
+    replayed = subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--format", "jsonl", *map(str, paths)],
+                              capture_output=True, text=True, check=True)
+    got = [without_flags(json.loads(line)) for line in printed.stdout.splitlines()]
+    want = [without_flags(r) for r in alert_records([json.loads(line) for line in replayed.stdout.splitlines()])]
+    assert sorted(got, key=alert_key) == sorted(want, key=alert_key)
+    text = subprocess.run([sys.executable, "-m", "streams.cli", "alerts", "--broker", fresh_broker,
+                           "--max-wait", "2"], capture_output=True, text=True, check=True).stdout
+    assert "ruemmele-2025:crs:3:4" in text and "Day +21" in text
 
 
 def _producer(broker: str) -> Any:
