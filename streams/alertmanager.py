@@ -35,7 +35,8 @@ thread turns them into posts, re-sends and retries failed posts with exponential
 backoff (stdlib urllib: one small JSON POST needs no HTTP library). A 4xx answer is not
 retried (the payload would be refused again); the alerts are counted as dropped.
 
-    sink = AlertmanagerSink(SinkConfig(url="http://alertmanager:9093", secret=b"..."), metrics)
+    cfg = sink_config_from_env(os.environ)   # None: no Alertmanager configured, no sink
+    sink = AlertmanagerSink(cfg, metrics)
     sink.start()
     sink.submit(result.records)          # any records; only alerts and retractions matter
     sink.close()                         # at shutdown
@@ -51,7 +52,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,28 @@ class SinkConfig:
     def __post_init__(self) -> None:
         if not self.secret:
             raise ValueError("SinkConfig.secret is empty: patient keys would be a plain hash of the id")
+
+
+ENV_URL = "CRSWATCH_ALERTMANAGER_URL"
+ENV_SECRET = "CRSWATCH_PATIENT_KEY_SECRET"
+ENV_SECRET_FILE = "CRSWATCH_PATIENT_KEY_SECRET_FILE"
+ENV_UNIT = "CRSWATCH_UNIT"
+
+
+def sink_config_from_env(env: Mapping[str, str]) -> SinkConfig | None:
+    """The sink's config from CRSWATCH_ALERTMANAGER_URL, CRSWATCH_PATIENT_KEY_SECRET (or
+    CRSWATCH_PATIENT_KEY_SECRET_FILE, e.g. a Docker secret) and CRSWATCH_UNIT; None without a URL."""
+    url = env.get(ENV_URL)
+    if not url:
+        return None
+    secret = env.get(ENV_SECRET, "").encode("utf-8")
+    if not secret and env.get(ENV_SECRET_FILE):
+        with open(env[ENV_SECRET_FILE], "rb") as fh:
+            secret = fh.read().strip()
+    if not secret:
+        raise ValueError(f"{ENV_URL} is set but neither {ENV_SECRET} nor {ENV_SECRET_FILE} gives the "
+                         "patient-key secret")
+    return SinkConfig(url=url, secret=secret, unit=env.get(ENV_UNIT) or None)
 
 
 def patient_key(patient_id: str, secret: bytes) -> str:
@@ -331,4 +354,5 @@ class AlertmanagerSink:
         return True
 
 
-__all__ = ["AlertmanagerSink", "AmAlert", "SinkConfig", "patient_key", "split_alert_id", "to_am_alert"]
+__all__ = ["AlertmanagerSink", "AmAlert", "SinkConfig", "patient_key", "sink_config_from_env", "split_alert_id",
+           "to_am_alert"]

@@ -10,13 +10,21 @@ import json
 import re
 import socket
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.records import Alert, Retraction
-from streams.alertmanager import AlertmanagerSink, SinkConfig, patient_key, split_alert_id, to_am_alert
+from streams.alertmanager import (
+    AlertmanagerSink,
+    SinkConfig,
+    patient_key,
+    sink_config_from_env,
+    split_alert_id,
+    to_am_alert,
+)
 from streams.metrics import Metrics
 from streams.replay import Replayer
 from tests.case000 import PATIENT_000, replay_in_two_parts
@@ -54,6 +62,19 @@ def test_patient_key_is_a_keyed_pseudonym() -> None:
     assert k == patient_key("MRN-42", SECRET) != patient_key("MRN-42", b"other") != patient_key("MRN-43", SECRET)
     with pytest.raises(ValueError):
         SinkConfig(url="http://127.0.0.1:1", secret=b"")
+
+
+def test_config_from_the_environment(tmp_path: Path) -> None:
+    assert sink_config_from_env({}) is None
+    cfg = sink_config_from_env({"CRSWATCH_ALERTMANAGER_URL": "http://am:9093", "CRSWATCH_PATIENT_KEY_SECRET": "s",
+                                "CRSWATCH_UNIT": "haem-4"})
+    assert cfg is not None and (cfg.url, cfg.secret, cfg.unit) == ("http://am:9093", b"s", "haem-4")
+    (tmp_path / "secret").write_text("from-file\n")
+    cfg = sink_config_from_env({"CRSWATCH_ALERTMANAGER_URL": "http://am:9093",
+                                "CRSWATCH_PATIENT_KEY_SECRET_FILE": str(tmp_path / "secret")})
+    assert cfg is not None and cfg.secret == b"from-file" and cfg.unit is None
+    with pytest.raises(ValueError, match="secret"):
+        sink_config_from_env({"CRSWATCH_ALERTMANAGER_URL": "http://am:9093"})
 
 
 def test_alert_ids_split_even_when_ids_and_levels_hold_colons() -> None:
