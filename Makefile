@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck bench clean
+.PHONY: test demo lint typecheck bench clean tools
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# Prometheus and Alertmanager binaries for tests/deploy (apt-get when missing and root).
+tools:
+	bash deploy/ensure-tools.sh
+
+test: $(STAMP) tools
 	$(PY) -m ruff check models alerts streams tests bench
 	$(PY) -m mypy --strict models alerts
+	$(PY) -m mypy --strict streams/metrics.py streams/alertmanager.py
 	$(PY) -m pytest
 
 demo: $(STAMP)

@@ -11,6 +11,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 Severity = Literal["info", "warning", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "high", "critical")
+
+# Every alert kind the fold raises (a closed set: safe as a metric or routing label).
+ALERT_KINDS = (
+    "crs",
+    "refractory_crs",
+    "vasopressor_escalation",
+    "inotrope",
+    "oxygen_escalation",
+    "ferritin_high",
+    "ferritin_rapid_rise",
+    "hypofibrinogenemia",
+    "crp_ferritin_divergence",
+    "iec_hs",
+    "icans",
+)
 
 
 class _Record(BaseModel):

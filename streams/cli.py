@@ -81,7 +81,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"crswatch: no such file: {p}", file=sys.stderr)
             return 2
     total = sum(p.stat().st_size for p in paths)
-    replayer = Replayer(cfg)
+    metrics = None
+    if args.metrics_file is not None:
+        from streams.metrics import Metrics
+
+        metrics = Metrics(process_metrics=False)
+    replayer = Replayer(cfg, metrics=metrics)
     records: list[Record] = []
     out = sys.stdout
     from tqdm import tqdm
@@ -102,6 +107,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out.write(f"\nevents: {counts}\n")
     for rej in replayer.rejected:
         print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
+    if metrics is not None:
+        metrics.write_textfile(args.metrics_file)
     return 0
 
 
@@ -215,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="+", help="native JSONL event files")
     r.add_argument("--format", choices=["text", "jsonl"], default="text")
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
+    r.add_argument("--metrics-file", type=Path, default=None,
+                   help="write the worker's Prometheus metrics (text format) here at the end")
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")

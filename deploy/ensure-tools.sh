@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes sure the Prometheus and Alertmanager binaries the deploy tests run are installed:
+# prometheus, promtool (Debian package prometheus), prometheus-alertmanager, amtool
+# (package prometheus-alertmanager). Installs them with apt-get when missing and root on
+# Debian; otherwise fails and says what to install. Without systemd the packages' services
+# do not start; with systemd they run on :9090/:9093, which the tests do not use.
+set -euo pipefail
+
+have() { command -v "$1" >/dev/null 2>&1; }
+missing() {
+  have prometheus && have promtool && have amtool && { have prometheus-alertmanager || have alertmanager; } && return 1
+  return 0
+}
+
+missing || exit 0
+if [ "$(id -u)" = 0 ] && have apt-get; then
+  echo "installing Debian packages prometheus and prometheus-alertmanager (for the deploy tests)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+fi
+if missing; then
+  echo "make test needs prometheus, promtool, prometheus-alertmanager and amtool on PATH;" >&2
+  echo "on Debian: sudo apt-get install prometheus prometheus-alertmanager" >&2
+  exit 1
+fi

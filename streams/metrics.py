@@ -1,0 +1,259 @@
+"""Prometheus metrics of the pipeline, on a dedicated CollectorRegistry.
+
+One `Metrics` object per process (the streaming worker, or an embedded replay). It owns
+its registry, so tests and several instances never share series. Every label value is
+from a closed set (topics, event kinds, outcomes, alert kinds, severities, grades);
+anything else is counted under "other"/"unknown". No patient or event id is ever a label.
+
+Per message the worker calls:
+
+    metrics.observe_rejected(topic, exc.category, now_s)             # parse raised InvalidEvent
+    metrics.observe_step(topic, event, result, log.state, now_s, fold_seconds)
+    metrics.published(topic, n)                                       # records written to an output topic
+    metrics.forget_patients(ids)                                      # partitions revoked
+
+`observe_step` is `observe_event` + `observe_records` + `set_patient_levels`; these and
+`dead_lettered` can also be called on their own. The Alertmanager sink reports through
+`alertmanager_sent`, `alertmanager_failed`, `alertmanager_dropped`, `alertmanager_firing`.
+Output: `exposition(accept)` for an HTTP handler, `serve(port)` for a stand-alone
+endpoint, `write_textfile(path)` for `crswatch replay --metrics-file`.
+
+Patients at each CRS grade / IEC-HS level are gauges over the patients this process
+holds. They are driven by the fold's current state (`set_patient_levels`), not by the
+grade-change records: after a late event re-orders history the state is the truth, while
+records only say what changed. A worker that loses partitions must `forget_patients`
+them, so that the sum over all workers counts each patient once.
+
+Metrics (base units, `_total` counters):
+- crswatch_events_ingested_total{topic, kind, outcome}  outcome: applied|duplicate|late|rejected
+- crswatch_dead_letters_total{reason}                   reason: REJECT_CATEGORIES, processing_error, other
+- crswatch_alerts_emitted_total{kind, severity, status}
+- crswatch_records_emitted_total{type}                  crs_grade|iec_hs|icans_grade|alert|retraction
+- crswatch_records_published_total{topic}
+- crswatch_patients_crs_grade{grade}                    gauge, grade 0-4
+- crswatch_patients_iec_hs_level{level}                 gauge, level 0-3
+- crswatch_event_lag_seconds{topic}                     histogram: processing time - event time
+- crswatch_input_last_event_timestamp_seconds{topic}    gauge: processing time of the last message
+- crswatch_fold_duration_seconds                        histogram: one `step` call
+- crswatch_alertmanager_alerts_sent_total, crswatch_alertmanager_post_failures_total,
+  crswatch_alertmanager_alerts_dropped_total, crswatch_alertmanager_firing_alerts
+- crswatch_build_info{version, python}                  and the process_* collector
+
+Event-time lag: in the worker, now_s is the wall clock, so the lag is how long after the
+event happened it was processed (labs lag by their result time: hours are normal). The
+buckets run from 1 s to 1 week; 14400 s is the default lateness window (older events are
+folded as `late`). In an embedded replay of case files the clock is the replay's
+patient's event-time frontier (the newest event time of that patient so far, the clock of
+the lateness window), so there the lag is how far behind the patient's newest event each
+event arrived in the file (a lab result 2 h after a later vital sign), and the last-event
+timestamps are event times; wall-clock lag would be the
+age of the case report (years) and say nothing.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+    write_to_textfile,
+)
+from prometheus_client.exposition import choose_encoder
+
+from alerts.iec_hs import LEVEL_NAMES
+from alerts.log import StepResult
+from models.events import EVENT_KINDS, REJECT_CATEGORIES, ClinicalEvent
+from models.records import ALERT_KINDS, SEVERITIES, Alert, Record
+from models.state import PatientState
+from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
+
+OUTCOMES = ("applied", "duplicate", "late", "rejected")
+DEAD_LETTER_REASONS = (*REJECT_CATEGORIES, "processing_error", "other")
+CRS_GRADES = (0, 1, 2, 3, 4)
+IEC_HS_LEVELS = tuple(sorted(LEVEL_NAMES))
+RECORD_TYPES = ("crs_grade", "iec_hs", "icans_grade", "alert", "retraction")
+OUTPUT_TOPICS = (ALERTS, PATIENT_STATE, DEAD_LETTER)
+UNKNOWN = "unknown"
+OTHER = "other"
+
+LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
+# One step is ~10 us on the fast path; a re-fold after a late event takes milliseconds.
+FOLD_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+# `_created` series double the series count and Prometheus 2.x does not use them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def bounded(value: str | None, allowed: Sequence[str], fallback: str = OTHER) -> str:
+    return value if value is not None and value in allowed else fallback
+
+
+def _version() -> str:
+    try:
+        return metadata.version("crswatch")
+    except metadata.PackageNotFoundError:
+        return UNKNOWN
+
+
+class Metrics:
+    def __init__(self, *, process_metrics: bool = True) -> None:
+        r = self.registry = CollectorRegistry()
+        topics = (*INPUT_TOPICS, UNKNOWN)
+        self.events = Counter("crswatch_events_ingested", "Input events by topic, kind and outcome.",
+                              ("topic", "kind", "outcome"), registry=r)
+        self.dead_letters = Counter("crswatch_dead_letters", "Messages sent to the dead-letter topic, by reason.",
+                                    ("reason",), registry=r)
+        self.alerts = Counter("crswatch_alerts_emitted", "Alerts emitted by the fold.",
+                              ("kind", "severity", "status"), registry=r)
+        self.records = Counter("crswatch_records_emitted", "Records emitted by the fold, by type.",
+                               ("type",), registry=r)
+        self.published_records = Counter("crswatch_records_published", "Records written to an output topic.",
+                                         ("topic",), registry=r)
+        self.crs_patients = Gauge("crswatch_patients_crs_grade",
+                                  "Patients held by this process at each current ASTCT CRS grade.", ("grade",),
+                                  registry=r)
+        self.iec_patients = Gauge("crswatch_patients_iec_hs_level",
+                                  "Patients held by this process at each IEC-HS suspicion level "
+                                  "(0 none, 1 watch, 2 suspected, 3 strongly suspected).", ("level",), registry=r)
+        self.lag = Histogram("crswatch_event_lag_seconds", "Processing time minus event time of applied events.",
+                             ("topic",), buckets=LAG_BUCKETS, registry=r)
+        self.last_event = Gauge("crswatch_input_last_event_timestamp_seconds",
+                                "Processing time of the last message received on an input topic.", ("topic",),
+                                registry=r)
+        self.fold = Histogram("crswatch_fold_duration_seconds", "Time of one fold step (alerts.log.step).",
+                              buckets=FOLD_BUCKETS, registry=r)
+        self.am_sent = Counter("crswatch_alertmanager_alerts_sent", "Alerts accepted by Alertmanager (resends too).",
+                               registry=r)
+        self.am_failures = Counter("crswatch_alertmanager_post_failures", "Failed POSTs to Alertmanager.", registry=r)
+        self.am_dropped = Counter("crswatch_alertmanager_alerts_dropped",
+                                  "Alerts never delivered to Alertmanager (queue full or rejected).", registry=r)
+        self.am_firing = Gauge("crswatch_alertmanager_firing_alerts",
+                               "Per-patient alerts the sink keeps re-sending to Alertmanager.", registry=r)
+        Info("crswatch_build", "Version of crswatch and Python.", registry=r).info(
+            {"version": _version(), "python": platform.python_version()})
+        if process_metrics:
+            ProcessCollector(registry=r)
+        self._topics = topics
+        self._levels: dict[str, tuple[int, int]] = {}
+        self._crs_count: Tally[int] = Tally()
+        self._iec_count: Tally[int] = Tally()
+        for g in CRS_GRADES:
+            self.crs_patients.labels(str(g)).set(0)
+        for lv in IEC_HS_LEVELS:
+            self.iec_patients.labels(str(lv)).set(0)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason)
+
+    # ------------------------------------------------------------------ per message
+
+    def observe_event(self, topic: str, kind: str | None, outcome: str, event_time_s: float | None, now_s: float,
+                      fold_seconds: float | None = None) -> None:
+        """One input message. The lag is observed for applied and late events only (a duplicate
+        is a redelivery, its lag says nothing about the feed)."""
+        t = bounded(topic, self._topics, UNKNOWN)
+        out = bounded(outcome, OUTCOMES)
+        self.events.labels(t, bounded(kind, EVENT_KINDS, UNKNOWN), out).inc()
+        if t in INPUT_TOPICS:
+            self.last_event.labels(t).set(now_s)
+        if event_time_s is not None and out in ("applied", "late"):
+            self.lag.labels(t).observe(max(0.0, now_s - event_time_s))
+        if fold_seconds is not None:
+            self.fold.observe(fold_seconds)
+
+    def dead_lettered(self, reason: str) -> None:
+        self.dead_letters.labels(bounded(reason, DEAD_LETTER_REASONS)).inc()
+
+    def observe_rejected(self, topic: str, category: str, now_s: float) -> None:
+        """A message that is not a valid event: counted as ingested (rejected) and dead-lettered."""
+        self.observe_event(topic, None, "rejected", None, now_s)
+        self.dead_lettered(category)
+
+    def observe_records(self, records: Iterable[Record]) -> None:
+        for r in records:
+            self.records.labels(r.type).inc()
+            if isinstance(r, Alert):
+                self.alerts.labels(bounded(r.kind, ALERT_KINDS), bounded(r.severity, SEVERITIES), r.status).inc()
+
+    def set_patient_levels(self, patient_id: str, crs_grade: int, iec_hs_level: int) -> None:
+        new = (crs_grade, iec_hs_level)
+        old = self._levels.get(patient_id)
+        if old == new:
+            return
+        self._levels[patient_id] = new
+        if old is not None:
+            self._move(old, -1)
+        self._move(new, +1)
+
+    def observe_step(self, topic: str, event: ClinicalEvent, result: StepResult, state: PatientState, now_s: float,
+                     fold_seconds: float | None = None) -> None:
+        self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds)
+        self.observe_records(result.records)
+        self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
+
+    def published(self, topic: str, n: int = 1) -> None:
+        self.published_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)
+
+    def forget_patients(self, patient_ids: Iterable[str]) -> None:
+        for pid in patient_ids:
+            old = self._levels.pop(pid, None)
+            if old is not None:
+                self._move(old, -1)
+
+    @property
+    def patients(self) -> int:
+        return len(self._levels)
+
+    def _move(self, levels: tuple[int, int], delta: int) -> None:
+        crs, iec = levels
+        if crs in CRS_GRADES:
+            self._crs_count[crs] += delta
+            self.crs_patients.labels(str(crs)).set(self._crs_count[crs])
+        if iec in IEC_HS_LEVELS:
+            self._iec_count[iec] += delta
+            self.iec_patients.labels(str(iec)).set(self._iec_count[iec])
+
+    # ------------------------------------------------------------------ Alertmanager sink
+
+    def alertmanager_sent(self, n: int) -> None:
+        self.am_sent.inc(n)
+
+    def alertmanager_failed(self) -> None:
+        self.am_failures.inc()
+
+    def alertmanager_dropped(self, n: int) -> None:
+        self.am_dropped.inc(n)
+
+    def alertmanager_firing(self, n: int) -> None:
+        self.am_firing.set(n)
+
+    # ------------------------------------------------------------------ output
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """(body, content type) for an HTTP `/metrics` handler, negotiated from its Accept header."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
+        """Serve `/metrics` from a daemon thread; `server.shutdown()` stops it."""
+        return start_http_server(port, addr, self.registry)
+
+    def write_textfile(self, path: Path) -> None:
+        """The Prometheus text format, written atomically (temporary file and rename)."""
+        write_to_textfile(str(path), self.registry)
+
+
+__all__ = ["CRS_GRADES", "DEAD_LETTER_REASONS", "IEC_HS_LEVELS", "OUTCOMES", "Metrics", "bounded"]
