@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import weakref
 from collections import Counter
@@ -28,8 +29,10 @@ from faust.types import TP
 from faust.web import Request, Response, View
 
 from alerts.config import Thresholds
+from streams.alertmanager import AlertmanagerSink, sink_config_from_env
 from streams.align import TimeAligner
-from streams.processor import Output, Processor, Rejection, parse_message
+from streams.metrics import Metrics
+from streams.processor import Output, Processor, Rejection, parse_message, stored_levels
 from streams.settings import Settings, from_env
 from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
 
@@ -99,6 +102,11 @@ class Runtime:
         }
         self.counts: Counter[str] = Counter()
         self.processor = Processor(cfg, _StrKeys(self.table), self.counts)
+        self.metrics = Metrics()
+        sink_config = sink_config_from_env(os.environ)
+        self.sink = None if sink_config is None else AlertmanagerSink(sink_config, self.metrics)
+        self.partition_of: dict[str, int] = {}  # patients in the gauges -> their partition
+        self.levels_stale = True  # gauges need a refresh from the table (start, rebalance)
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
@@ -110,6 +118,7 @@ class Runtime:
             await fut
         for topic, _, _ in outputs:
             self.counts[f"out:{topic}"] += 1
+            self.metrics.published(topic)
 
     def caught_up(self, topic: str, partition: int) -> bool:
         tp = TP(topic, partition)
@@ -132,6 +141,7 @@ class Runtime:
             self.counts["in"] += 1
             parsed = parse_message(msg.key, msg.value)
             if isinstance(parsed, Rejection):
+                self.metrics.observe_rejected(msg.topic, parsed.category, time.time())
                 letter = self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, msg.value, parsed,
                                                time.time())
                 await self.send([letter])
@@ -146,12 +156,20 @@ class Runtime:
             position = f"{msg.topic}:{msg.partition}"
             if self.processor.redelivered(parsed.patient_id, position, msg.offset):
                 self.counts["duplicate"] += 1
+                self.metrics.observe_event(msg.topic, parsed.kind, "duplicate", parsed.ts, time.time())
                 event.ack()
                 continue
+            started = time.perf_counter()
             result, outputs = self.processor.process(parsed, position, msg.offset)
+            fold_seconds = time.perf_counter() - started
+            self.partition_of[parsed.patient_id] = msg.partition
+            self.metrics.observe_step(msg.topic, parsed, result, self.processor.cache[parsed.patient_id].head,
+                                      time.time(), fold_seconds)
             if result.outcome != "duplicate":
                 if outputs:
                     await self.send(outputs)
+                    if self.sink is not None:
+                        self.sink.submit(result.records)
                 self._store(parsed.patient_id, event)
             else:
                 event.ack()
@@ -191,8 +209,27 @@ class Runtime:
             for partition in self.aligner.waiting():
                 await self._release(partition)
 
+    def refresh_levels(self) -> None:
+        """Patients-at-grade gauges over every patient in the partitions this worker owns
+        (recovered from the changelog too, not only those seen since start)."""
+        if not self.levels_stale or self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            return
+        owned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic in INPUT_TOPICS}
+        for key, value in self.table.items():
+            pid = key.decode()
+            crs, iec = stored_levels(value)
+            self.metrics.set_patient_levels(pid, crs, iec)
+            self.partition_of.setdefault(pid, -1)
+        self.metrics.forget_patients([p for p, part in self.partition_of.items() if part not in owned and part != -1])
+        self.levels_stale = False
+
     def on_assigned(self, assigned: set[TP]) -> None:
         owned = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
+        gone = [pid for pid, p in self.partition_of.items() if p not in owned]
+        self.metrics.forget_patients(gone)
+        for pid in gone:
+            del self.partition_of[pid]
+        self.levels_stale = True
         lost = [p for p in self.aligner.waiting() if p not in owned]
         self.counts["dropped_on_rebalance"] += len(self.aligner.drop(lost))
         self.delivered = {tp: o for tp, o in self.delivered.items() if tp in assigned}
@@ -236,6 +273,30 @@ async def fold(stream: Any) -> None:
 @app.timer(interval=0.2)
 async def release_waiting() -> None:
     await runtime.release_waiting()
+
+
+@app.timer(interval=2.0)
+async def refresh_levels() -> None:
+    runtime.refresh_levels()
+
+
+@app.task
+async def start_sink() -> None:
+    if runtime.sink is not None:
+        runtime.sink.start()
+
+
+@app.on_before_shutdown.connect
+async def stop_sink(sender: Any, **kwargs: Any) -> None:
+    if runtime.sink is not None:
+        runtime.sink.close(timeout=5)
+
+
+@app.page("/metrics")
+class PrometheusMetrics(View):
+    async def get(self, request: Request) -> Response:
+        body, content_type = runtime.metrics.exposition(request.headers.get("Accept"))
+        return self.bytes(body, headers={"Content-Type": content_type})
 
 
 @app.on_partitions_assigned.connect

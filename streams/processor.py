@@ -63,6 +63,14 @@ def dead_letter_value(topic: str, partition: int | None, offset: int | None, key
     return json.dumps(doc).encode()
 
 
+def stored_levels(stored: bytes) -> tuple[int, int]:
+    """(CRS grade, IEC-HS level) of a stored log, without re-folding it."""
+    head = stored[:200]
+    start = head.index(b'"levels":[') + len(b'"levels":[')
+    crs, iec = head[start:head.index(b"]", start)].split(b",")
+    return int(crs), int(iec)
+
+
 def parse_message(key: bytes | None, value: bytes | None) -> ClinicalEvent | Rejection:
     if value is None:
         return Rejection("message has no value", "not_json")
@@ -145,8 +153,11 @@ class Processor:
         return result, outputs
 
     def stored_form(self, patient_id: str) -> bytes:
+        """{"offsets", "levels": [CRS grade, IEC-HS level], "log": alerts.log.log_to_json}"""
+        log = self.cache[patient_id]
         offsets = json.dumps(self.offsets[patient_id], separators=(",", ":")).encode()
-        return b'{"offsets":' + offsets + b',"log":' + log_to_json(self.cache[patient_id]) + b"}"
+        levels = f"[{log.head.crs_grade},{log.head.iec_hs_level}]".encode()
+        return b'{"offsets":' + offsets + b',"levels":' + levels + b',"log":' + log_to_json(log) + b"}"
 
     def reject(self, topic: str, partition: int | None, offset: int | None, key: bytes | None,
                raw: bytes | None, rejection: Rejection, now: float) -> Output:

@@ -93,12 +93,12 @@ class Worker:
     """`crswatch worker` in its own process, on the Tansu flavor, with a web port to ask."""
 
     def __init__(self, broker: str, data_dir: Path, store: str = "memory", partitions: int = 4,
-                 faust_cli: bool = False, name: str = "w") -> None:
+                 faust_cli: bool = False, name: str = "w", extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log_path = data_dir.parent / f"{name}-{self.port}.log"
         env = {**os.environ, "CRSWATCH_BROKER": broker, "CRSWATCH_STORE": store,
                "CRSWATCH_DATA_DIR": str(data_dir), "CRSWATCH_WEB_PORT": str(self.port),
-               "CRSWATCH_PARTITIONS": str(partitions), "CRSWATCH_BROKER_FLAVOR": "tansu"}
+               "CRSWATCH_PARTITIONS": str(partitions), "CRSWATCH_BROKER_FLAVOR": "tansu", **(extra_env or {})}
         if faust_cli:
             cmd = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "--loglevel", "info"]
         else:

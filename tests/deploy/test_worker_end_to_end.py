@@ -1,0 +1,55 @@
+"""The streaming worker itself as Prometheus's scrape target and Alertmanager's client.
+
+Both seed cases are published to a real Kafka-protocol broker; the real worker folds them,
+serves /metrics on its web port (scraped by the real Prometheus) and posts its alerts to
+the real Alertmanager, which pages the local webhook receiver for case 000's grade 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from streams.alertmanager import patient_key
+from streams.publish import create_input_topics, publish_lines
+from streams.replay import read_lines
+from tests.deploy.conftest import Alertmanager, Prometheus
+from tests.deploy.test_end_to_end import notified
+from tests.http_recorder import Recorder
+from tests.streams.conftest import Worker, fresh_broker, wait_quiet  # noqa: F401 (fixture)
+from tests.streams.helpers import CASES
+
+SECRET = "worker-e2e-secret"
+
+
+def test_worker_metrics_in_prometheus_and_its_grade_4_page_through_alertmanager(
+    fresh_broker: str,  # noqa: F811
+    tmp_path: Path,
+    start_alertmanager: Callable[[str], Alertmanager],
+    start_prometheus: Callable[..., Prometheus],
+    webhook: Recorder,
+) -> None:
+    am = start_alertmanager(webhook.url)
+    paths = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
+    create_input_topics(fresh_broker, 4)
+    sent = publish_lines(list(read_lines(paths)), fresh_broker).sent
+    worker = Worker(fresh_broker, tmp_path / "data", extra_env={
+        "CRSWATCH_ALERTMANAGER_URL": am.url, "CRSWATCH_PATIENT_KEY_SECRET": SECRET, "CRSWATCH_UNIT": "haem-4"})
+    try:
+        worker.wait_for(lambda: worker.count("applied") >= sent, what=f"{sent} events")
+        wait_quiet([worker])
+        prom = start_prometheus([f"127.0.0.1:{worker.port}"], alertmanager=am.address)
+        prom.wait_for_value('up{job="crswatch-worker"}', 1)
+        prom.wait_for_value('sum(crswatch_events_ingested_total{outcome="applied"})', sent)
+        # both patients are held by the worker; at the end of the case reports neither has CRS
+        prom.wait_for_value("sum(crswatch_patients_crs_grade)", 2)
+        assert prom.value('crswatch_patients_crs_grade{grade="0"}') == 2
+        assert prom.value('crswatch_alerts_emitted_total{kind="crs",severity="critical",status="firing"}') == 2
+        assert prom.value("sum(crswatch_records_published_total)") == worker.count("out:crs-alerts") + \
+            worker.count("out:patient-state")
+        assert prom.value("crswatch_alertmanager_post_failures_total") == 0
+        key = patient_key("ruemmele-2025", SECRET.encode())
+        assert webhook.wait_for(notified(webhook, "clinical-page", "firing", alertname="crs", level="4",
+                                         patient_key=key, unit="haem-4"))
+    finally:
+        worker.stop()
