@@ -151,7 +151,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     from streams.app import app
 
-    sys.argv = ["crswatch", "worker", "--loglevel", args.loglevel]
+    level = {"warning": "warn", "critical": "crit"}.get(args.loglevel.lower(), args.loglevel.lower())
+    sys.argv = ["crswatch", "worker", "--loglevel", level]
     app.main()
     return 0
 
@@ -203,7 +204,9 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--ssl-cafile", dest="ssl_cafile", help="CA bundle (CRSWATCH_SSL_CAFILE)")
     w.add_argument("--ssl-certfile", dest="ssl_certfile", help="client certificate (CRSWATCH_SSL_CERTFILE)")
     w.add_argument("--ssl-keyfile", dest="ssl_keyfile", help="client key (CRSWATCH_SSL_KEYFILE)")
-    w.add_argument("--loglevel", default=_env("CRSWATCH_LOGLEVEL", "info"), help="CRSWATCH_LOGLEVEL")
+    w.add_argument("--loglevel", default=_env("CRSWATCH_LOGLEVEL", "info"),
+                   choices=["debug", "info", "warn", "warning", "error", "crit", "critical"],
+                   help="CRSWATCH_LOGLEVEL (default info)")
     w.set_defaults(func=cmd_worker)
 
     a = sub.add_parser("alerts", help="print the alerts in the crs-alerts topic")

@@ -1,0 +1,236 @@
+"""End-to-end streaming benchmark: broker -> one `crswatch worker` -> crs-alerts.
+
+In one run, on one Tansu broker started on 127.0.0.1 (the test broker; see
+shared/notes/kafka-broker-for-tests.md):
+
+1. raw consume rate: an aiokafka consumer reads the published input topics from the start
+   (no processing): the ceiling for any consumer of this broker on this machine;
+2. pipeline throughput: a worker started after the same events were published folds them
+   all; events/s from its first to its last message;
+3. event -> alert latency at a fixed rate (default 500 events/s, live event times): mostly
+   vital signs of a pool of patients, plus probe events (ferritin > 10,000 ng/mL for a new
+   patient) that each raise an alert at once; latency = when the alert is read from
+   crs-alerts minus when the probe was sent (one clock, this process).
+
+    .venv/bin/python bench/stream.py [--patients 30] [--days 1] [--rate 500] [--seconds 20] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG = Path(tempfile.gettempdir()) / "crswatch-bench-worker.log"
+sys.path.insert(0, str(ROOT))
+
+from bench.fold import patient_events  # noqa: E402
+from streams.publish import create_input_topics, interleave  # noqa: E402
+from streams.replay import Rejected  # noqa: E402
+from streams.topics import ALERTS, INPUT_TOPICS, LABS, VITALS, input_topic  # noqa: E402
+from tests.streams.conftest import free_port, start_tansu, stop  # noqa: E402
+
+
+def cohort_lines(patients: int, days: int, seed: int = 11) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    for index in range(patients):
+        _, events = patient_events(seed, index, days)
+        lines.extend(("bench", ev.model_dump_json(exclude_none=True)) for ev in events)
+    return lines
+
+
+async def publish(broker: str, lines: list[tuple[str, str]]) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    rejected: list[Rejected] = []
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+    await producer.start()
+    n = 0
+    try:
+        batch = []
+        for _, event in interleave(lines, rejected):
+            batch.append(await producer.send(input_topic(event), key=event.patient_id.encode(),
+                                             value=event.model_dump_json(exclude_none=True).encode(),
+                                             timestamp_ms=int(event.ts * 1000)))
+            n += 1
+            if len(batch) >= 5000:
+                await asyncio.gather(*batch)
+                batch = []
+        await asyncio.gather(*batch)
+    finally:
+        await producer.stop()
+    assert not rejected
+    return n
+
+
+async def raw_consume_rate(broker: str, expected: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(*INPUT_TOPICS, bootstrap_servers=broker, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        n = 0
+        started = time.perf_counter()
+        while n < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            n += sum(len(m) for m in batches.values())
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def stats(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/crswatch/stats/", timeout=2) as r:
+            data: dict[str, Any] = json.loads(r.read())
+            return data
+    except OSError:
+        return {}
+
+
+def start_worker(broker: str, data_dir: str) -> tuple[Any, int]:
+    import subprocess
+
+    port = free_port()
+    env = {**os.environ, "CRSWATCH_BROKER": broker, "CRSWATCH_DATA_DIR": data_dir, "CRSWATCH_WEB_PORT": str(port),
+           "CRSWATCH_BROKER_FLAVOR": "tansu", "CRSWATCH_STORE": "memory", "CRSWATCH_LOGLEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=open(LOG, "wb"))
+    return proc, port
+
+
+def pipeline_throughput(port: int, expected: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    first_t = first_n = None
+    while time.monotonic() < deadline:
+        n = stats(port).get("counts", {}).get("in", 0)
+        now = time.perf_counter()
+        if n and first_t is None:
+            first_t, first_n = now, n
+        if n >= expected and first_t is not None and first_n is not None:
+            return (n - first_n) / (now - first_t)
+        time.sleep(0.02)
+    raise RuntimeError(f"worker did not take {expected} events in time: {stats(port)}")
+
+
+def vitals(pid: str, when: datetime, hr: int) -> dict[str, Any]:
+    return {"kind": "vitals", "event_id": str(uuid.uuid4()), "patient_id": pid, "time": when.isoformat(),
+            "heart_rate": {"value": hr, "unit": "/min"}, "temperature": {"value": 37.0, "unit": "Cel"},
+            "provenance": {"source": "bench"}}
+
+
+def probe(pid: str, when: datetime) -> dict[str, Any]:
+    return {"kind": "lab", "event_id": str(uuid.uuid4()), "patient_id": pid, "time": when.isoformat(),
+            "analyte": "ferritin", "value": 20000, "unit": "ng/mL", "provenance": {"source": "bench"}}
+
+
+async def latency(broker: str, rate: float, seconds: float, probes_per_s: float) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0)
+    consumer = AIOKafkaConsumer(ALERTS, bootstrap_servers=broker, group_id=None, auto_offset_reset="latest",
+                                fetch_max_wait_ms=5)
+    await producer.start()
+    await consumer.start()
+    sent_at: dict[str, float] = {}
+    got: dict[str, float] = {}
+
+    async def read() -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for messages in batches.values():
+                for m in messages:
+                    pid = json.loads(m.value)["patient_id"]
+                    if pid in sent_at and pid not in got:
+                        got[pid] = now
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(1.0)  # the reader has its partitions
+    try:
+        total = int(rate * seconds)
+        every = max(1, round(rate / probes_per_s))
+        start = time.perf_counter()
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = datetime.now(UTC)
+            if i % every == 0:
+                pid = f"probe-{i}"
+                doc, topic = probe(pid, now), LABS
+                sent_at[pid] = time.perf_counter()
+            else:
+                pid = f"live-{i % 200:03d}"
+                doc, topic = vitals(pid, now, 60 + i % 40), VITALS
+            await producer.send(topic, key=pid.encode(), value=json.dumps(doc).encode())
+        achieved = total / (time.perf_counter() - start)
+        deadline = time.perf_counter() + 10
+        while len(got) < len(sent_at) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+    lat = sorted((got[p] - sent_at[p]) * 1000 for p in got)
+    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else lat * 100
+    return {"rate_target": rate, "rate_achieved": round(achieved, 1), "probes": len(sent_at), "alerts": len(got),
+            "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(q[98], 1), "max_ms": round(lat[-1], 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patients", type=int, default=30)
+    ap.add_argument("--days", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=500.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--probes-per-second", type=float, default=10.0)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+
+    broker_proc, broker = start_tansu()
+    worker = None
+    try:
+        create_input_topics(broker, 4)
+        lines = cohort_lines(args.patients, args.days)
+        t = time.perf_counter()
+        n = asyncio.run(publish(broker, lines))
+        print(f"published {n} events in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        raw = asyncio.run(raw_consume_rate(broker, n))
+        print(f"raw aiokafka consume: {raw:,.0f} events/s", file=sys.stderr)
+        with tempfile.TemporaryDirectory() as data:
+            worker, port = start_worker(broker, data)
+            through = pipeline_throughput(port, n)
+            print(f"pipeline: {through:,.0f} events/s ({through / raw:.1%} of raw)", file=sys.stderr)
+            lat = asyncio.run(latency(broker, args.rate, args.seconds, args.probes_per_second))
+            print(f"latency at {lat['rate_achieved']} events/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
+                  f"max {lat['max_ms']} ms ({lat['alerts']}/{lat['probes']} probes alerted)", file=sys.stderr)
+            final = stats(port)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
+        stop(broker_proc)
+    result = {"events": n, "raw_consume_events_per_s": round(raw), "pipeline_events_per_s": round(through),
+              "pipeline_over_raw": round(through / raw, 4), "latency": lat, "worker_counts": final.get("counts")}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
