@@ -29,6 +29,7 @@ class Support:
     flow_l_min: float | None = None
     reason: str | None = None
     at_max_dose: bool = False
+    flow_ts: float | None = None  # event time of the oxygen flow reading (flow_l_min)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alerts.config import Thresholds
-from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Retraction
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
 from streams.replay import Replayer, read_lines
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
@@ -63,6 +63,8 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
                 out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
+            elif isinstance(r, Notice):
+                out.write(f"  {hhmm}  NOTICE {r.refers_to}\n")
             if r.evidence and r.evidence == last_evidence:
                 out.write("           - (evidence as above)\n")
             else:
