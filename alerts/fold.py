@@ -286,9 +286,12 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     agent = ev.agent.value
     if not _newer(s.infusion_changed.get(agent), ev.ts):
         return None
+    running = s.infusions.get(agent)
+    if (ev.action == "stop" and running is not None and ev.logical_id is not None
+            and running.segment is not None and running.segment != ev.logical_id):
+        return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
-    running = s.infusions.get(agent)
     if ev.action == "stop":
         if running is None:
             return None
@@ -311,10 +314,12 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
             unit=ev.unit,
             reason=ev.reason,
             at_max_dose=ev.at_max_dose,
+            segment=ev.logical_id,
         )
         return agent, True
     running.changed = ev.ts
     running.event_id = ev.event_id
+    running.segment = ev.logical_id
     if ev.rate is not None:
         running.rate, running.unit = ev.rate, ev.unit
     if ev.reason is not None:

@@ -12,8 +12,10 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from models.events import InvalidEvent, parse_event
+from models.events import ClinicalEvent, InvalidEvent, parse_event
+from streams.normalised import Normalised
 from streams.replay import Rejected
 from streams.topics import INPUT_TOPICS, input_topic
 
@@ -25,8 +27,8 @@ class PublishResult:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def create_input_topics(broker: str, partitions: int) -> None:
-    """Create the input topics if they do not exist (co-partitioned: same partition count)."""
+def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = ()) -> None:
+    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
@@ -36,7 +38,7 @@ def create_input_topics(broker: str, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker, client_id="crswatch-publish")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in INPUT_TOPICS if t not in existing]
+        missing = [NewTopic(t, partitions, 1) for t in (*INPUT_TOPICS, *extra) if t not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -54,6 +56,18 @@ def publish_lines(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Publish (source, line) pairs in order. `speed` N replays event-time gaps N times faster."""
+    return publish_units([(source, line, None) for source, line in lines], broker, speed, on_line, sleep)
+
+
+def publish_units(
+    units: list[tuple[str, str, Normalised | None]],
+    broker: str,
+    speed: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Publish input units in order: a native line (normalised None) or what an adapter made of a
+    FHIR or HL7 unit (streams.inputs.read_units). Rejections are reported, never sent."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -68,27 +82,39 @@ def publish_lines(
     result = PublishResult()
     previous_ts: float | None = None
     try:
-        for source, line in lines:
+        for source, line, normalised in units:
             if on_line is not None:
                 on_line(line)
-            try:
-                event = parse_event(line)
-            except InvalidEvent as exc:
-                result.rejected.append(Rejected(source, str(exc), line[:2000]))
-                continue
-            if speed is not None and previous_ts is not None and event.ts > previous_ts:
-                sleep((event.ts - previous_ts) / speed)
-            previous_ts = event.ts if previous_ts is None else max(previous_ts, event.ts)
-            topic = input_topic(event)
-            producer.send(
-                topic,
-                key=event.patient_id.encode(),
-                value=event.model_dump_json(exclude_none=True).encode(),
-                timestamp_ms=int(event.ts * 1000),
-            )
-            result.sent += 1
-            result.by_topic[topic] = result.by_topic.get(topic, 0) + 1
+            if normalised is None:
+                try:
+                    events = [parse_event(line)]
+                except InvalidEvent as exc:
+                    result.rejected.append(Rejected(source, str(exc), line[:2000]))
+                    continue
+            else:
+                for rej in normalised.rejected:
+                    result.rejected.append(Rejected(rej.source, f"[{rej.category}] {rej.reason}", line[:2000]))
+                events = normalised.events
+            for event in events:
+                previous_ts = _send(producer, result, event, speed, previous_ts, sleep)
         producer.flush()
     finally:
         producer.close()
     return result
+
+
+def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: float | None,
+          previous_ts: float | None, sleep: Callable[[float], None]) -> float:
+    """Send one event to its input topic; returns the newest event time sent so far."""
+    if speed is not None and previous_ts is not None and event.ts > previous_ts:
+        sleep((event.ts - previous_ts) / speed)
+    topic = input_topic(event)
+    producer.send(
+        topic,
+        key=event.patient_id.encode(),
+        value=event.model_dump_json(exclude_none=True).encode(),
+        timestamp_ms=int(event.ts * 1000),
+    )
+    result.sent += 1
+    result.by_topic[topic] = result.by_topic.get(topic, 0) + 1
+    return event.ts if previous_ts is None else max(previous_ts, event.ts)
