@@ -32,13 +32,10 @@ def detect_format(payload: bytes | str) -> Format:
     first = text.split("\n", 1)[0]
     if '"resourceType"' in first:
         return "fhir"
-    if first.startswith("{") and '"kind"' not in first:
-        try:
-            obj = json.loads(payload.split(b"\n", 1)[0] if isinstance(payload, bytes) else payload.split("\n", 1)[0])
-        except ValueError:
-            return "native"
-        if isinstance(obj, dict) and "resourceType" in obj:
-            return "fhir"
+    if '"kind"' in first:
+        return "native"
+    if text.startswith("{") and '"resourceType"' in text:  # a pretty-printed resource or Bundle
+        return "fhir"
     return "native"
 
 
