@@ -68,6 +68,8 @@ RULE_TIME = "contract: times are ISO 8601 with a UTC offset"
 # FHIR dateTime with a time of day: seconds are required, fractions up to 9 digits.
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# Dose units: the contract gives mg, mg/kg, g as examples; read as mass, units or cells, per kg or m2.
+DOSE_UNIT = re.compile(r"(ng|ug|mg|g|U|mU|\[iU\]|\[USP'U\]|\{cells\}|10\*\d{1,2}(\{cells\})?)(/(kg|m2))?")
 
 
 # ---------------------------------------------------------------- small readers
@@ -149,7 +151,19 @@ def _codings(concept: Any, where: str) -> list[dict[str, Any]]:
     codings = _obj(concept, where).get("coding", [])
     if not isinstance(codings, list):
         raise Reject(f"{where}.coding must be a list", "invalid_value")
-    return [_obj(c, f"{where}.coding") for c in codings]
+    out = [_obj(c, f"{where}.coding") for c in codings]
+    for c in out:
+        for key in ("system", "code", "display"):
+            if key in c and not isinstance(c[key], str):
+                raise Reject(f"{where}.coding.{key} must be a string", "invalid_value")
+    return out
+
+
+def _status(res: dict[str, Any]) -> str | None:
+    status = res.get("status")
+    if status is not None and not isinstance(status, str):
+        raise Reject("status must be a string", "invalid_value")
+    return status
 
 
 def _concept_text(concept: dict[str, Any]) -> str | None:
@@ -186,10 +200,10 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
                      f"{', '.join(accepted)}", "missing_field")
     if system != UCUM:
         raise Reject(f"{where}.system {system!r} is not UCUM ({UCUM}) (contract)", "invalid_value")
-    if code not in accepted:
+    if not isinstance(code, str) or code not in accepted:
         raise Reject(f"unit {code!r} not accepted for {what}: accepted {', '.join(accepted)}", "invalid_value")
     comparator = q.get("comparator")
-    if comparator is not None and comparator not in COMPARATORS:
+    if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
         raise Reject(f"{where}.comparator {comparator!r} is not one of <, <=, >=, > (contract)", "invalid_value")
     return value, str(code), comparator
 
@@ -279,7 +293,7 @@ def _loinc(res: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tuple[str, s
 
 
 def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
-    status = res.get("status")
+    status = _status(res)
     if status in OBS_IGNORED:
         raise Ignore(f"Observation status {status}: carries no value (ignored, counted; contract)")
     pid = _patient(res)
@@ -412,7 +426,7 @@ def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass |
 
 
 def medication_administration(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
-    status = res.get("status")
+    status = _status(res)
     if status in MED_IGNORED:
         raise Ignore(f"MedicationAdministration status {status}: carries no value (ignored, counted; contract)")
     pid = _patient(res)
@@ -436,9 +450,13 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     if "dose" in dosage:
         q = _obj(dosage["dose"], "dosage.dose")
         common["dose"] = _number(q.get("value"), "dosage.dose.value")
-        unit = q.get("code") if isinstance(q.get("code"), str) else q.get("unit")
-        if not isinstance(unit, str) or not unit.strip():
-            raise Reject("dosage.dose has no unit (code or unit)", "missing_field")
+        unit = q.get("code")
+        if not isinstance(unit, str) or q.get("system") != UCUM:
+            raise Reject("dosage.dose needs a UCUM unit (system and code)", "missing_field" if unit is None
+                         else "invalid_value")
+        if not DOSE_UNIT.fullmatch(unit):
+            raise Reject(f"dose unit {unit!r} is not a dose unit (mass, units or cells, optionally per kg or m2; "
+                         "contract: for example mg, mg/kg, g)", "invalid_value")
         common["unit"] = unit
     if drug_class is not None:
         common["drug_class"] = drug_class.value
@@ -508,6 +526,8 @@ def from_resource(res: Any, source: str, full_url: str | None = None) -> list[Cl
     if not isinstance(res, dict):
         raise Reject("a resource must be a JSON object", "not_json")
     rtype = res.get("resourceType")
+    if rtype is not None and not isinstance(rtype, str):
+        raise Reject("resourceType must be a string", "invalid_value")
     if rtype == "Observation":
         return observation(res, _Context(res, source, full_url))
     if rtype == "MedicationAdministration":
@@ -550,7 +570,7 @@ def _bundle_or_one(obj: Any, source: str, raw: str) -> Iterator[tuple[str, Any, 
         yield source, obj, None, raw
         return
     btype = obj.get("type")
-    if btype not in BUNDLE_TYPES:
+    if not isinstance(btype, str) or btype not in BUNDLE_TYPES:
         yield source, Reject(f"Bundle type {btype!r} is not accepted (collection, transaction, batch or message)",
                              "unsupported"), None, raw
         return
@@ -608,6 +628,9 @@ def normalise_fhir(payload: bytes | str, source: str = "fhir", strict: bool = Fa
             continue
         out.events += events
         out.accepted += 1
+    if not out.units and payload.strip(" \t\r\n"):
+        out.units = 1  # only separators (str.strip() also strips \x1c-\x1f): still an input, rejected
+        out.rejected.append(Rejection("no FHIR resource in the payload", "not_json", payload, source))
     return out
 
 
