@@ -23,6 +23,7 @@ python-hl7 also provides the MLLP framing and the ACKs (streams.mllp).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -136,6 +137,7 @@ def parse_oru(message: str) -> Oru:
                observations)
 
 
+@functools.lru_cache(maxsize=8192)  # every OBX of a monitor message has the same time
 def parse_ts(value: str, where: str) -> datetime:
     m = _TS.fullmatch(value.strip())
     if m is None:

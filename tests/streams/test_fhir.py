@@ -223,8 +223,8 @@ def test_missing_subject_code_value_or_time_is_rejected(key: str, field: str) ->
     assert field in reason and category == "missing_field"
 
 
-@pytest.mark.parametrize(("value", "why"), [(float("nan"), "finite"), (float("inf"), "finite"), ("80", "number"),
-                                            (True, "number")])
+@pytest.mark.parametrize(("value", "why"), [(float("nan"), "malformed JSON"), (float("inf"), "malformed JSON"),
+                                            (1e308 * 10, "malformed JSON"), ("80", "number"), (True, "number")])
 def test_a_value_that_is_not_a_finite_number_is_rejected(value: Any, why: str) -> None:
     res = obs("8867-4", 80, "/min")
     res["valueQuantity"]["value"] = value
