@@ -101,14 +101,15 @@ def _number(value: Any, where: str) -> float:
     return v
 
 
-def parse_time(value: Any, where: str) -> datetime:
+def parse_time(value: Any, where: str) -> str:
+    """The time as an ISO 8601 string with an offset (the native model parses it: faster than a datetime)."""
     if not isinstance(value, str):
         raise Reject(f"{where} must be an ISO 8601 string ({RULE_TIME})", "invalid_value")
     return _parse_time(value, where)
 
 
-@functools.lru_cache(maxsize=8192)  # feeds repeat timestamps (one per monitor cycle); datetimes are immutable
-def _parse_time(value: str, where: str) -> datetime:
+@functools.lru_cache(maxsize=8192)  # feeds repeat timestamps (one per monitor cycle)
+def _parse_time(value: str, where: str) -> str:
     m = _DATETIME.fullmatch(value)
     if m is None:
         if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
@@ -119,7 +120,9 @@ def _parse_time(value: str, where: str) -> datetime:
                      "invalid_value")
     fraction = (m.group(2) or "")[:7]  # Python keeps microseconds
     try:
-        return datetime.fromisoformat(m.group(1) + fraction + m.group(3).replace("Z", "+00:00"))
+        text = m.group(1) + fraction + m.group(3).replace("Z", "+00:00")
+        datetime.fromisoformat(text)  # a real calendar date and time
+        return text
     except ValueError as exc:
         raise Reject(f"{where} {value!r}: {exc}", "invalid_value") from None
 
@@ -138,7 +141,7 @@ def _patient(res: dict[str, Any]) -> str:
     return pid
 
 
-def _effective(res: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+def _effective(res: dict[str, Any]) -> tuple[str | None, str | None]:
     """(start, end) from effectiveDateTime or effectivePeriod; both None when absent."""
     if "effectiveDateTime" in res:
         return parse_time(res["effectiveDateTime"], "effectiveDateTime"), None
@@ -146,7 +149,7 @@ def _effective(res: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
         period = _obj(res["effectivePeriod"], "effectivePeriod")
         start = parse_time(period["start"], "effectivePeriod.start") if "start" in period else None
         end = parse_time(period["end"], "effectivePeriod.end") if "end" in period else None
-        if start is not None and end is not None and end < start:
+        if start is not None and end is not None and datetime.fromisoformat(end) < datetime.fromisoformat(start):
             raise Reject("effectivePeriod.end is before effectivePeriod.start", "invalid_value")
         return start, end
     others = [k for k in res if k.startswith("effective")]
@@ -257,7 +260,7 @@ class _Context:
         self.provenance = {k: parts[k]["valueString"] for k in ("source", "quote", "assumption")
                            if k in parts and isinstance(parts[k].get("valueString"), str)}
 
-    def event(self, kind: str, pid: str, time: datetime, suffix: str = "", prefix: str = "",
+    def event(self, kind: str, pid: str, time: str, suffix: str = "", prefix: str = "",
               **fields: Any) -> ClinicalEvent:
         event_id = self.event_id if self.exported else prefix + self.event_id + suffix
         raw: dict[str, Any] = {"kind": kind, "event_id": event_id, "patient_id": pid, "time": time,
@@ -475,8 +478,8 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     return [ctx.event("dose", pid, start, drug=name, **common)]
 
 
-def _infusion(ctx: _Context, pid: str, status: str, agent: VasoactiveAgent, name: str, start: datetime | None,
-              end: datetime | None, dosage: dict[str, Any], common: dict[str, Any]) -> list[ClinicalEvent]:
+def _infusion(ctx: _Context, pid: str, status: str, agent: VasoactiveAgent, name: str, start: str | None,
+              end: str | None, dosage: dict[str, Any], common: dict[str, Any]) -> list[ClinicalEvent]:
     allowed = sorted(AGENT_RATE_UNITS[agent] | ({"[USP'U]/min"} if agent is VasoactiveAgent.VASOPRESSIN else set()))
     rate: dict[str, Any] = {}
     if "rateQuantity" in dosage:
