@@ -134,3 +134,14 @@ def test_replay_reads_an_hl7_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["replay", str(f), "--input-format", "hl7v2"]) == 0
     out = capsys.readouterr()
     assert "applied 10" in out.out and "rejected 1" in out.out and "[not_hl7]" in out.err
+
+
+def test_publish_reads_fhir_and_sends_native_events(kafka_broker: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "case.ndjson"
+    assert main(["export", "--format", "fhir", str(SEEDS[1]), "-o", str(out)]) == 0
+    with out.open("a") as fh:
+        fh.write('{"resourceType": "Patient", "id": "x"}\n')
+    assert main(["publish", str(out), "--broker", kafka_broker, "--partitions", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "published 48 events" in err and "rejected 1" in err and "[unknown_kind]" in err
