@@ -222,6 +222,9 @@ def _on_finding(s: PatientState, ev: Finding) -> None:
 def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     if not _newer(s.oxygen_changed, ev.ts):
         return
+    if ev.device is None:
+        _on_oxygen_reading(s, ev)
+        return
     s.oxygen_changed = ev.ts
     s.support_version += 1
     if ev.device is OxygenDevice.ROOM_AIR:
@@ -233,14 +236,45 @@ def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     since = s.oxygen.since if s.oxygen is not None and same_device else ev.ts
     # A documented reason stays with the same device until a row gives another one.
     reason = ev.reason if ev.reason is not None or s.oxygen is None or not same_device else s.oxygen.reason
+    flow, flow_ts = ev.flow_l_min, ev.ts if ev.flow_l_min is not None else None
+    if flow is None and s.oxygen is not None and s.oxygen.flow_ts == ev.ts:
+        # A flow reading of the same event time as this device describes the same moment
+        # (separate FHIR Observations): keep it, whichever of the two was applied first.
+        flow, flow_ts = s.oxygen.flow_l_min, ev.ts
     s.oxygen = Support(
         name=ev.device.value,
         since=since,
         changed=ev.ts,
         event_id=ev.event_id,
-        flow_l_min=ev.flow_l_min,
+        flow_l_min=flow,
         reason=reason,
+        flow_ts=flow_ts,
     )
+
+
+def _on_oxygen_reading(s: PatientState, ev: OxygenSupport) -> None:
+    """A flow (or FiO2) reading without a device: it updates the running support's flow.
+
+    With no support running, a flow above 0 L/min is supplemental oxygen whose device is
+    not documented (OxygenDevice.UNSPECIFIED: graded at least 2 and flagged uncertain). FiO2
+    is not an ASTCT grading input, so an FiO2-only reading changes nothing.
+    """
+    flow = ev.flow_l_min
+    if flow is None:
+        return
+    cur = s.oxygen
+    if cur is None:
+        if flow <= 0:
+            return
+        s.oxygen_course += 1
+        s.oxygen = Support(name=OxygenDevice.UNSPECIFIED.value, since=ev.ts, changed=ev.ts, event_id=ev.event_id,
+                           flow_l_min=flow, flow_ts=ev.ts)
+    elif cur.flow_l_min == flow and cur.flow_ts == ev.ts:
+        return
+    else:
+        cur.flow_l_min, cur.flow_ts, cur.changed = flow, ev.ts, ev.ts
+    s.oxygen_changed = ev.ts
+    s.support_version += 1
 
 
 def _vasopressors_running(s: PatientState) -> int:
@@ -252,9 +286,12 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     agent = ev.agent.value
     if not _newer(s.infusion_changed.get(agent), ev.ts):
         return None
+    running = s.infusions.get(agent)
+    if (ev.action == "stop" and running is not None and ev.logical_id is not None
+            and running.segment is not None and running.segment != ev.logical_id):
+        return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
-    running = s.infusions.get(agent)
     if ev.action == "stop":
         if running is None:
             return None
@@ -277,10 +314,12 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
             unit=ev.unit,
             reason=ev.reason,
             at_max_dose=ev.at_max_dose,
+            segment=ev.logical_id,
         )
         return agent, True
     running.changed = ev.ts
     running.event_id = ev.event_id
+    running.segment = ev.logical_id
     if ev.rate is not None:
         running.rate, running.unit = ev.rate, ev.unit
     if ev.reason is not None:

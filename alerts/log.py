@@ -16,6 +16,17 @@ ids do not depend on the arrival order within the window. `settled` advances by
 adopting a checkpoint once every event before it is older than the window, so no event
 is folded twice on the normal path.
 
+Versioned records (`logical_id`, `version`; FHIR resource id and meta.versionId): a
+higher version replaces every pending event of that logical id and a `Retract`
+(entered-in-error) removes them; either way the window is folded again from the nearest
+checkpoint and the difference is emitted as corrections and retractions, exactly like a
+late event. A version older than the one applied, or any version of a voided record, is
+`superseded` (ignored, counted). Beyond the window the earlier version is already part of
+the settled state and cannot be taken out: a correction is applied at its own time on
+top of it and a retraction changes nothing; both emit a `Notice` saying so (never
+silently). The last RETIRED_KEPT logical ids without pending events are remembered for
+this (bounded, like the id ring); an older one is unknown.
+
 An event older than the window is folded at its arrival position (keyed just after the
 newest pending event) and marked `late`, so the log stays one ordered sequence and
 `head` is always `settled` + `pending` folded in order. A duplicate `event_id` inside the window changes
@@ -32,9 +43,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.config import Thresholds
-from alerts.fold import apply, copy_lab_part
-from models.events import ClinicalEvent, LabResult, VitalSigns, parse_event
-from models.records import Alert, IecHsChange, Outcome, Record, Retraction, record_key
+from alerts.fold import apply, copy_lab_part, day_of, iso
+from models.events import ClinicalEvent, LabResult, Retract, VitalSigns, parse_event
+from models.records import Alert, IecHsChange, Notice, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
 
@@ -43,6 +54,7 @@ VERIFY_FAST_PATH = False
 SETTLED_IDS_KEPT = 256
 EMITTED_ALERTS_KEPT = 256
 CHECKPOINT_EVERY = 32
+RETIRED_KEPT = 1024
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
@@ -68,6 +80,11 @@ class PatientLog:
     # by a later re-fold is not emitted twice.
     emitted_alerts: list[str] = field(default_factory=list)
     late_ids: set[str] = field(default_factory=set)  # pending events that arrived beyond the window
+    # logical_id -> (version, number of pending events) for pending versioned events.
+    pending_logical: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    # logical_id -> (version, voided) for logical ids without pending events: settled, or
+    # voided by a Retract. Bounded (RETIRED_KEPT, oldest forgotten first).
+    retired: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
 
     @property
     def state(self) -> PatientState:
@@ -133,7 +150,8 @@ def _refold_from(log: PatientLog, start: int, cfg: Thresholds) -> None:
     log.head = state
 
 
-def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
+def _diff(old: list[Record], new: list[Record], cause: str,
+          why: str = "arrived late and re-ordered the window") -> list[Record]:
     old_keys = {record_key(r) for r in old}
     new_keys = {record_key(r) for r in new}
     out: list[Record] = [r.model_copy(update={"correction": True}) for r in new if record_key(r) not in old_keys]
@@ -146,7 +164,7 @@ def _diff(old: list[Record], new: list[Record], cause: str) -> list[Record]:
                     patient_id=r.patient_id,
                     time=r.time,
                     day=r.day,
-                    evidence=(f"event {cause} arrived late and re-ordered the window; this record no longer holds",),
+                    evidence=(f"event {cause} {why}; this record no longer holds",),
                     correction=True,
                 )
             )
@@ -239,6 +257,8 @@ def _copy(log: PatientLog) -> PatientLog:
         settled_ids=list(log.settled_ids),
         emitted_alerts=list(log.emitted_alerts),
         late_ids=set(log.late_ids),
+        pending_logical=dict(log.pending_logical),
+        retired=dict(log.retired),
     )
 
 
@@ -277,10 +297,146 @@ def _settle(log: PatientLog, horizon: float) -> None:
         log.pending_ids.discard(old.event_id)
         log.late_ids.discard(old.event_id)
         _remember(log, old)
+        if old.logical_id is not None:
+            _untrack(log, old.logical_id, old.version, voided=False)
     del log.pending[:c]
     del log.pending_keys[:c]
     del log.pending_records[:c]
     log.checkpoints = {k - c: v for k, v in log.checkpoints.items() if k > c}
+
+
+def _track(log: PatientLog, ev: ClinicalEvent) -> None:
+    if ev.logical_id is not None:
+        _, n = log.pending_logical.get(ev.logical_id, (None, 0))
+        log.pending_logical[ev.logical_id] = (ev.version, n + 1)
+
+
+def _untrack(log: PatientLog, logical_id: str, version: int | None, voided: bool) -> None:
+    """One pending event of `logical_id` left the window (settled) or was removed."""
+    entry = log.pending_logical.get(logical_id)
+    if entry is not None and entry[1] > 1 and not voided:
+        log.pending_logical[logical_id] = (entry[0], entry[1] - 1)
+        return
+    log.pending_logical.pop(logical_id, None)
+    _retire(log, logical_id, version, voided)
+
+
+def _retire(log: PatientLog, logical_id: str, version: int | None, voided: bool) -> None:
+    log.retired.pop(logical_id, None)  # re-inserted last: the oldest entry is forgotten first
+    log.retired[logical_id] = (version, voided)
+    if len(log.retired) > RETIRED_KEPT:
+        del log.retired[next(iter(log.retired))]
+
+
+def _older(version: int | None, than: int | None) -> bool:
+    """Versions order only when both are given; an unversioned arrival counts as the newer one."""
+    return version is not None and than is not None and version < than
+
+
+def _notice(log: PatientLog, ev: ClinicalEvent, logical_id: str, text: str) -> Notice:
+    return Notice(refers_to=logical_id, patient_id=log.head.patient_id, time=iso(ev.ts),
+                  day=day_of(log.head, ev.ts), evidence=(text,))
+
+
+def _remove_logical(log: PatientLog, logical_id: str, new: ClinicalEvent | None, cfg: Thresholds,
+                    why: str) -> list[Record]:
+    """Take the pending events of `logical_id` out, insert `new` (if any) and fold again."""
+    idx = [i for i, e in enumerate(log.pending) if e.logical_id == logical_id]
+    first = idx[0] if idx else len(log.pending)
+    key: tuple[float, str] | None = None
+    if new is not None:
+        key = _key(new)
+        if log.max_ts is not None and new.ts <= log.max_ts - cfg.lateness_minutes * 60:
+            # Beyond the window: at its arrival position, like any late event.
+            last = log.pending_keys[-1] if log.pending_keys else (log.max_ts, "")
+            key = (last[0], f"{last[1]}\x00late:{new.event_id}")
+            log.late_ids.add(new.event_id)
+        first = min(first, bisect.bisect(log.pending_keys, key))
+    start = max((k for k in log.checkpoints if k <= first), default=0)
+    old_records = _flat(log.pending_records[start:])
+    for i in reversed(idx):
+        gone = log.pending.pop(i)
+        del log.pending_keys[i]
+        del log.pending_records[i]
+        log.pending_ids.discard(gone.event_id)
+        log.late_ids.discard(gone.event_id)
+    log.pending_logical.pop(logical_id, None)
+    if new is not None and key is not None:
+        i = bisect.bisect(log.pending_keys, key)
+        log.pending.insert(i, new)
+        log.pending_keys.insert(i, key)
+        log.pending_records.insert(i, [])
+        log.pending_ids.add(new.event_id)
+        _track(log, new)
+    _refold_from(log, start, cfg)
+    return _diff(old_records, _flat(log.pending_records[start:]), logical_id, why)
+
+
+def _retract(log: PatientLog, ev: Retract, cfg: Thresholds) -> StepResult:
+    lid, v = ev.retracts, ev.version
+    pending = log.pending_logical.get(lid)
+    retired = log.retired.get(lid)
+    if pending is not None:
+        if _older(v, pending[0]):
+            return StepResult("superseded", [], f"retraction of {lid} is older than the version applied")
+        records = _remove_logical(log, lid, None, cfg, "was entered in error (retracted)")
+        text = None
+        if retired is not None and not retired[1]:
+            text = (f"{lid} retracted (entered in error): an earlier version left the lateness window; its effect "
+                    "on the settled state cannot be undone; review")
+            records.append(_notice(log, ev, lid, text))
+        _retire(log, lid, v, voided=True)
+        return StepResult("retracted", _ledger(log, records), text)
+    if retired is not None:
+        rv, voided = retired
+        if voided and not _older(rv, v):
+            return StepResult("duplicate", [], f"{lid} already retracted")
+        if _older(v, rv):
+            return StepResult("superseded", [], f"retraction of {lid} is older than the version applied")
+        _retire(log, lid, v, voided=True)
+        if voided:
+            return StepResult("retracted", [])
+        text = (f"{lid} retracted (entered in error) after it left the {cfg.lateness_minutes:g} min lateness "
+                "window: its effect on the settled state cannot be undone; later deliveries of it are ignored; review")
+        return StepResult("retracted", _ledger(log, [_notice(log, ev, lid, text)]), text)
+    _retire(log, lid, v, voided=True)
+    text = (f"{lid} retracted (entered in error) but not in the lateness window nor the recent history: if it "
+            "was applied earlier, its effect remains in the settled state; later deliveries of it are ignored")
+    return StepResult("retracted", _ledger(log, [_notice(log, ev, lid, text)]), text)
+
+
+def _versioned(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult | None:
+    """Handle a new version of a known record; None: apply `ev` the ordinary way."""
+    lid, v = ev.logical_id, ev.version
+    assert lid is not None
+    pending = log.pending_logical.get(lid)
+    if pending is not None:
+        if pending[0] == v:
+            return None  # another event of the same version (one record may give several events)
+        if _older(v, pending[0]):
+            return StepResult("superseded", [], f"{lid} version {v} is older than version {pending[0]} applied")
+        records = _remove_logical(log, lid, ev, cfg, f"was corrected by version {v}")
+        if log.max_ts is None or ev.ts > log.max_ts:
+            log.max_ts = ev.ts
+            _settle(log, ev.ts - cfg.lateness_minutes * 60)
+        return StepResult("corrected", _ledger(log, records))
+    retired = log.retired.get(lid)
+    if retired is None:
+        return None
+    rv, voided = retired
+    if rv == v or (voided and not _older(rv, v)):
+        if voided:
+            return StepResult("superseded", [], f"{lid} was retracted (entered in error)")
+        return None  # a settled record delivered again: the ordinary duplicate checks apply
+    if _older(v, rv):
+        return StepResult("superseded", [], f"{lid} version {v} is older than version {rv} applied")
+    if voided:
+        return None  # a newer version stands again after a retraction
+    result = _step(log, ev, cfg)
+    text = (f"{lid} corrected by version {v} after the earlier version left the {cfg.lateness_minutes:g} min "
+            "lateness window: the earlier version stays in the settled state and the correction is applied on "
+            "top of it; review")
+    return StepResult("corrected", [*result.records, *_ledger(log, [_notice(log, ev, lid, text)])], text)
 
 
 def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
@@ -289,6 +445,16 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         raise ValueError(f"event {ev.event_id} is for patient {ev.patient_id}, not {log.head.patient_id}")
     if ev.event_id in log.pending_ids:
         return StepResult("duplicate", [], f"event_id {ev.event_id} already applied")
+    if isinstance(ev, Retract):
+        return _retract(log, ev, cfg)
+    if ev.logical_id is not None:
+        result = _versioned(log, ev, cfg)
+        if result is not None:
+            return result
+    return _step(log, ev, cfg)
+
+
+def _step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
     window = cfg.lateness_minutes * 60
     ts = ev.ts
     if log.max_ts is not None and ts <= log.max_ts - window:
@@ -300,6 +466,7 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         records = apply(log.head, ev, cfg, late=True)
         _append(log, ev, (last[0], f"{last[1]}\x00late:{ev.event_id}"), records)
         log.late_ids.add(ev.event_id)
+        _track(log, ev)
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
         return StepResult("late", _ledger(log, records), reason)
 
@@ -320,6 +487,7 @@ def step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
                 expected = _insert_and_refold(reference, i, ev, cfg)
                 _assert_same(log, reference, records, expected)
         log.pending_ids.add(ev.event_id)
+    _track(log, ev)
 
     if log.max_ts is None or ts > log.max_ts:
         log.max_ts = ts
@@ -334,6 +502,8 @@ def _compact(ev: ClinicalEvent) -> Any:
     """Vitals (most of the window) as a short row; anything a row cannot hold stays full JSON."""
     if (
         isinstance(ev, VitalSigns)
+        and ev.logical_id is None
+        and ev.version is None
         and ev.recorded_time is None
         and ev.provenance.quote is None
         and ev.provenance.assumption is None
@@ -372,7 +542,9 @@ def log_to_json(log: PatientLog) -> bytes:
          if e.event_id in log.late_ids],
         separators=(",", ":"),
     )
-    tail = f',"max_ts":{max_ts},"settled_ids":{ids},"emitted_alerts":{alerts},"late":{late},"pending":{pending}}}'
+    retired = json.dumps([[k, v, voided] for k, (v, voided) in log.retired.items()], separators=(",", ":"))
+    tail = (f',"max_ts":{max_ts},"settled_ids":{ids},"emitted_alerts":{alerts},"late":{late},'
+            f'"retired":{retired},"pending":{pending}}}')
     return b'{"settled":' + state_to_json(log.settled) + tail.encode()
 
 
@@ -394,6 +566,9 @@ def log_from_json(data: bytes | str, cfg: Thresholds) -> PatientLog:
         settled_ids=list(obj["settled_ids"]),
         emitted_alerts=list(obj["emitted_alerts"]),
         late_ids={pending[n].event_id for n, _, _ in obj["late"]},
+        retired={k: (v, voided) for k, v, voided in obj.get("retired", [])},
     )
+    for e in pending:
+        _track(log, e)
     _refold_from(log, 0, cfg)
     return log

@@ -43,7 +43,9 @@ from models.vocabulary import (
 )
 
 # Bounded rejection categories: safe as a metric label and for routing dead letters.
-REJECT_CATEGORIES = ("not_json", "unknown_kind", "missing_field", "invalid_value")
+# "unsupported": a code, unit, status or message type outside the input contracts; "not_hl7": bytes
+# that do not parse as an HL7 v2 message.
+REJECT_CATEGORIES = ("not_json", "unknown_kind", "missing_field", "invalid_value", "unsupported", "not_hl7")
 
 
 class InvalidEvent(ValueError):
@@ -86,6 +88,10 @@ class _EventBase(BaseModel):
     time: AwareDatetime
     recorded_time: AwareDatetime | None = None
     provenance: Provenance
+    # Identity across versions (FHIR: resource type and id). Events sharing a logical_id and a
+    # version come from one source record; a higher version replaces them all (alerts.log).
+    logical_id: str | None = Field(default=None, min_length=1, max_length=256)
+    version: int | None = Field(default=None, ge=0)
 
     # Event time as POSIX seconds (ordering and windows): a plain instance attribute after first use.
     ts: ClassVar[_CachedTimestamp] = _CachedTimestamp()
@@ -156,13 +162,23 @@ class VitalSigns(_EventBase):
 
 
 class OxygenSupport(_EventBase):
-    """The current oxygen support; a new one replaces the previous (room_air ends support)."""
+    """The current oxygen support; a new one replaces the previous (room_air ends support).
+
+    Without a device it is a flow or FiO2 reading (FHIR 3151-8 / 3150-0 on their own) that
+    updates the running support; see alerts.fold._on_oxygen.
+    """
 
     kind: Literal["oxygen"] = "oxygen"
-    device: OxygenDevice
+    device: OxygenDevice | None = None
     flow_l_min: float | None = Field(default=None, ge=0.0, le=80.0)
     fio2_pct: float | None = Field(default=None, ge=21.0, le=100.0)
     reason: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OxygenSupport:
+        if self.device is None and self.flow_l_min is None and self.fio2_pct is None:
+            raise ValueError("device: an oxygen event needs a device, a flow or an FiO2")
+        return self
 
 
 # Rate units per agent (FHIR R4 input contract, MedicationAdministration table).
@@ -342,6 +358,19 @@ class Attribution(_EventBase):
     forward: bool = False
 
 
+class Retract(_EventBase):
+    """Voids every event whose logical_id is `retracts` (FHIR status entered-in-error).
+
+    `version` orders it against the versions of that record: an older version arriving
+    after it is ignored; a newer one stands again. alerts.log removes the voided events and
+    folds again inside the lateness window; beyond it the effect cannot be undone and the
+    log says so (models.records.Notice).
+    """
+
+    kind: Literal["retract"] = "retract"
+    retracts: str = Field(min_length=1, max_length=256)
+
+
 ClinicalEvent = Annotated[
     VitalSigns
     | OxygenSupport
@@ -351,7 +380,8 @@ ClinicalEvent = Annotated[
     | NeuroAssessment
     | PatientContext
     | Finding
-    | Attribution,
+    | Attribution
+    | Retract,
     Field(discriminator="kind"),
 ]
 
@@ -365,6 +395,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "context",
     "finding",
     "attribution",
+    "retract",
 )
 
 _ADAPTER: TypeAdapter[ClinicalEvent] = TypeAdapter(ClinicalEvent)
@@ -422,6 +453,7 @@ __all__ = [
     "OxygenSupport",
     "PatientContext",
     "Provenance",
+    "Retract",
     "VitalSigns",
     "canonical_unit_name",
     "parse_event",

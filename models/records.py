@@ -80,7 +80,15 @@ class Retraction(_Record):
     retracts: str  # key of the retracted record (alert id, or "crs_grade@<time>:<grade>")
 
 
-Record = CrsGradeChange | IecHsChange | IcansGradeChange | Alert | Retraction
+class Notice(_Record):
+    """A correction or retraction that could not be applied exactly: its source record is
+    older than the lateness window (already folded into the settled state) or unknown."""
+
+    type: Literal["notice"] = "notice"
+    refers_to: str  # logical id of the corrected or retracted source record
+
+
+Record = CrsGradeChange | IecHsChange | IcansGradeChange | Alert | Retraction | Notice
 
 
 def record_key(record: Record) -> str:
@@ -93,7 +101,11 @@ def record_key(record: Record) -> str:
         return f"crs_grade@{record.time}:{record.previous}->{record.grade}"
     if isinstance(record, IecHsChange):
         return f"iec_hs@{record.time}:{record.previous}->{record.level}"
+    if isinstance(record, Notice):
+        return f"notice:{record.refers_to}@{record.time}"
     return f"icans_grade@{record.time}:{record.previous}->{record.grade}"
 
 
-Outcome = Literal["applied", "duplicate", "late", "rejected"]
+# corrected: a new version replaced an earlier one; retracted: entered-in-error voided events;
+# superseded: an older version (or a voided record) that arrived after its replacement, ignored.
+Outcome = Literal["applied", "duplicate", "late", "rejected", "corrected", "retracted", "superseded"]

@@ -29,6 +29,8 @@ class Support:
     flow_l_min: float | None = None
     reason: str | None = None
     at_max_dose: bool = False
+    flow_ts: float | None = None  # event time of the oxygen flow reading (flow_l_min)
+    segment: str | None = None  # logical id of the infusion segment that set the rate (FHIR resource)
 
 
 @dataclass(slots=True)

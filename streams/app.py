@@ -38,6 +38,10 @@ from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
 
 TABLE = "patient-logs"
 MAX_STATE_BYTES = 900_000
+# In-house: a changed patient's log is written at most this often (or after this many
+# events); alerts go out at once, only the acks of the covered messages wait.
+FLUSH_SECONDS = 0.25
+FLUSH_EVENTS = 2000
 
 
 def load_thresholds(path: str | None) -> Thresholds:
@@ -107,6 +111,9 @@ class Runtime:
         self.sink = None if sink_config is None else AlertmanagerSink(sink_config, self.metrics)
         self.partition_of: dict[str, int] = {}  # patients in the gauges -> their partition
         self.levels_stale = True  # gauges need a refresh from the table (start, rebalance)
+        self.unsaved: dict[str, list[Any]] = {}  # patient -> messages folded but not yet stored
+        self.unsaved_count = 0
+        self.last_flush = time.monotonic()
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
@@ -149,6 +156,7 @@ class Runtime:
             else:
                 self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event))
             await self._release(msg.partition)
+            self.flush_due()
 
     async def _release(self, partition: int) -> None:
         for parsed, event in self.aligner.pop_ready(partition, self.caught_up, time.monotonic()):
@@ -167,40 +175,79 @@ class Runtime:
                                       time.time(), fold_seconds)
             if result.outcome != "duplicate":
                 if outputs:
+                    # Outputs first: a stored log that holds the event must imply they went out.
                     await self.send(outputs)
                     if self.sink is not None:
                         self.sink.submit(result.records)
                 self._store(parsed.patient_id, event)
+                if outputs:
+                    # Store this patient's log now, not at the next flush: a crash between the
+                    # alert and the stored log would send the alert again on redelivery.
+                    await self.flush_patient(parsed.patient_id)
             else:
                 event.ack()
 
     def _store(self, patient_id: str, event: Any) -> None:
-        """Write the patient's log to the table and ack the message once the changelog has it,
-        so a committed offset never runs ahead of the stored state (faust itself does not
-        wait for changelog delivery before committing)."""
+        """Mark the patient's log for writing; its message is acked once the changelog has it."""
+        held = self.unsaved.get(patient_id)
+        if held is None:
+            self.unsaved[patient_id] = [event]
+        else:
+            held.append(event)
+        self.unsaved_count += 1
+        if self.unsaved_count >= FLUSH_EVENTS:
+            self.flush()
+
+    async def flush_patient(self, patient_id: str) -> None:
+        events = self.unsaved.pop(patient_id, [])
+        self.unsaved_count -= len(events)
+        fut = self._write(patient_id, events)
+        if fut is not None:
+            await asyncio.shield(fut)
+
+    def flush(self) -> None:
+        """Write each changed patient's log once (not once per event: a log is tens of KB)
+        and ack the messages it covers when the changelog has it, so a committed offset never
+        runs ahead of the stored state (faust does not wait for changelog delivery itself)."""
+        unsaved, self.unsaved, self.unsaved_count = self.unsaved, {}, 0
+        self.last_flush = time.monotonic()
+        for patient_id, events in unsaved.items():
+            self._write(patient_id, events)
+
+    def _write(self, patient_id: str, events: list[Any]) -> Any:
+        """Write the patient's log to the table; ack `events` once the changelog has it."""
+        if not events or patient_id not in self.processor.cache:
+            return None  # dropped on a rebalance: not acked, folded again by the new owner
         value = self.processor.stored_form(patient_id)
         if len(value) > MAX_STATE_BYTES:
             # Kafka's default message size limit; a state this large is a bug or a flood of
             # late events. Not acked: folded again after a restart; counted and logged.
             self.counts["state_too_large"] += 1
             self.app.log.error("state of a patient is %d bytes; not stored", len(value))
-            return
-        partition = event.message.partition
-        # A held message is folded after faust moved on (or from the timer): make it the
-        # current event, which the RocksDB store uses to pick the partition's database.
-        token = _current_event.set(weakref.ref(event))
+            return None
+        last = events[-1]
+        # A message is folded after faust moved on (or from the timer): make it the current
+        # event, which the RocksDB store uses to pick the partition's database.
+        token = _current_event.set(weakref.ref(last))
         try:
             self.table.data[patient_id.encode()] = value
         finally:
             _current_event.reset(token)
-        fut = self.table.send_changelog(partition, patient_id.encode(), value)
-        fut.add_done_callback(lambda f: self._confirmed(f, event))
+        fut = self.table.send_changelog(last.message.partition, patient_id.encode(), value)
+        fut.add_done_callback(lambda f: self._confirmed(f, events))
+        self.counts["changelog_writes"] += 1
+        return fut
 
-    def _confirmed(self, fut: Any, event: Any) -> None:
+    def flush_due(self) -> None:
+        if self.unsaved and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def _confirmed(self, fut: Any, events: list[Any]) -> None:
         if fut.cancelled() or fut.exception() is not None:
-            self.counts["changelog_failed"] += 1  # not acked: the message is folded again after a restart
+            self.counts["changelog_failed"] += 1  # not acked: the messages are folded again after a restart
             return
-        event.ack()
+        for event in events:
+            event.ack()
 
     async def release_waiting(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
@@ -208,6 +255,7 @@ class Runtime:
         async with self.lock:
             for partition in self.aligner.waiting():
                 await self._release(partition)
+            self.flush_due()
 
     def refresh_levels(self) -> None:
         """Patients-at-grade gauges over every patient in the partitions this worker owns
@@ -223,7 +271,11 @@ class Runtime:
         self.metrics.forget_patients([p for p, part in self.partition_of.items() if part not in owned and part != -1])
         self.levels_stale = False
 
+    def on_revoked(self) -> None:
+        self.flush()
+
     def on_assigned(self, assigned: set[TP]) -> None:
+        self.flush()
         owned = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
         gone = [pid for pid, p in self.partition_of.items() if p not in owned]
         self.metrics.forget_patients(gone)
@@ -297,6 +349,11 @@ class PrometheusMetrics(View):
     async def get(self, request: Request) -> Response:
         body, content_type = runtime.metrics.exposition(request.headers.get("Accept"))
         return self.bytes(body, headers={"Content-Type": content_type})
+
+
+@app.on_partitions_revoked.connect
+async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    runtime.on_revoked()
 
 
 @app.on_partitions_assigned.connect

@@ -8,11 +8,13 @@ import os
 import sys
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from alerts.config import Thresholds
-from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Retraction
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
+from streams.normalised import Normalised
 from streams.replay import Replayer, read_lines
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
@@ -63,6 +65,8 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
                 out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
+            elif isinstance(r, Notice):
+                out.write(f"  {hhmm}  NOTICE {r.refers_to}\n")
             if r.evidence and r.evidence == last_evidence:
                 out.write("           - (evidence as above)\n")
             else:
@@ -93,8 +97,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
               desc="replay") as bar:
-        for source, line in read_lines(paths):
-            new = replayer.feed(line, source)
+        for source, line, normalised in _units(paths, args.input_format):
+            new = replayer.feed(line, source) if normalised is None else replayer.feed_normalised(normalised)
             bar.update(len(line.encode("utf-8")))
             if args.format == "jsonl":
                 for r in new:
@@ -115,7 +119,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from streams.publish import create_input_topics, publish_lines
+    from streams.publish import create_input_topics, publish_units
 
     paths = [Path(p) for p in args.files]
     for p in paths:
@@ -126,9 +130,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
     create_input_topics(args.broker, args.partitions)
-    lines = list(read_lines(paths))
-    with tqdm(total=len(lines), unit="ev", file=sys.stderr, disable=len(lines) < 10_000, desc="publish") as bar:
-        result = publish_lines(lines, args.broker, None if args.as_fast_as_possible else args.speed,
+    units = list(_units(paths, args.input_format))
+    with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
+        result = publish_units(units, args.broker, None if args.as_fast_as_possible else args.speed,
                                on_line=lambda _: bar.update(1))
     for rej in result.rejected:
         print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
@@ -218,6 +222,57 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     a.set_defaults(func=cmd_alerts)
 
 
+def _units(paths: list[Path], input_format: str) -> Iterator[tuple[str, str, Normalised | None]]:
+    """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
+    from streams.inputs import detect_format, read_units
+
+    for path in paths:
+        with path.open("rb") as fh:
+            fmt = detect_format(fh.read(4096)) if input_format == "auto" else input_format
+        if fmt == "native":
+            for source, line in read_lines([path]):
+                yield source, line, None
+        else:
+            yield from read_units(path, fmt)  # type: ignore[arg-type]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from streams.export import export_fhir_lines
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"crswatch: no such file: {path}", file=sys.stderr)
+        return 2
+    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    try:
+        standard = extension = 0
+        for source, line in read_lines([path]):
+            try:
+                text, is_standard = export_fhir_lines(line)
+            except ValueError as exc:
+                print(f"crswatch: rejected {source}: {exc}", file=sys.stderr)
+                continue
+            out.write(text + "\n")
+            standard += is_standard
+            extension += not is_standard
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"exported {standard + extension} events: {standard} as contract resources, {extension} as crswatch "
+          "native-event resources (outside the hospital contract)", file=sys.stderr)
+    return 0
+
+
+def cmd_mllp(args: argparse.Namespace) -> int:
+    from streams.mllp import serve_forever
+
+    broker = None if args.out else args.broker  # --out wins over CRSWATCH_BROKER
+    if not broker and not args.out:
+        print("crswatch: give --broker (or CRSWATCH_BROKER) or --out FILE|-", file=sys.stderr)
+        return 2
+    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
     r.add_argument("--metrics-file", type=Path, default=None,
                    help="write the worker's Prometheus metrics (text format) here at the end")
+
+
+    r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
+                   help="input format (default: detected from each file's content)")
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
@@ -239,8 +298,28 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--speed", type=float, default=None,
                       help="replay event-time gaps N times faster than real time")
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (the default)")
+    pub.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
+                     help="input format (default: detected from each file's content)")
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
+
+
+
+    ex = sub.add_parser("export", help="write a native case file in another format")
+    ex.add_argument("file", help="native JSONL event file")
+    ex.add_argument("--format", choices=["fhir"], required=True, help="fhir: FHIR R4 NDJSON")
+    ex.add_argument("-o", "--output", default=None, help="output file (default stdout)")
+    ex.set_defaults(func=cmd_export)
+
+    ml = sub.add_parser("mllp", help="receive HL7 v2 ORU^R01 over MLLP, ACK each message, feed the stream")
+    ml.add_argument("--port", type=int, required=True)
+    ml.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ml.add_argument("--broker", default=os.environ.get("CRSWATCH_BROKER"),
+                    help="produce events and dead letters to this broker (env CRSWATCH_BROKER)")
+    ml.add_argument("--out", default=None,
+                    help="without a broker: write native JSONL events to this file ('-' = stdout)")
+    ml.add_argument("--strict", action="store_true", help="also parse every message with python-hl7")
+    ml.set_defaults(func=cmd_mllp)
     return p
 
 

@@ -25,7 +25,8 @@ records only say what changed. A worker that loses partitions must `forget_patie
 them, so that the sum over all workers counts each patient once.
 
 Metrics (base units, `_total` counters):
-- crswatch_events_ingested_total{topic, kind, outcome}  outcome: applied|duplicate|late|rejected
+- crswatch_events_ingested_total{topic, kind, outcome}  outcome: applied|duplicate|late|rejected|corrected|
+                                                        retracted|superseded
 - crswatch_dead_letters_total{reason}                   reason: REJECT_CATEGORIES, processing_error, other
 - crswatch_alerts_emitted_total{kind, severity, status}
 - crswatch_records_emitted_total{type}                  crs_grade|iec_hs|icans_grade|alert|retraction
@@ -80,11 +81,11 @@ from models.records import ALERT_KINDS, SEVERITIES, Alert, Record
 from models.state import PatientState
 from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
 
-OUTCOMES = ("applied", "duplicate", "late", "rejected")
+OUTCOMES = ("applied", "duplicate", "late", "rejected", "corrected", "retracted", "superseded")
 DEAD_LETTER_REASONS = (*REJECT_CATEGORIES, "processing_error", "other")
 CRS_GRADES = (0, 1, 2, 3, 4)
 IEC_HS_LEVELS = tuple(sorted(LEVEL_NAMES))
-RECORD_TYPES = ("crs_grade", "iec_hs", "icans_grade", "alert", "retraction")
+RECORD_TYPES = ("crs_grade", "iec_hs", "icans_grade", "alert", "retraction", "notice")
 OUTPUT_TOPICS = (ALERTS, PATIENT_STATE, DEAD_LETTER)
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -169,7 +170,7 @@ class Metrics:
         self.events.labels(t, bounded(kind, EVENT_KINDS, UNKNOWN), out).inc()
         if t in INPUT_TOPICS:
             self.last_event.labels(t).set(now_s)
-        if event_time_s is not None and out in ("applied", "late"):
+        if event_time_s is not None and out in ("applied", "late", "corrected"):
             self.lag.labels(t).observe(max(0.0, now_s - event_time_s))
         if fold_seconds is not None:
             self.fold.observe(fold_seconds)

@@ -23,7 +23,7 @@ from typing import Protocol
 from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, log_from_json, log_to_json, new_log, step
 from models.events import ClinicalEvent, InvalidEvent, parse_event
-from models.records import Alert, Record, Retraction
+from models.records import Alert, Notice, Record, Retraction
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 
 _CHANGE_KEYS = ("crs_grade@", "iec_hs@", "icans_grade@")  # record_key prefixes of grade changes
@@ -145,8 +145,8 @@ class Processor:
         outputs: list[Output] = []
         key = event.patient_id.encode()
         for record in result.records:
-            if isinstance(record, Alert) or (isinstance(record, Retraction)
-                                             and not record.retracts.startswith(_CHANGE_KEYS)):
+            if isinstance(record, (Alert, Notice)) or (isinstance(record, Retraction)
+                                                       and not record.retracts.startswith(_CHANGE_KEYS)):
                 outputs.append((ALERTS, key, record.model_dump_json().encode()))
             else:
                 outputs.append((PATIENT_STATE, key, state_summary(log, record)))

@@ -16,8 +16,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.events import ClinicalEvent, InvalidEvent, parse_event
+from streams.normalised import Normalised
 from streams.replay import Rejected
 from streams.topics import INPUT_TOPICS, input_topic
 
@@ -29,8 +31,8 @@ class PublishResult:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def create_input_topics(broker: str, partitions: int) -> None:
-    """Create the input topics if they do not exist (co-partitioned: same partition count)."""
+def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = ()) -> None:
+    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
@@ -40,7 +42,7 @@ def create_input_topics(broker: str, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker, client_id="crswatch-publish")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in INPUT_TOPICS if t not in existing]
+        missing = [NewTopic(t, partitions, 1) for t in (*INPUT_TOPICS, *extra) if t not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -54,15 +56,31 @@ def known_at(event: ClinicalEvent) -> float:
     return event.recorded_time.timestamp() if event.recorded_time is not None else event.ts
 
 
+def _events(units: list[tuple[str, str, Normalised | None]],
+            rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
+    """(source, event) for each valid event of the input units, in order; rejections reported."""
+    for source, line, normalised in units:
+        if normalised is None:
+            try:
+                yield source, parse_event(line)
+            except InvalidEvent as exc:
+                rejected.append(Rejected(source, str(exc), line[:2000]))
+        else:
+            for rej in normalised.rejected:
+                rejected.append(Rejected(rej.source, f"[{rej.category}] {rej.reason}", line[:2000]))
+            for event in normalised.events:
+                yield source, event
+
+
 def interleave(lines: list[tuple[str, str]], rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
-    """Valid events, each patient's in file order, patients merged by `known_at`."""
+    """Valid events of native lines, each patient's in file order, patients merged by `known_at`."""
+    return interleave_units([(source, line, None) for source, line in lines], rejected)
+
+
+def interleave_units(units: list[tuple[str, str, Normalised | None]],
+                     rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
     per_patient: dict[str, list[tuple[float, int, str, ClinicalEvent]]] = {}
-    for n, (source, line) in enumerate(lines):
-        try:
-            event = parse_event(line)
-        except InvalidEvent as exc:
-            rejected.append(Rejected(source, str(exc), line[:2000]))
-            continue
+    for n, (source, event) in enumerate(_events(units, rejected)):
         per_patient.setdefault(event.patient_id, []).append((known_at(event), n, source, event))
     # heapq.merge keeps each input's order even where an input is not sorted (late labs).
     for _, _, source, event in heapq.merge(*per_patient.values(), key=lambda item: (item[0], item[1])):
@@ -77,6 +95,18 @@ def publish_lines(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Publish (source, line) pairs in order. `speed` N replays event-time gaps N times faster."""
+    return publish_units([(source, line, None) for source, line in lines], broker, speed, on_line, sleep)
+
+
+def publish_units(
+    units: list[tuple[str, str, Normalised | None]],
+    broker: str,
+    speed: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Publish input units in order: a native line (normalised None) or what an adapter made of a
+    FHIR or HL7 unit (streams.inputs.read_units). Rejections are reported, never sent."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -91,23 +121,29 @@ def publish_lines(
     result = PublishResult()
     previous_ts: float | None = None
     try:
-        for source, event in interleave(lines, result.rejected):
+        for source, event in interleave_units(units, result.rejected):
             if on_line is not None:
                 on_line(source)
-            now_known = known_at(event)
-            if speed is not None and previous_ts is not None and now_known > previous_ts:
-                sleep((now_known - previous_ts) / speed)
-            previous_ts = now_known if previous_ts is None else max(previous_ts, now_known)
-            topic = input_topic(event)
-            producer.send(
-                topic,
-                key=event.patient_id.encode(),
-                value=event.model_dump_json(exclude_none=True).encode(),
-                timestamp_ms=int(event.ts * 1000),
-            )
-            result.sent += 1
-            result.by_topic[topic] = result.by_topic.get(topic, 0) + 1
+            previous_ts = _send(producer, result, event, speed, previous_ts, sleep)
         producer.flush()
     finally:
         producer.close()
     return result
+
+
+def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: float | None,
+          previous_ts: float | None, sleep: Callable[[float], None]) -> float:
+    """Send one event to its input topic; returns the newest `known_at` time sent so far."""
+    now_known = known_at(event)
+    if speed is not None and previous_ts is not None and now_known > previous_ts:
+        sleep((now_known - previous_ts) / speed)
+    topic = input_topic(event)
+    producer.send(
+        topic,
+        key=event.patient_id.encode(),
+        value=event.model_dump_json(exclude_none=True).encode(),
+        timestamp_ms=int(event.ts * 1000),
+    )
+    result.sent += 1
+    result.by_topic[topic] = result.by_topic.get(topic, 0) + 1
+    return now_known if previous_ts is None else max(previous_ts, now_known)

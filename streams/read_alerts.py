@@ -3,7 +3,9 @@
 Reads every partition from the beginning without joining a consumer group (so it commits
 nothing and disturbs no worker). Delivery to the topic is at-least-once: after a worker
 crash the same alert can be written twice; alert ids are deterministic, so the reader
-prints each record once (by its key: the alert id, or the retraction's target).
+prints each record once (by its key: the alert id, or the retraction's target). Notices (a
+correction or retraction of a source record that could not be applied exactly) are printed
+too: they ask a clinician to review.
 """
 
 from __future__ import annotations
@@ -13,22 +15,23 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from models.records import Alert, Record, Retraction, record_key
+from pydantic import TypeAdapter, ValidationError
+
+from models.records import Alert, Notice, Record, Retraction, record_key
 from streams.topics import ALERTS
 
+_ADAPTER: TypeAdapter[Alert | Retraction | Notice] = TypeAdapter(Alert | Retraction | Notice)
 
-def parse_record(value: bytes) -> Alert | Retraction | None:
-    from pydantic import TypeAdapter, ValidationError
 
+def parse_record(value: bytes) -> Alert | Retraction | Notice | None:
     try:
-        record: Alert | Retraction = TypeAdapter(Alert | Retraction).validate_json(value)
+        return _ADAPTER.validate_json(value)
     except ValidationError:
         return None
-    return record
 
 
 def read_alerts(broker: str, follow: bool, max_wait: float | None,
-                clock: Callable[[], float] = time.monotonic) -> Iterator[tuple[Alert | Retraction, int]]:
+                clock: Callable[[], float] = time.monotonic) -> Iterator[tuple[Alert | Retraction | Notice, int]]:
     """Yield (record, times seen) for each new record key. Stops after `max_wait` seconds without
     a new record (default 2 s without --follow; never with --follow and no --max-wait)."""
     with warnings.catch_warnings():
@@ -73,6 +76,8 @@ def read_alerts(broker: str, follow: bool, max_wait: float | None,
 def alert_line(record: Record) -> str:
     if isinstance(record, Retraction):
         return f"{record.time}  RETRACTED {record.retracts}"
+    if isinstance(record, Notice):
+        return f"{record.time}  REVIEW {record.patient_id}: {'; '.join(record.evidence)}  (re {record.refers_to})"
     assert isinstance(record, Alert)
     day = "Day ?" if record.day is None else f"Day {record.day:+d}"
     return f"{record.time}  {day}  [{record.severity}] {record.patient_id}: {record.summary}  ({record.id})"

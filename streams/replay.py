@@ -13,6 +13,7 @@ from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, new_log, step
 from models.events import ClinicalEvent, InvalidEvent, parse_event
 from models.records import Record
+from streams.normalised import Normalised
 from streams.topics import input_topic
 
 if TYPE_CHECKING:
@@ -67,6 +68,19 @@ class Replayer:
             self.rejected.append(Rejected(source, str(exc), text[:2000]))
             return []
         return self.apply(event).records
+
+    def feed_normalised(self, n: Normalised) -> list[Record]:
+        """Apply what an input adapter produced (FHIR, HL7 v2): events, rejections, ignored inputs."""
+        for rej in n.rejected:
+            self.outcomes["rejected"] += 1
+            raw = rej.raw.decode("utf-8", "replace") if isinstance(rej.raw, bytes) else rej.raw
+            self.rejected.append(Rejected(rej.source, f"[{rej.category}] {rej.reason}", raw[:2000]))
+        if n.ignored:
+            self.outcomes["ignored"] += len(n.ignored)
+        records: list[Record] = []
+        for event in n.events:
+            records += self.apply(event).records
+        return records
 
 
 def read_lines(paths: Iterable[Path]) -> Iterator[tuple[str, str]]:

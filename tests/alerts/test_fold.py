@@ -324,3 +324,40 @@ def test_nee_terms_show_converted_doses() -> None:
     r = nee([RunningAgent(VasoactiveAgent.VASOPRESSIN, 2.4, "U/h"),
              RunningAgent(VasoactiveAgent.ANGIOTENSIN_II, 20, "ng/kg/min")], 70)
     assert r.terms == ("vasopressin 0.04 U/min x 2.5", "angiotensin_ii 0.02 ug/kg/min x 10")
+
+
+# ---------------------------------------------------------------- oxygen readings without a device
+
+
+def test_a_flow_reading_sets_the_flow_of_the_running_nasal_cannula() -> None:
+    s = PatientState(PID)
+    cfg = Thresholds()
+    for e in [car_t(), temp(1, 38.5), oxygen(2, "nasal_cannula"), ev("oxygen", 3, flow_l_min=8.0)]:
+        apply(s, e, cfg)
+    assert s.oxygen is not None and s.oxygen.name == "nasal_cannula" and s.oxygen.flow_l_min == 8.0
+    assert s.crs_grade == 3  # nasal cannula above 6 L/min is high-flow (contract, ASTCT)
+
+
+def test_flow_and_device_of_the_same_time_combine_in_either_order() -> None:
+    cfg = Thresholds()
+    grades = []
+    for order in ([oxygen(2, "nasal_cannula", event_id="m"), ev("oxygen", 2, flow_l_min=4.0, event_id="f")],
+                  [ev("oxygen", 2, flow_l_min=4.0, event_id="f"), oxygen(2, "nasal_cannula", event_id="m")]):
+        s = PatientState(PID)
+        for e in [car_t(), temp(1, 38.5), *order]:
+            apply(s, e, cfg)
+        assert s.oxygen is not None and (s.oxygen.name, s.oxygen.flow_l_min) == ("nasal_cannula", 4.0)
+        grades.append(s.crs_grade)
+    assert grades == [2, 2]
+
+
+def test_a_flow_without_any_device_is_unspecified_oxygen_and_fio2_alone_changes_nothing() -> None:
+    cfg = Thresholds()
+    s = PatientState(PID)
+    for e in [car_t(), temp(1, 38.5), ev("oxygen", 2, fio2_pct=40.0)]:
+        apply(s, e, cfg)
+    assert s.oxygen is None and s.crs_grade == 1
+    apply(s, ev("oxygen", 3, flow_l_min=0.0), cfg)
+    assert s.oxygen is None
+    apply(s, ev("oxygen", 4, flow_l_min=3.0), cfg)
+    assert s.oxygen is not None and s.oxygen.name == "unspecified" and s.crs_grade == 2

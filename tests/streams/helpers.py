@@ -69,13 +69,17 @@ def embedded(paths: list[Path]) -> tuple[Replayer, list[dict[str, Any]]]:
 
 
 def alert_key(record: dict[str, Any]) -> str:
-    return str(record["id"]) if record["type"] == "alert" else f"retraction:{record['retracts']}"
+    if record["type"] == "alert":
+        return str(record["id"])
+    if record["type"] == "notice":
+        return f"notice:{record['refers_to']}@{record['time']}"
+    return f"retraction:{record['retracts']}"
 
 
 def alert_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts and retractions of alerts: what goes to crs-alerts."""
+    """Alerts, notices and retractions of alerts: what goes to crs-alerts."""
     change = ("crs_grade@", "iec_hs@", "icans_grade@")
-    return [r for r in records if r["type"] == "alert"
+    return [r for r in records if r["type"] in ("alert", "notice")
             or (r["type"] == "retraction" and not r["retracts"].startswith(change))]
 
 

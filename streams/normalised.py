@@ -1,0 +1,80 @@
+"""What an input adapter returns: native events, rejections with a reason, ignored inputs.
+
+Every input unit (a FHIR resource, an HL7 OBX segment, a native line) ends in exactly one
+of: accepted (it gave one or more events), rejected (reason and a bounded category from
+models.events.REJECT_CATEGORIES) or ignored (it carries no value, e.g. FHIR status
+`cancelled`; counted, with the reason). So `units == accepted + len(rejected) + len(ignored)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from models.events import REJECT_CATEGORIES, ClinicalEvent
+
+RAW_KEPT = 4000  # characters of a rejected input kept for the dead letter
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    category: str
+    raw: str | bytes
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.category not in REJECT_CATEGORIES:
+            raise ValueError(f"unknown rejection category {self.category!r}")
+
+    def dead_letter(self, now: datetime | None = None) -> dict[str, str]:
+        """The dead-letter record: {"raw": text or base64, "reason", "category", "source", "time"}."""
+        if isinstance(self.raw, bytes):
+            try:
+                raw = self.raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raw = "base64:" + base64.b64encode(self.raw[:RAW_KEPT]).decode()
+        else:
+            raw = self.raw
+        return {"raw": raw[:RAW_KEPT], "reason": self.reason, "category": self.category, "source": self.source,
+                "time": (now or datetime.now(UTC)).isoformat()}
+
+    def dead_letter_json(self, now: datetime | None = None) -> str:
+        return json.dumps(self.dead_letter(now), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+    source: str
+
+
+@dataclass(slots=True)
+class Normalised:
+    events: list[ClinicalEvent] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
+    units: int = 0  # input units seen
+    accepted: int = 0  # input units that gave events
+
+    def extend(self, other: Normalised) -> None:
+        self.events += other.events
+        self.rejected += other.rejected
+        self.ignored += other.ignored
+        self.units += other.units
+        self.accepted += other.accepted
+
+
+class Reject(Exception):
+    """Raised inside an adapter for one input unit; becomes a Rejection."""
+
+    def __init__(self, reason: str, category: str = "invalid_value") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.category = category
+
+
+class Ignore(Exception):
+    """Raised inside an adapter for an input unit that carries no value (counted, not an error)."""

@@ -1,0 +1,193 @@
+"""Code tables of the input adapters: LOINC, SNOMED CT, RxNorm (FHIR R4 input contract,
+shared/contracts/fhir-r4-input.md) and IEEE 11073 MDC (HL7 v2 bedside vitals).
+
+Only codes from those sources are listed; anything else is rejected by the adapters.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from models.vocabulary import OxygenDevice, VasoactiveAgent
+
+LOINC: Final = "http://loinc.org"
+SNOMED: Final = "http://snomed.info/sct"
+RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM: Final = "http://unitsofmeasure.org"
+
+# What an Observation code means: ("vital", measure), ("lab", analyte), ("weight", ""),
+# ("flow", ""), ("fio2", ""), ("method", "") or ("bp_panel", "").
+Target = tuple[str, str]
+
+# LOINC code -> (target, display used in reasons, accepted UCUM units). Contract: Observation table.
+LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
+    "8310-5": (("vital", "temperature"), "body temperature", ("Cel", "[degF]")),
+    "8867-4": (("vital", "heart_rate"), "heart rate", ("/min",)),
+    "85354-9": (("bp_panel", ""), "blood pressure panel", ()),
+    "8480-6": (("vital", "sbp"), "systolic blood pressure", ("mm[Hg]",)),
+    "8462-4": (("vital", "dbp"), "diastolic blood pressure", ("mm[Hg]",)),
+    "8478-0": (("vital", "map"), "mean blood pressure", ("mm[Hg]",)),
+    "59408-5": (("vital", "spo2"), "oxygen saturation by pulse oximetry", ("%",)),
+    "2708-6": (("vital", "spo2"), "oxygen saturation", ("%",)),
+    "9279-1": (("vital", "resp_rate"), "respiratory rate", ("/min",)),
+    "3151-8": (("flow", ""), "inhaled oxygen flow rate", ("L/min",)),
+    "19941-4": (("flow", ""), "inhaled oxygen flow rate", ("L/min",)),
+    "3150-0": (("fio2", ""), "inhaled oxygen concentration", ("%",)),
+    "107117-4": (("method", ""), "method of oxygen delivery", ()),
+    "29463-7": (("weight", ""), "body weight", ("kg", "[lb_av]", "g")),
+    "2276-4": (("lab", "ferritin"), "ferritin", ("ng/mL", "ug/L")),
+    "1988-5": (("lab", "crp"), "C reactive protein", ("mg/L", "mg/dL")),
+    "27415-9": (("lab", "ifn_gamma"), "interferon gamma", ("pg/mL",)),
+    "26881-3": (("lab", "il6"), "interleukin 6", ("pg/mL",)),
+    "76039-7": (("lab", "sil2r"), "soluble IL-2 receptor (mass)", ("pg/mL",)),
+    "98115-9": (("lab", "cxcl9"), "CXCL9", ("pg/mL",)),
+    "3255-7": (("lab", "fibrinogen"), "fibrinogen", ("mg/dL", "g/L")),
+    "1742-6": (("lab", "alt"), "ALT", ("U/L",)),
+    "1920-8": (("lab", "ast"), "AST", ("U/L",)),
+    "2532-0": (("lab", "ldh"), "lactate dehydrogenase", ("U/L",)),
+    "14804-9": (("lab", "ldh"), "lactate dehydrogenase", ("U/L",)),
+    "2571-8": (("lab", "triglycerides"), "triglycerides", ("mg/dL", "mmol/L")),
+    "1975-2": (("lab", "bilirubin"), "bilirubin, total", ("mg/dL",)),
+    "777-3": (("lab", "platelets"), "platelets", ("10*3/uL", "10*9/L")),
+    "751-8": (("lab", "anc"), "neutrophils, absolute", ("10*3/uL", "10*9/L")),
+    "6690-2": (("lab", "wbc"), "leukocytes", ("10*3/uL", "10*9/L")),
+    "718-7": (("lab", "hemoglobin"), "hemoglobin", ("g/dL", "g/L")),
+    "2160-0": (("lab", "creatinine"), "creatinine", ("mg/dL",)),
+    "2524-7": (("lab", "lactate"), "lactate", ("mmol/L",)),
+    "32693-4": (("lab", "lactate"), "lactate", ("mmol/L",)),
+    "2518-9": (("lab", "lactate"), "lactate", ("mmol/L",)),
+    "48065-7": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
+    "48066-5": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
+}
+
+# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5).
+PANEL_COMPONENTS: Final[dict[str, frozenset[str]]] = {
+    "85354-9": frozenset({"8480-6", "8462-4", "8478-0"}),
+    "59408-5": frozenset({"3151-8", "19941-4", "3150-0"}),
+}
+
+# The LOINC code the export writes for each native measure or analyte (the first contract code).
+LOINC_FOR: Final[dict[Target, str]] = {}
+for _loinc, _row in LOINC_CODES.items():
+    LOINC_FOR.setdefault(_row[0], _loinc)
+
+# Method of oxygen delivery (SNOMED CT in 107117-4) -> device; the ASTCT class follows from the
+# device (alerts.crs.oxygen_axis), as the contract's table gives it.
+SNOMED_DEVICE: Final[dict[str, OxygenDevice]] = {
+    "722742002": OxygenDevice.ROOM_AIR,
+    "425478008": OxygenDevice.BLOW_BY,
+    "336623009": OxygenDevice.NASAL_CANNULA,
+    "371907003": OxygenDevice.NASAL_CANNULA,
+    "426854004": OxygenDevice.HIGH_FLOW_NASAL_CANNULA,
+    "870533002": OxygenDevice.HIGH_FLOW_NASAL_CANNULA,
+    "1259025002": OxygenDevice.HIGH_FLOW_NASAL_CANNULA,
+    "336602003": OxygenDevice.FACEMASK,
+    "371908008": OxygenDevice.FACEMASK,
+    "428285009": OxygenDevice.VENTURI,
+    "465433006": OxygenDevice.VENTURI,
+    "429253002": OxygenDevice.VENTURI,
+    "427591007": OxygenDevice.NON_REBREATHER,
+    "47545007": OxygenDevice.CPAP,
+    "243142003": OxygenDevice.BIPAP,
+    "1186618000": OxygenDevice.BIPAP,
+    "428311008": OxygenDevice.BIPAP,
+    "447837008": OxygenDevice.BIPAP,
+    "1258985005": OxygenDevice.INVASIVE_VENTILATION,
+    "40617009": OxygenDevice.INVASIVE_VENTILATION,
+    "112798008": OxygenDevice.INVASIVE_VENTILATION,
+}
+SNOMED_FOR_DEVICE: Final[dict[OxygenDevice, str]] = {}
+for _sct, _device in SNOMED_DEVICE.items():
+    SNOMED_FOR_DEVICE.setdefault(_device, _sct)
+
+# RxNorm ingredient -> generic name (contract: MedicationAdministration table).
+RXNORM_DRUGS: Final[dict[str, str]] = {
+    "7512": "norepinephrine",
+    "3992": "epinephrine",
+    "8163": "phenylephrine",
+    "3628": "dopamine",
+    "11149": "vasopressin",
+    "3616": "dobutamine",
+    "52769": "milrinone",
+    "612865": "tocilizumab",
+    "1535218": "siltuximab",
+    "3264": "dexamethasone",
+    "6902": "methylprednisolone",
+    "5492": "hydrocortisone",
+    "72435": "anakinra",
+    "1193326": "ruxolitinib",
+    "2104604": "emapalumab",
+    "4179": "etoposide",
+    "161": "acetaminophen",
+    "1986438": "tisagenlecleucel",
+    "2479136": "lisocabtagene maraleucel",
+    "2536430": "idecabtagene vicleucel",
+    "2594775": "ciltacabtagene autoleucel",
+    "2387277": "brexucabtagene autoleucel",
+    "2698195": "obecabtagene autoleucel",
+}
+RXNORM_FOR: Final[dict[str, str]] = {name: code for code, name in RXNORM_DRUGS.items()}
+
+# Infusions (vasoactive agents) by generic name, including those the contract recognises by name only.
+VASOACTIVE_NAMES: Final[dict[str, VasoactiveAgent]] = {
+    "norepinephrine": VasoactiveAgent.NOREPINEPHRINE,
+    "epinephrine": VasoactiveAgent.EPINEPHRINE,
+    "phenylephrine": VasoactiveAgent.PHENYLEPHRINE,
+    "dopamine": VasoactiveAgent.DOPAMINE,
+    "vasopressin": VasoactiveAgent.VASOPRESSIN,
+    "angiotensin ii": VasoactiveAgent.ANGIOTENSIN_II,
+    "metaraminol": VasoactiveAgent.METARAMINOL,
+    "dobutamine": VasoactiveAgent.DOBUTAMINE,
+    "milrinone": VasoactiveAgent.MILRINONE,
+}
+AGENT_NAME: Final[dict[VasoactiveAgent, str]] = {a: n for n, a in VASOACTIVE_NAMES.items()}
+
+# Drugs given as doses, by generic name (the contract table; axicabtagene ciloleucel by name).
+DOSE_NAMES: Final[frozenset[str]] = frozenset(
+    {n for n in RXNORM_DRUGS.values() if n not in VASOACTIVE_NAMES} | {"axicabtagene ciloleucel"}
+)
+# "any product named as a CAR-T cell product" (contract): a name containing one of these.
+CAR_T_PRODUCT_NAMES: Final[tuple[str, ...]] = ("car-t cell product", "car t cell product")
+
+# IEEE 11073-10101 (MDC) codes that monitor gateways send in OBX-3 (IHE PCD-01), -> native measure.
+# Codes and reference ids as listed in HL7 Denmark's DK Core value set IEEEBasicObservation
+# (non-invasive BP, heart rate, SpO2, respiratory rate, body temperature by site), and the
+# arterial-line BP codes 150033-150035 as in vendor PCD-01 interface manuals. Pulse rate
+# (MDC_PULS_*) is not heart rate and skin temperature is not body temperature: both rejected.
+MDC_CODES: Final[dict[str, tuple[str, str]]] = {
+    "147842": ("heart_rate", "MDC_ECG_HEART_RATE"),
+    "150021": ("sbp", "MDC_PRESS_BLD_NONINV_SYS"),
+    "150022": ("dbp", "MDC_PRESS_BLD_NONINV_DIA"),
+    "150023": ("map", "MDC_PRESS_BLD_NONINV_MEAN"),
+    "150033": ("sbp", "MDC_PRESS_BLD_ART_SYS"),
+    "150034": ("dbp", "MDC_PRESS_BLD_ART_DIA"),
+    "150035": ("map", "MDC_PRESS_BLD_ART_MEAN"),
+    "150456": ("spo2", "MDC_PULS_OXIM_SAT_O2"),
+    "150324": ("spo2", "MDC_SAT_O2_ART"),
+    "151562": ("resp_rate", "MDC_RESP_RATE"),
+    "151570": ("resp_rate", "MDC_AWAY_RESP_RATE"),
+    "151578": ("resp_rate", "MDC_TTHOR_RESP_RATE"),
+    "151594": ("resp_rate", "MDC_CO2_RESP_RATE"),
+    "150364": ("temperature", "MDC_TEMP_BODY"),
+    "150368": ("temperature", "MDC_TEMP_CORE"),
+    "150392": ("temperature", "MDC_TEMP_TYMP"),
+    "188420": ("temperature", "MDC_TEMP_RECT"),
+    "188424": ("temperature", "MDC_TEMP_ORAL"),
+    "188428": ("temperature", "MDC_TEMP_EAR"),
+    "188452": ("temperature", "MDC_TEMP_AXILLA"),
+}
+MDC_BY_REFID: Final[dict[str, str]] = {refid: code for code, (_, refid) in MDC_CODES.items()}
+MDC_FOR_MEASURE: Final[dict[str, str]] = {}
+for _mdc, _entry in MDC_CODES.items():
+    MDC_FOR_MEASURE.setdefault(_entry[0], _mdc)
+
+# MDC units (OBX-6), matched by reference id; the numeric codes vary between sources for
+# some units (e.g. Fahrenheit), so the reference id is what is trusted.
+MDC_UNITS: Final[dict[str, str]] = {
+    "MDC_DIM_BEAT_PER_MIN": "/min",
+    "MDC_DIM_RESP_PER_MIN": "/min",
+    "MDC_DIM_MMHG": "mm[Hg]",
+    "MDC_DIM_PERCENT": "%",
+    "MDC_DIM_DEGC": "Cel",
+    "MDC_DIM_FAHR": "[degF]",
+}

@@ -1,0 +1,564 @@
+"""FHIR R4 adapter: one test per row of shared/contracts/fhir-r4-input.md, and the published examples.
+
+Expected mappings and conversion factors are written out here from the contract (and
+REFERENCE.md D.6), not taken from the adapter's own tables.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from alerts.crs import oxygen_axis
+from models.events import ClinicalEvent, DrugDose, Infusion, LabResult, OxygenSupport, PatientContext, VitalSigns
+from models.records import CrsGradeChange, Retraction
+from models.vocabulary import VASOACTIVE_ROLE, DrugClass, OxygenDevice, VasoactiveRole, drug_class
+from streams.fhir import normalise_fhir
+from streams.normalised import Normalised
+from streams.replay import Replayer
+from streams.terminology import LOINC_CODES, RXNORM_DRUGS, SNOMED_DEVICE
+from tests.streams import fhir_examples as ex
+
+T = "2024-01-01T10:00:00+00:00"
+UCUM = "http://unitsofmeasure.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def obs(code: str, value: float | None = None, unit: str | None = None, rid: str = "o1", **kw: Any) -> dict[str, Any]:
+    res: dict[str, Any] = {"resourceType": "Observation", "id": rid, "status": "final",
+                           "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                           "subject": {"reference": "Patient/p1"}, "effectiveDateTime": T}
+    if value is not None:
+        res["valueQuantity"] = {"value": value, "unit": unit, "system": UCUM, "code": unit}
+    res.update(kw)
+    return {k: v for k, v in res.items() if v is not None}
+
+
+def med(rx: str | None = None, text: str | None = None, status: str = "completed", rid: str = "m1",
+        **kw: Any) -> dict[str, Any]:
+    concept: dict[str, Any] = {}
+    if rx is not None:
+        concept["coding"] = [{"system": RXNORM, "code": rx}]
+    if text is not None:
+        concept["text"] = text
+    res: dict[str, Any] = {"resourceType": "MedicationAdministration", "id": rid, "status": status,
+                           "medicationCodeableConcept": concept, "subject": {"reference": "Patient/p1"}}
+    res.update(kw)
+    if "effectivePeriod" not in res and "effectiveDateTime" not in res:
+        res["effectiveDateTime"] = T
+    return res
+
+
+def run(res: Any, strict: bool = True) -> Normalised:
+    n = normalise_fhir(json.dumps(res), "test", strict=strict)
+    assert n.units == n.accepted + len(n.rejected) + len(n.ignored)
+    return n
+
+
+def one(res: Any) -> ClinicalEvent:
+    n = run(res)
+    assert not n.rejected, n.rejected[0].reason
+    assert len(n.events) == 1, n.events
+    return n.events[0]
+
+
+def rejected(res: Any, strict: bool = True) -> tuple[str, str]:
+    n = run(res, strict)
+    assert not n.events and len(n.rejected) == 1, (n.events, n.rejected)
+    return n.rejected[0].reason, n.rejected[0].category
+
+
+# ---------------------------------------------------------------- Observation table
+
+# code -> (native kind, measure or analyte, {accepted unit: factor to the canonical unit}, a plausible value)
+OBSERVATIONS: dict[str, tuple[str, str, dict[str, float], float]] = {
+    "8310-5": ("vitals", "temperature", {"Cel": 1.0}, 37.0),
+    "8867-4": ("vitals", "heart_rate", {"/min": 1.0}, 80.0),
+    "8480-6": ("vitals", "sbp", {"mm[Hg]": 1.0}, 100.0),
+    "8462-4": ("vitals", "dbp", {"mm[Hg]": 1.0}, 60.0),
+    "8478-0": ("vitals", "map", {"mm[Hg]": 1.0}, 75.0),
+    "59408-5": ("vitals", "spo2", {"%": 1.0}, 95.0),
+    "2708-6": ("vitals", "spo2", {"%": 1.0}, 95.0),
+    "9279-1": ("vitals", "resp_rate", {"/min": 1.0}, 20.0),
+    "3151-8": ("oxygen", "flow_l_min", {"L/min": 1.0}, 4.0),
+    "19941-4": ("oxygen", "flow_l_min", {"L/min": 1.0}, 4.0),
+    "3150-0": ("oxygen", "fio2_pct", {"%": 1.0}, 40.0),
+    "29463-7": ("context", "weight", {"kg": 1.0, "[lb_av]": 0.45359237, "g": 0.001}, 70.0),
+    "2276-4": ("lab", "ferritin", {"ng/mL": 1.0, "ug/L": 1.0}, 500.0),
+    "1988-5": ("lab", "crp", {"mg/L": 1.0, "mg/dL": 10.0}, 5.0),
+    "27415-9": ("lab", "ifn_gamma", {"pg/mL": 1.0}, 5.0),
+    "26881-3": ("lab", "il6", {"pg/mL": 1.0}, 5.0),
+    "76039-7": ("lab", "sil2r", {"pg/mL": 1.0}, 5.0),
+    "98115-9": ("lab", "cxcl9", {"pg/mL": 1.0}, 5.0),
+    "3255-7": ("lab", "fibrinogen", {"mg/dL": 1.0, "g/L": 100.0}, 2.0),
+    "1742-6": ("lab", "alt", {"U/L": 1.0}, 30.0),
+    "1920-8": ("lab", "ast", {"U/L": 1.0}, 30.0),
+    "2532-0": ("lab", "ldh", {"U/L": 1.0}, 200.0),
+    "14804-9": ("lab", "ldh", {"U/L": 1.0}, 200.0),
+    "2571-8": ("lab", "triglycerides", {"mg/dL": 1.0, "mmol/L": 88.57}, 2.0),
+    "1975-2": ("lab", "bilirubin", {"mg/dL": 1.0}, 1.0),
+    "777-3": ("lab", "platelets", {"10*3/uL": 1.0, "10*9/L": 1.0}, 150.0),
+    "751-8": ("lab", "anc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 2.0),
+    "6690-2": ("lab", "wbc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 5.0),
+    "718-7": ("lab", "hemoglobin", {"g/dL": 1.0, "g/L": 0.1}, 12.0),
+    "2160-0": ("lab", "creatinine", {"mg/dL": 1.0}, 1.0),
+    "2524-7": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
+    "32693-4": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
+    "2518-9": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
+    "48065-7": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
+    "48066-5": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
+}
+ROWS = [(code, unit, factor) for code, (_, _, units, _) in OBSERVATIONS.items() for unit, factor in units.items()]
+
+
+def test_the_adapter_knows_exactly_the_contract_codes() -> None:
+    assert set(LOINC_CODES) == set(OBSERVATIONS) | {"85354-9", "107117-4"}
+
+
+def _native_value(ev: ClinicalEvent, kind: str, name: str) -> tuple[float, str | None]:
+    if isinstance(ev, VitalSigns):
+        m = getattr(ev, name)
+        return m.value, m.unit
+    if isinstance(ev, LabResult):
+        assert ev.analyte.value == name
+        return ev.value, ev.unit
+    if isinstance(ev, PatientContext):
+        assert ev.weight is not None
+        return ev.weight.value, ev.weight.unit
+    assert isinstance(ev, OxygenSupport) and ev.device is None
+    value = getattr(ev, name)
+    assert value is not None
+    return value, None
+
+
+@pytest.mark.parametrize(("code", "unit", "factor"), ROWS)
+def test_each_loinc_code_and_accepted_unit(code: str, unit: str, factor: float) -> None:
+    kind, name, _, value = OBSERVATIONS[code]
+    sent = round(value / factor, 6)  # the same quantity in this unit
+    ev = one(obs(code, sent, unit))
+    assert ev.kind == kind and ev.patient_id == "p1" and ev.event_id == "Observation/o1"
+    got, _ = _native_value(ev, kind, name)
+    assert got == pytest.approx(sent * factor)
+
+
+@pytest.mark.parametrize("code", sorted(OBSERVATIONS))
+def test_a_unit_outside_the_table_is_rejected_with_the_accepted_ones(code: str) -> None:
+    reason, category = rejected(obs(code, 1.0, "mg"))
+    accepted = ", ".join(OBSERVATIONS[code][2]) + (", [degF]" if code == "8310-5" else "")  # [degF]: own test
+    assert reason == f"unit 'mg' not accepted for LOINC {code} ({LOINC_CODES[code][1]}): accepted {accepted}"
+    assert category == "invalid_value"
+
+
+def test_the_contract_example_reason_for_ferritin() -> None:
+    assert rejected(obs("2276-4", 900, "mg"))[0] == (
+        "unit 'mg' not accepted for LOINC 2276-4 (ferritin): accepted ng/mL, ug/L")
+
+
+def test_fahrenheit_is_converted() -> None:
+    ev = one(obs("8310-5", 102.2, "[degF]"))
+    assert isinstance(ev, VitalSigns) and ev.temperature is not None
+    assert ev.temperature.unit == "Cel" and ev.temperature.value == pytest.approx(39.0)
+
+
+def test_blood_pressure_panel_gives_one_vitals_event() -> None:
+    res = obs("85354-9", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": c}]},
+         "valueQuantity": {"value": v, "unit": "mm[Hg]", "system": UCUM, "code": "mm[Hg]"}}
+        for c, v in (("8480-6", 85), ("8462-4", 50), ("8478-0", 62))])
+    ev = one(res)
+    assert isinstance(ev, VitalSigns) and ev.sbp and ev.dbp and ev.map
+    assert (ev.sbp.value, ev.dbp.value, ev.map.value) == (85, 50, 62)
+
+
+def test_oxygen_flow_as_a_component_of_pulse_oximetry() -> None:
+    res = obs("59408-5", 91, "%", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]},
+         "valueQuantity": {"value": 8, "unit": "L/min", "system": UCUM, "code": "L/min"}}])
+    n = run(res)
+    assert [e.kind for e in n.events] == ["vitals", "oxygen"] and n.accepted == 1
+    spo2, flow = n.events
+    assert isinstance(flow, OxygenSupport) and flow.flow_l_min == 8 and flow.device is None
+    assert spo2.logical_id == flow.logical_id == "Observation/o1"  # replaced or retracted together
+
+
+def test_comparator_is_kept() -> None:
+    q = {"value": 202000, "comparator": ">", "unit": "ng/mL", "system": UCUM, "code": "ng/mL"}
+    ev = one(obs("2276-4", valueQuantity=q))
+    assert isinstance(ev, LabResult) and ev.comparator == ">" and ev.value == 202000
+
+
+def test_comparator_on_a_vital_sign_is_rejected_not_dropped() -> None:
+    q = {"value": 45, "comparator": "<", "unit": "/min", "system": UCUM, "code": "/min"}
+    reason, _ = rejected(obs("8867-4", valueQuantity=q))
+    assert "comparator" in reason
+
+
+def test_event_time_is_effective_and_result_time_is_issued() -> None:
+    ev = one(obs("2276-4", 500, "ng/mL", effectiveDateTime=None, effectivePeriod={"start": T},
+                 issued="2024-01-01T13:30:00+01:00"))
+    assert ev.time.isoformat() == T and ev.recorded_time is not None
+    assert ev.recorded_time.isoformat() == "2024-01-01T13:30:00+01:00"
+
+
+def _without(res: dict[str, Any], key: str) -> dict[str, Any]:
+    res = copy.deepcopy(res)
+    res.pop(key)
+    return res
+
+
+def test_a_time_without_offset_is_rejected() -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", effectiveDateTime="2024-01-01T10:00:00"))
+    assert "no UTC offset" in reason and category == "invalid_value"
+    reason, _ = rejected(obs("8867-4", 80, "/min", issued="2024-01-01T12:00:00.123"))
+    assert reason.startswith("issued") and "no UTC offset" in reason
+
+
+@pytest.mark.parametrize(("key", "field"), [("subject", "subject"), ("code", "code"),
+                                            ("valueQuantity", "valueQuantity"), ("effectiveDateTime", "effective")])
+def test_missing_subject_code_value_or_time_is_rejected(key: str, field: str) -> None:
+    reason, category = rejected(_without(obs("8867-4", 80, "/min"), key), strict=False)
+    assert field in reason and category == "missing_field"
+
+
+@pytest.mark.parametrize(("value", "why"), [(float("nan"), "malformed JSON"), (float("inf"), "malformed JSON"),
+                                            (1e308 * 10, "malformed JSON"), ("80", "number"), (True, "number")])
+def test_a_value_that_is_not_a_finite_number_is_rejected(value: Any, why: str) -> None:
+    res = obs("8867-4", 80, "/min")
+    res["valueQuantity"]["value"] = value
+    reason, _ = rejected(res, strict=False)
+    assert why in reason
+
+
+@pytest.mark.parametrize(("code", "value", "unit"), [("8310-5", 24.9, "Cel"), ("8310-5", 45.1, "Cel"),
+                                                     ("8310-5", 115.0, "[degF]"), ("2276-4", -1, "ng/mL"),
+                                                     ("3151-8", -2, "L/min"), ("59408-5", 101, "%")])
+def test_physiologically_impossible_values_are_rejected(code: str, value: float, unit: str) -> None:
+    reason, category = rejected(obs(code, value, unit))
+    assert category == "invalid_value" and reason
+
+
+def test_unknown_loinc_and_unknown_resource_type_are_rejected() -> None:
+    reason, category = rejected(obs("1554-5", 182, "mg/dL"))
+    assert reason == "LOINC 1554-5 is not in the contract's Observation table" and category == "unsupported"
+    reason, category = rejected({"resourceType": "Patient", "id": "p1"})
+    assert "Patient" in reason and category == "unknown_kind"
+
+
+# ---------------------------------------------------------------- method of oxygen delivery
+
+# SNOMED CT code -> (device, ASTCT hypoxia grade with no flow known), from the contract's table
+METHODS: dict[str, tuple[OxygenDevice, int]] = {
+    "722742002": (OxygenDevice.ROOM_AIR, 0),
+    "425478008": (OxygenDevice.BLOW_BY, 2),
+    "336623009": (OxygenDevice.NASAL_CANNULA, 2),
+    "371907003": (OxygenDevice.NASAL_CANNULA, 2),
+    "426854004": (OxygenDevice.HIGH_FLOW_NASAL_CANNULA, 3),
+    "870533002": (OxygenDevice.HIGH_FLOW_NASAL_CANNULA, 3),
+    "1259025002": (OxygenDevice.HIGH_FLOW_NASAL_CANNULA, 3),
+    "336602003": (OxygenDevice.FACEMASK, 3),
+    "371908008": (OxygenDevice.FACEMASK, 3),
+    "428285009": (OxygenDevice.VENTURI, 3),
+    "465433006": (OxygenDevice.VENTURI, 3),
+    "429253002": (OxygenDevice.VENTURI, 3),
+    "427591007": (OxygenDevice.NON_REBREATHER, 3),
+    "47545007": (OxygenDevice.CPAP, 4),
+    "243142003": (OxygenDevice.BIPAP, 4),
+    "1186618000": (OxygenDevice.BIPAP, 4),
+    "428311008": (OxygenDevice.BIPAP, 4),
+    "447837008": (OxygenDevice.BIPAP, 4),
+    "1258985005": (OxygenDevice.INVASIVE_VENTILATION, 4),
+    "40617009": (OxygenDevice.INVASIVE_VENTILATION, 4),
+    "112798008": (OxygenDevice.INVASIVE_VENTILATION, 4),
+}
+
+
+def method(sct: str) -> dict[str, Any]:
+    return obs("107117-4", valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct", "code": sct}]})
+
+
+def test_the_adapter_knows_exactly_the_contract_methods() -> None:
+    assert set(SNOMED_DEVICE) == set(METHODS)
+
+
+@pytest.mark.parametrize("sct", sorted(METHODS))
+def test_each_oxygen_method_and_its_astct_class(sct: str) -> None:
+    device, grade = METHODS[sct]
+    ev = one(method(sct))
+    assert isinstance(ev, OxygenSupport) and ev.device is device
+    got, uncertain = oxygen_axis(device, None)
+    assert got == grade
+    assert (uncertain is not None) == (device is OxygenDevice.NASAL_CANNULA)  # no flow known: flagged
+
+
+@pytest.mark.parametrize(("flow", "grade"), [(6.0, 2), (6.5, 3)])
+def test_nasal_cannula_is_low_flow_up_to_6_and_high_flow_above(flow: float, grade: int) -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+    r.feed_normalised(run(method("336623009") | {"id": "m", "effectiveDateTime": "2024-01-01T11:00:00+00:00"}))
+    r.feed_normalised(run(obs("3151-8", flow, "L/min", rid="f", effectiveDateTime="2024-01-01T11:00:00+00:00")))
+    assert r.logs["p1"].state.crs_grade == grade
+
+
+def test_unknown_method_is_rejected() -> None:
+    reason, category = rejected(method("123456"))
+    assert "123456" in reason and category == "unsupported"
+
+
+# ---------------------------------------------------------------- MedicationAdministration table
+
+# RxNorm -> (generic name, role): vasoactive role or dose class, from the contract's table
+DRUGS: dict[str, tuple[str, VasoactiveRole | DrugClass]] = {
+    "7512": ("norepinephrine", VasoactiveRole.VASOPRESSOR),
+    "3992": ("epinephrine", VasoactiveRole.VASOPRESSOR),
+    "8163": ("phenylephrine", VasoactiveRole.VASOPRESSOR),
+    "3628": ("dopamine", VasoactiveRole.VASOPRESSOR),
+    "11149": ("vasopressin", VasoactiveRole.VASOPRESSIN),
+    "3616": ("dobutamine", VasoactiveRole.INOTROPE),
+    "52769": ("milrinone", VasoactiveRole.INOTROPE),
+    "612865": ("tocilizumab", DrugClass.IL6R_BLOCKADE),
+    "1535218": ("siltuximab", DrugClass.IL6_BLOCKADE),
+    "3264": ("dexamethasone", DrugClass.CORTICOSTEROID),
+    "6902": ("methylprednisolone", DrugClass.CORTICOSTEROID),
+    "5492": ("hydrocortisone", DrugClass.CORTICOSTEROID),
+    "72435": ("anakinra", DrugClass.IL1_BLOCKADE),
+    "1193326": ("ruxolitinib", DrugClass.JAK_INHIBITOR),
+    "2104604": ("emapalumab", DrugClass.IFNG_BLOCKADE),
+    "4179": ("etoposide", DrugClass.CYTOTOXIC),
+    "161": ("acetaminophen", DrugClass.ANTIPYRETIC),
+    "1986438": ("tisagenlecleucel", DrugClass.CAR_T),
+    "2479136": ("lisocabtagene maraleucel", DrugClass.CAR_T),
+    "2536430": ("idecabtagene vicleucel", DrugClass.CAR_T),
+    "2594775": ("ciltacabtagene autoleucel", DrugClass.CAR_T),
+    "2387277": ("brexucabtagene autoleucel", DrugClass.CAR_T),
+    "2698195": ("obecabtagene autoleucel", DrugClass.CAR_T),
+}
+RATE_UNITS: dict[str, tuple[str, ...]] = {
+    "norepinephrine": ("ug/min", "ug/kg/min"), "epinephrine": ("ug/min", "ug/kg/min"),
+    "phenylephrine": ("ug/min", "ug/kg/min"), "dopamine": ("ug/kg/min",),
+    "vasopressin": ("U/min", "[USP'U]/min", "U/h"), "angiotensin ii": ("ng/kg/min",),
+    "metaraminol": ("ug/min", "ug/kg/min"), "dobutamine": ("ug/kg/min",), "milrinone": ("ug/kg/min",),
+}
+
+
+def test_the_adapter_knows_exactly_the_contract_rxnorm_codes() -> None:
+    assert {c: n for c, n in RXNORM_DRUGS.items()} == {c: n for c, (n, _) in DRUGS.items()}
+
+
+def segment(drug: dict[str, Any], rate: float, unit: str, rid: str = "s1", start: str = T, **kw: Any) -> dict[str, Any]:
+    drug = {k: v for k, v in drug.items() if k != "effectiveDateTime"}
+    return drug | {"id": rid, "status": "in-progress", "effectivePeriod": {"start": start},
+                   "dosage": {"rateQuantity": {"value": rate, "unit": unit, "system": UCUM, "code": unit}}} | kw
+
+
+@pytest.mark.parametrize("rx", sorted(DRUGS))
+def test_each_drug_and_its_role(rx: str) -> None:
+    name, role = DRUGS[rx]
+    if isinstance(role, VasoactiveRole):
+        ev = one(segment(med(rx), 0.1, RATE_UNITS[name][0]))
+        assert isinstance(ev, Infusion) and ev.action == "start" and VASOACTIVE_ROLE[ev.agent] is role
+    else:
+        ev = one(med(rx, dosage={"dose": {"value": 8, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}}))
+        assert isinstance(ev, DrugDose) and ev.drug == name and drug_class(ev.drug) is role
+        assert (ev.dose, ev.unit) == (8, "mg/kg")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Angiotensin II", "angiotensin_ii"), ("METARAMINOL", "metaraminol"), ("Norepinephrine", "norepinephrine")])
+def test_infusions_recognised_by_generic_name(text: str, expected: str) -> None:
+    drug = med(text=text)
+    drug["medicationCodeableConcept"]["coding"] = [{"system": "urn:local:pharmacy", "code": "X1"}]
+    unit = RATE_UNITS[text.lower()][0]
+    ev = one(segment(drug, 2, unit))
+    assert isinstance(ev, Infusion) and ev.agent.value == expected
+
+
+@pytest.mark.parametrize(("display", "cls"), [("Axicabtagene ciloleucel", DrugClass.CAR_T),
+                                              ("BPX-601 CAR-T cell product", DrugClass.CAR_T),
+                                              ("tocilizumab", DrugClass.IL6R_BLOCKADE)])
+def test_doses_recognised_by_name_in_display(display: str, cls: DrugClass) -> None:
+    drug = med()
+    drug["medicationCodeableConcept"] = {"coding": [{"system": "urn:local", "code": "L7", "display": display}]}
+    ev = one(drug)
+    assert isinstance(ev, DrugDose) and (ev.drug_class or drug_class(ev.drug)) is cls
+
+
+def test_an_unknown_drug_is_rejected() -> None:
+    reason, category = rejected(med(text="furosemide"))
+    assert "furosemide" in reason and category == "unsupported"
+
+
+@pytest.mark.parametrize(("name", "unit"), [(n, u) for n, units in RATE_UNITS.items() for u in units])
+def test_each_accepted_rate_unit(name: str, unit: str) -> None:
+    ev = one(segment(med(text=name), 2, unit))
+    assert isinstance(ev, Infusion) and ev.rate == 2
+    assert ev.unit == ("U/min" if unit == "[USP'U]/min" else unit)
+
+
+@pytest.mark.parametrize("name", sorted(RATE_UNITS))
+def test_a_rate_unit_outside_the_table_is_rejected(name: str) -> None:
+    reason, _ = rejected(segment(med(text=name), 2, "mg/h"))
+    assert reason == f"rate unit 'mg/h' not accepted for {name}: accepted " + ", ".join(
+        sorted({"[USP'U]/min" if u == "[USP'U]/min" else u for u in RATE_UNITS[name]}))
+
+
+def test_negative_rate_and_missing_rate_are_rejected() -> None:
+    assert "negative" in rejected(segment(med("7512"), -1, "ug/min"))[0]
+    no_rate = segment(med("7512"), 1, "ug/min")
+    del no_rate["dosage"]
+    assert "rateQuantity" in rejected(no_rate)[0]
+
+
+def test_a_new_segment_replaces_the_running_one_and_completed_ends_it() -> None:
+    r = Replayer()
+    ne = {k: v for k, v in med("7512").items() if k != "effectiveDateTime"}
+    r.feed_normalised(run(segment(ne, 5, "ug/min", "seg1")))
+    r.feed_normalised(run(segment(ne, 12, "ug/min", "seg2", start="2024-01-01T11:00:00+00:00")))
+    seg1_done = ne | {"id": "seg1", "meta": {"versionId": "2"}, "status": "completed",
+                      "effectivePeriod": {"start": T, "end": "2024-01-01T11:00:00+00:00"},
+                      "dosage": {"rateQuantity": {"value": 5, "unit": "ug/min", "system": UCUM, "code": "ug/min"}}}
+    r.feed_normalised(run(seg1_done))
+    running = r.logs["p1"].state.infusions["norepinephrine"]
+    assert (running.rate, running.segment) == (12, "MedicationAdministration/seg2")  # seg1 ending does not stop it
+    seg2_done = ne | {"id": "seg2", "meta": {"versionId": "2"}, "status": "stopped",
+                      "effectivePeriod": {"start": "2024-01-01T11:00:00+00:00", "end": "2024-01-01T12:00:00+00:00"}}
+    n = run(seg2_done)
+    assert [(e.kind, getattr(e, "action", None)) for e in n.events] == [("infusion", "start"), ("infusion", "stop")]
+    r.feed_normalised(n)
+    assert "norepinephrine" not in r.logs["p1"].state.infusions
+    assert r.outcomes["corrected"] == 2 and r.logs["p1"].state.vaso_course == 1  # one course throughout
+
+
+def test_reason_code_that_is_not_crs_keeps_support_out_of_the_grade() -> None:
+    def grade(reason: str | None) -> int:
+        r = Replayer()
+        r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+        r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+        ne = med("7512") | ({"reasonCode": [{"text": reason}]} if reason else {})
+        r.feed_normalised(run(segment(ne, 5, "ug/min", start="2024-01-01T10:30:00+00:00")))
+        return r.logs["p1"].state.crs_grade
+
+    assert grade(None) == 3  # support with no reason is counted
+    assert grade("sepsis") == 1
+    ev = one(segment(med("7512") | {"reasonCode": [{"coding": [{"display": "cardiogenic shock"}]}]}, 5, "ug/min"))
+    assert isinstance(ev, Infusion) and ev.reason == "cardiogenic shock"
+
+
+# ---------------------------------------------------------------- identity, corrections, statuses
+
+
+def test_versioned_correction_replaces_the_earlier_version() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    v1 = obs("8310-5", 39.4, "Cel", rid="temp", meta={"versionId": "1"})
+    records = r.feed_normalised(run(v1))
+    assert any(isinstance(x, CrsGradeChange) and x.grade == 1 for x in records)
+    v2 = obs("8310-5", 37.1, "Cel", rid="temp", meta={"versionId": "2"}, status="corrected")
+    records = r.feed_normalised(run(v2))
+    assert r.logs["p1"].state.crs_grade == 0 and any(isinstance(x, Retraction) for x in records)
+    assert r.outcomes["corrected"] == 1
+    assert r.feed_normalised(run(v2)) == [] and r.outcomes["duplicate"] == 1  # the same correction twice
+    assert r.feed_normalised(run(v1)) == [] and r.outcomes["superseded"] == 1  # the old version, late
+    assert r.logs["p1"].state.crs_grade == 0
+
+
+def test_entered_in_error_retracts_the_resource() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 39.4, "Cel", rid="temp")))
+    assert r.logs["p1"].state.crs_grade == 1
+    eie = obs("8310-5", 39.4, "Cel", rid="temp", status="entered-in-error", meta={"versionId": "2"})
+    n = run(eie)
+    assert n.events[0].kind == "retract"
+    r.feed_normalised(n)
+    assert r.logs["p1"].state.crs_grade == 0 and r.outcomes["retracted"] == 1
+    eie_med = med("7512", status="entered-in-error", rid="x")
+    assert run(eie_med).events[0].kind == "retract"
+
+
+def test_non_integer_version_is_rejected() -> None:
+    reason, _ = rejected(obs("8867-4", 80, "/min", meta={"versionId": "abc"}))
+    assert "versionId" in reason
+
+
+@pytest.mark.parametrize(("res", "status"), [(obs("8867-4", 80, "/min", status="cancelled"), "cancelled"),
+                                             (obs("8867-4", status="registered"), "registered"),
+                                             (med("612865", status="not-done"), "not-done")])
+def test_statuses_without_a_value_are_ignored_but_counted(res: dict[str, Any], status: str) -> None:
+    n = run(res)
+    assert n.units == 1 and not n.events and not n.rejected and status in n.ignored[0].reason
+
+
+def test_unknown_status_is_rejected() -> None:
+    assert "status" in rejected(obs("8867-4", 80, "/min", status="unknown"))[0]
+    assert "status" in rejected(med("612865", status="on-hold"))[0]
+
+
+# ---------------------------------------------------------------- envelope
+
+
+def test_ndjson_lines_and_bundles_of_every_type() -> None:
+    a, b = obs("8867-4", 80, "/min", rid="a"), obs("8310-5", 37, "Cel", rid="b")
+    n = normalise_fhir(json.dumps(a) + "\n\n" + json.dumps(b) + "\n{broken\n", "f")
+    assert [e.event_id for e in n.events] == ["Observation/a", "Observation/b"]
+    assert n.rejected[0].category == "not_json" and n.rejected[0].source == "f:4"
+    for btype in ("collection", "transaction", "batch"):
+        bundle = {"resourceType": "Bundle", "type": btype, "entry": [{"resource": a}, {"resource": b}]}
+        assert len(run(bundle).events) == 2
+    header = {"resourceType": "MessageHeader", "id": "h", "eventCoding": {"code": "x"}, "source": {"endpoint": "x"}}
+    message = {"resourceType": "Bundle", "type": "message", "entry": [{"resource": header}, {"resource": a}]}
+    n = run(message)
+    assert len(n.events) == 1 and len(n.ignored) == 1
+    bad = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": a}]}
+    assert "searchset" in rejected(bad, strict=False)[0]
+
+
+def test_a_resource_without_id_takes_its_full_url() -> None:
+    res = obs("8867-4", 80, "/min")
+    del res["id"]
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"fullUrl": "urn:uuid:0f6b6a3e-1d7f-4c53-9f53-4b8c7f0c1a11", "resource": res}]}
+    assert run(bundle).events[0].event_id == "Observation/0f6b6a3e-1d7f-4c53-9f53-4b8c7f0c1a11"
+
+
+def test_strict_mode_adds_full_fhir_structure_validation() -> None:
+    res = obs("8867-4", 80, "/min")
+    res["valueQuantity"]["valu"] = 3  # not a FHIR element: the contract path does not read it
+    assert len(run(res, strict=False).events) == 1
+    reason, _ = rejected(res, strict=True)
+    assert reason.startswith("not a valid FHIR R4 Observation")
+
+
+# ---------------------------------------------------------------- published examples
+
+
+@pytest.mark.parametrize(("example", "measure", "value"), ex.EXAMPLES)
+def test_published_vital_sign_examples(example: dict[str, Any], measure: str, value: float) -> None:
+    published = run(example, strict=True)  # structurally valid R4 (fhir.resources)
+    if "T" not in example["effectiveDateTime"]:
+        assert not published.events
+        assert "has no time of day and no UTC offset" in published.rejected[0].reason
+        timed = example | {"effectiveDateTime": "1999-07-02T08:00:00+00:00"}
+    else:
+        timed = example
+    ev = one(timed)
+    assert isinstance(ev, VitalSigns) and ev.patient_id == "example"
+    assert getattr(ev, measure).value == value and ev.event_id == f"Observation/{example['id']}"
+
+
+def test_published_sat_o2_example_keeps_its_offset() -> None:
+    ev = one(ex.SAT_O2)
+    assert ev.time.isoformat() == "2014-12-05T09:30:10+01:00" and ev.ts == 1417768210.0
+
+
+def test_published_blood_pressure_and_body_weight_examples() -> None:
+    bp = one(ex.BLOOD_PRESSURE | {"effectiveDateTime": "2012-09-17T08:00:00+00:00"})
+    assert isinstance(bp, VitalSigns) and bp.sbp is not None and bp.dbp is not None
+    assert (bp.sbp.value, bp.dbp.value) == (107, 60)
+    weight = one(ex.BODY_WEIGHT | {"effectiveDateTime": "2016-03-28T08:00:00+00:00"})
+    assert isinstance(weight, PatientContext) and weight.weight is not None
+    assert weight.weight.value == pytest.approx(185 * 0.45359237) and weight.weight.unit == "kg"
+    assert "no time of day" in rejected(ex.BLOOD_PRESSURE)[0]
