@@ -33,6 +33,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = Path(tempfile.gettempdir()) / "crswatch-bench-worker.log"
+# The probe producer batches for up to 5 ms, like a feed gateway: Tansu's fetch cost grows
+# with the number of record batches per partition (shared/notes/kafka-broker-for-tests.md),
+# so one batch per message would measure the test broker more than the pipeline.
+LATENCY_LINGER_MS = int(os.environ.get("BENCH_LINGER_MS", "5"))
 sys.path.insert(0, str(ROOT))
 
 from bench.fold import patient_events  # noqa: E402
@@ -139,13 +143,28 @@ def probe(pid: str, when: datetime) -> dict[str, Any]:
 async def latency(broker: str, rate: float, seconds: float, probes_per_s: float) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=LATENCY_LINGER_MS)
     consumer = AIOKafkaConsumer(ALERTS, bootstrap_servers=broker, group_id=None, auto_offset_reset="latest",
                                 fetch_max_wait_ms=5)
+    # the same probes read raw from their input topic: what the broker alone adds
+    raw_consumer = AIOKafkaConsumer(*INPUT_TOPICS, bootstrap_servers=broker, group_id=None, auto_offset_reset="latest",
+                                    fetch_max_wait_ms=5)
     await producer.start()
     await consumer.start()
+    await raw_consumer.start()
     sent_at: dict[str, float] = {}
     got: dict[str, float] = {}
+    raw_got: dict[str, float] = {}
+
+    async def read_raw() -> None:
+        while True:
+            batches = await raw_consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for messages in batches.values():
+                for m in messages:
+                    pid = m.key.decode()
+                    if m.topic == LABS and pid in sent_at and pid not in raw_got:
+                        raw_got[pid] = now
 
     async def read() -> None:
         while True:
@@ -158,6 +177,7 @@ async def latency(broker: str, rate: float, seconds: float, probes_per_s: float)
                         got[pid] = now
 
     reader = asyncio.create_task(read())
+    raw_reader = asyncio.create_task(read_raw())
     await asyncio.sleep(1.0)  # the reader has its partitions
     try:
         total = int(rate * seconds)
@@ -183,12 +203,40 @@ async def latency(broker: str, rate: float, seconds: float, probes_per_s: float)
             await asyncio.sleep(0.1)
     finally:
         reader.cancel()
+        raw_reader.cancel()
         await producer.stop()
         await consumer.stop()
-    lat = sorted((got[p] - sent_at[p]) * 1000 for p in got)
+        await raw_consumer.stop()
+    in_order = [(got[p] - sent_at[p]) * 1000 for p in sorted(got, key=lambda p: sent_at[p])]
+    third = max(1, len(in_order) // 3)
+    thirds = [round(statistics.median(in_order[i * third:(i + 1) * third]), 1) for i in range(3)]
+    lat = sorted(in_order)
+    raw_in_order = [(raw_got[p] - sent_at[p]) * 1000 for p in sorted(raw_got, key=lambda p: sent_at[p])]
+    raw_thirds = [round(statistics.median(raw_in_order[i * third:(i + 1) * third]), 1) for i in range(3)]
+    raw_sorted = sorted(raw_in_order)
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else lat * 100
     return {"rate_target": rate, "rate_achieved": round(achieved, 1), "probes": len(sent_at), "alerts": len(got),
-            "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(q[98], 1), "max_ms": round(lat[-1], 1)}
+            "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(q[98], 1), "max_ms": round(lat[-1], 1),
+            "p50_ms_by_third": thirds,
+            "raw_probe_delivery": {"p50_ms": round(statistics.median(raw_sorted), 1),
+                                   "p99_ms": round(statistics.quantiles(raw_sorted, n=100)[98], 1),
+                                   "p50_ms_by_third": raw_thirds}}
+
+
+def latency_only(args: argparse.Namespace) -> None:
+    """Only the latency phase (a fresh broker and worker), e.g. to compare worker settings."""
+    broker_proc, broker = start_tansu()
+    try:
+        create_input_topics(broker, 4)
+        with tempfile.TemporaryDirectory() as data:
+            worker, port = start_worker(broker, data)
+            while stats(port).get("input_lag") != 0:
+                time.sleep(0.2)
+            print(json.dumps(asyncio.run(latency(broker, args.rate, args.seconds, args.probes_per_second))))
+            worker.terminate()
+            worker.wait(timeout=20)
+    finally:
+        stop(broker_proc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--probes-per-second", type=float, default=10.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases")
     args = ap.parse_args(argv)
+    if args.latency_only:
+        latency_only(args)
+        return 0
 
     broker_proc, broker = start_tansu()
     worker = None

@@ -34,13 +34,13 @@ from streams.align import TimeAligner
 from streams.metrics import Metrics
 from streams.processor import Output, Processor, Rejection, parse_message, stored_levels
 from streams.settings import Settings, from_env
-from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
+from streams.topics import ALERTS, DEAD_LETTER, FHIR_IN, HL7_IN, INPUT_TOPICS, PATIENT_STATE, input_topic
 
 TABLE = "patient-logs"
 MAX_STATE_BYTES = 900_000
 # In-house: a changed patient's log is written at most this often (or after this many
 # events); alerts go out at once, only the acks of the covered messages wait.
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 1.0
 FLUSH_EVENTS = 2000
 
 
@@ -99,7 +99,9 @@ class Runtime:
         self.table = app.Table(TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
         raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
         self.inputs = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, **raw)
+        self.raw_feeds = app.topic(FHIR_IN, HL7_IN, key_type=bytes, value_type=bytes, **raw)
         self.outputs = {
+            **{t: app.topic(t, **raw) for t in INPUT_TOPICS},
             ALERTS: app.topic(ALERTS, **raw),
             PATIENT_STATE: app.topic(PATIENT_STATE, compacting=True, **raw),
             DEAD_LETTER: app.topic(DEAD_LETTER, **raw),
@@ -117,6 +119,31 @@ class Runtime:
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
+
+    async def normalise_feed(self, event: Any) -> None:
+        """A raw FHIR R4 or HL7 v2 message -> native events on the input topics (keyed by
+        patient, message time = event time), rejected units -> dead-letter. Event ids come
+        from the resource or message ids, so a redelivered message makes duplicates only."""
+        from streams.inputs import normalise
+
+        msg = event.message
+        fmt = "fhir" if msg.topic == FHIR_IN else "hl7v2"
+        result = normalise(msg.value or b"", fmt, source=f"{msg.topic}:{msg.partition}:{msg.offset}")
+        now = time.time()
+        for ev in result.events:
+            fut = await self.outputs[input_topic(ev)].send(key=ev.patient_id.encode(),
+                                                          value=ev.model_dump_json(exclude_none=True).encode(),
+                                                          timestamp=ev.ts)
+            await fut
+        letters: list[Output] = []
+        for rej in result.rejected:
+            raw = rej.raw.encode() if isinstance(rej.raw, str) else rej.raw
+            letters.append(self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, raw,
+                                                 Rejection(f"{rej.source}: {rej.reason}", rej.category), now))
+            self.metrics.dead_lettered(rej.category)
+        self.counts[f"normalised:{fmt}"] += len(result.events)
+        if letters:
+            await self.send(letters)
 
     async def send(self, outputs: list[Output]) -> None:
         """Send and wait until the broker has them (acks=all)."""
@@ -320,6 +347,12 @@ runtime = Runtime(app, settings, load_thresholds(settings.config))
 async def fold(stream: Any) -> None:
     async for event in stream.noack().events():
         await runtime.on_message(event)
+
+
+@app.agent(runtime.raw_feeds)
+async def normalise_feeds(stream: Any) -> None:
+    async for event in stream.events():
+        await runtime.normalise_feed(event)
 
 
 @app.timer(interval=0.2)

@@ -17,10 +17,13 @@ Each item below is a Tansu deviation measured on this project's machines
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any
 
-FETCH_MAX_WAIT_MS = 50
+# Tansu answers a fetch only when this wait ends, so it bounds the added latency (and each
+# idle poll costs a round trip). CRSWATCH_TANSU_FETCH_WAIT_MS overrides it.
+FETCH_MAX_WAIT_MS = int(os.environ.get("CRSWATCH_TANSU_FETCH_WAIT_MS", "10"))
 GROUP_SETTINGS: dict[str, Any] = {
     "broker_session_timeout": 6.0,
     "broker_heartbeat_interval": 1.0,

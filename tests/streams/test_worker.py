@@ -18,6 +18,7 @@ import pytest
 
 from alerts.config import Thresholds
 from alerts.log import log_to_json
+from models.events import parse_event
 from models.state import state_to_json
 from streams.publish import create_input_topics, publish_lines
 from streams.replay import read_lines
@@ -197,3 +198,41 @@ def test_a_worker_joins_and_one_leaves_mid_replay(fresh_broker: str, tmp_path: P
         if b is not None:
             b.stop()
     assert_same_as_embedded(fresh_broker, [cohort])
+
+
+def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: str, tmp_path: Path) -> None:
+    from streams.export import to_fhir, to_hl7
+    from streams.topics import FHIR_IN, HL7_IN, LABS
+
+    paths = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
+    create_input_topics(fresh_broker, 4, extra=(FHIR_IN, HL7_IN))
+    events = [parse_event(line) for _, line in read_lines(paths)]
+    producer = _producer(fresh_broker)
+    for ev in events:  # both cases as FHIR R4, one resource per message, keyed by patient
+        resource, _ = to_fhir(ev)
+        producer.send(FHIR_IN, key=ev.patient_id.encode(), value=json.dumps(resource).encode())
+    bad_fhir = {"resourceType": "Observation", "id": "no-subject", "status": "final"}
+    producer.send(FHIR_IN, key=b"x", value=json.dumps(bad_fhir).encode())
+    producer.send(HL7_IN, key=b"x", value=b"this is not an HL7 message")
+    lab = next(e for e in events if e.kind == "lab" and to_hl7(e, "c1") is not None)
+    hl7_lab = lab.model_copy(update={"patient_id": "hl7-patient", "event_id": "hl7-lab-1"})
+    producer.send(HL7_IN, key=b"hl7-patient", value=str(to_hl7(hl7_lab, "c1")).encode())
+    producer.flush()
+    producer.close()
+    worker = Worker(fresh_broker, tmp_path / "data")
+    try:
+        worker.wait_for(lambda: worker.count("applied") >= len(events) + 1, what="all normalised events")
+        wait_quiet([worker])
+        counts = worker.stats()["counts"]
+    finally:
+        worker.stop()
+    assert counts["normalised:fhir"] == len(events) and counts["normalised:hl7v2"] == 1
+    got, copies = topic_alerts(fresh_broker)
+    _, records = embedded(paths)
+    assert sorted(alert_key(r) for r in got) == sorted(alert_key(r) for r in alert_records(records))
+    assert max(copies.values()) == 1
+    letters = [json.loads(m.value) for m in read_topic(fresh_broker, DEAD_LETTER)]
+    assert sorted(d["topic"] for d in letters) == [FHIR_IN, HL7_IN]
+    assert all(d["reason"] and d["category"] for d in letters)
+    hl7_events = [json.loads(m.value) for m in read_topic(fresh_broker, LABS) if m.key == b"hl7-patient"]
+    assert [e["analyte"] for e in hl7_events] == [lab.analyte.value]
