@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from alerts.config import Thresholds
-from alerts.log import log_to_json
 from models.events import parse_event
 from models.state import state_to_json
 from streams.publish import create_input_topics, publish_lines
@@ -46,18 +45,23 @@ def publish(broker: str, paths: list[Path]) -> int:
 def topic_alerts(broker: str) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Alerts read back (first copy of each key) and how often each key was written."""
     seen: Counter[str] = Counter()
-    first: list[dict[str, Any]] = []
+    first: dict[str, dict[str, Any]] = {}
     for m in read_topic(broker, ALERTS):
         record = json.loads(m.value)
         assert m.key.decode() == record["patient_id"]
         key = alert_key(record)
         seen[key] += 1
         if seen[key] == 1:
-            first.append(record)
-    return first, seen
+            first[key] = record
+        else:
+            assert record == first[key], f"a repeated copy of {key} differs from the first"
+    return list(first.values()), seen
 
 
-def assert_same_as_embedded(broker: str, paths: list[Path]) -> None:
+def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool = True) -> None:
+    """Alerts id for id and every patient's final state as the embedded replay. Without a crash
+    each alert is written once; after a SIGKILL an alert sent just before the kill, whose
+    stored log had not reached the changelog, is sent again (at-least-once): identical copies."""
     replay, records = embedded(paths)
     expected = alert_records(records)
     got, copies = topic_alerts(broker)
@@ -65,13 +69,13 @@ def assert_same_as_embedded(broker: str, paths: list[Path]) -> None:
     by_key = {alert_key(r): without_flags(r) for r in expected}
     for r in got:
         assert without_flags(r) == by_key[alert_key(r)]
-    assert max(copies.values()) == 1, f"alerts written more than once: {[k for k, n in copies.items() if n > 1]}"
+    if exactly_once:
+        assert max(copies.values()) == 1, f"alerts written more than once: {[k for k, n in copies.items() if n > 1]}"
     cfg = Thresholds()
     states = head_states(read_topic(broker, CHANGELOG), cfg)
     assert set(states) == set(replay.logs)
     for pid, log in replay.logs.items():
         assert states[pid] == state_to_json(log.head), pid
-    assert log_to_json  # the stored form is what the changelog carries
 
 
 def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: str, tmp_path: Path) -> None:
@@ -177,7 +181,7 @@ def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
         assert second.count("applied") < sent
     finally:
         second.stop()
-    assert_same_as_embedded(fresh_broker, [cohort])
+    assert_same_as_embedded(fresh_broker, [cohort], exactly_once=False)
 
 
 def test_a_worker_joins_and_one_leaves_mid_replay(fresh_broker: str, tmp_path: Path) -> None:
