@@ -29,6 +29,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 
 from alerts.config import Thresholds
+from streams.acks import AckGate
 from streams.alertmanager import AlertmanagerSink, sink_config_from_env
 from streams.align import TimeAligner
 from streams.metrics import Metrics
@@ -119,6 +120,7 @@ class Runtime:
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
+        self.gate: AckGate[Any] = AckGate(lambda event: event.ack())
 
     async def normalise_feed(self, event: Any) -> None:
         """A raw FHIR R4 or HL7 v2 message -> native events on the input topics (keyed by
@@ -172,6 +174,7 @@ class Runtime:
         msg = event.message
         async with self.lock:
             self.delivered[msg.tp] = msg.offset
+            self.gate.track(msg.tp, msg.offset, event)
             self.counts["in"] += 1
             parsed = parse_message(msg.key, msg.value)
             if isinstance(parsed, Rejection):
@@ -179,7 +182,7 @@ class Runtime:
                 letter = self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, msg.value, parsed,
                                                time.time())
                 await self.send([letter])
-                event.ack()
+                self._done(event)
             else:
                 self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event))
             await self._release(msg.partition)
@@ -192,7 +195,7 @@ class Runtime:
             if self.processor.redelivered(parsed.patient_id, position, msg.offset):
                 self.counts["duplicate"] += 1
                 self.metrics.observe_event(msg.topic, parsed.kind, "duplicate", parsed.ts, time.time())
-                event.ack()
+                self._done(event)
                 continue
             started = time.perf_counter()
             result, outputs = self.processor.process(parsed, position, msg.offset)
@@ -212,7 +215,7 @@ class Runtime:
                     # alert and the stored log would send the alert again on redelivery.
                     await self.flush_patient(parsed.patient_id)
             else:
-                event.ack()
+                self._done(event)
 
     def _store(self, patient_id: str, event: Any) -> None:
         """Mark the patient's log for writing; its message is acked once the changelog has it."""
@@ -274,7 +277,10 @@ class Runtime:
             self.counts["changelog_failed"] += 1  # not acked: the messages are folded again after a restart
             return
         for event in events:
-            event.ack()
+            self._done(event)
+
+    def _done(self, event: Any) -> None:
+        self.gate.done(event.message.tp, event.message.offset)
 
     async def release_waiting(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
@@ -302,16 +308,19 @@ class Runtime:
         self.flush()
 
     def on_assigned(self, assigned: set[TP]) -> None:
+        # faust seeks every assigned partition back to its committed offset after a rebalance
+        # and redelivers what was not acked: drop what is held, and store what was folded (a
+        # redelivered message already in a stored log is then a duplicate, by its offset).
         self.flush()
+        self.counts["dropped_on_rebalance"] += len(self.aligner.drop(self.aligner.waiting()))
+        self.gate.forget()
         owned = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
         gone = [pid for pid, p in self.partition_of.items() if p not in owned]
         self.metrics.forget_patients(gone)
         for pid in gone:
             del self.partition_of[pid]
         self.levels_stale = True
-        lost = [p for p in self.aligner.waiting() if p not in owned]
-        self.counts["dropped_on_rebalance"] += len(self.aligner.drop(lost))
-        self.delivered = {tp: o for tp, o in self.delivered.items() if tp in assigned}
+        self.delivered = {}  # positions start again from the committed offsets
         self.processor.forget()
 
     def input_lag(self) -> int | None:
