@@ -7,24 +7,29 @@ window, and the grades would differ from the embedded replay. So, like Kafka Str
 `max.task.idle.ms` (KIP-353, and KIP-695 for the caught-up check), messages are held per
 partition number and released smallest event time first, but only while every input topic
 of that partition either has a message buffered or is caught up (nothing more to read in
-the broker). A topic that is behind is waited for at most `max_idle` seconds.
+the broker). A topic known to be behind (the broker's high watermark is past what was
+delivered) has data on its way and is waited for, up to `max_behind` seconds as a safety
+cap; a topic whose position is unknown is waited for at most `max_idle` seconds.
 
-Pure: the caller says which topics are caught up and what time it is.
+Pure: the caller says where each topic stands and what time it is.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
+Standing = Literal["caught_up", "behind", "unknown"]
 
 
 class TimeAligner(Generic[T]):
-    def __init__(self, topics: Sequence[str], max_idle: float) -> None:
+    def __init__(self, topics: Sequence[str], max_idle: float, max_behind: float = 30.0) -> None:
         self.topics = tuple(topics)
         self.max_idle = max_idle
+        self.max_behind = max_behind
+        self.gave_up = 0  # releases that did not wait for a topic known to be behind
         self._queues: dict[int, dict[str, deque[tuple[float, T]]]] = {}
         self._blocked_since: dict[int, float] = {}
         self._held = 0
@@ -39,7 +44,7 @@ class TimeAligner(Generic[T]):
         queues[topic].append((ts, item))
         self._held += 1
 
-    def pop_ready(self, partition: int, caught_up: Callable[[str, int], bool], now: float) -> list[T]:
+    def pop_ready(self, partition: int, standing: Callable[[str, int], Standing], now: float) -> list[T]:
         """Release, in event-time order, what can be released for this partition now."""
         queues = self._queues.get(partition)
         out: list[T] = []
@@ -50,11 +55,15 @@ class TimeAligner(Generic[T]):
             if not heads:
                 self._blocked_since.pop(partition, None)
                 break
-            behind = [t for t, q in queues.items() if not q and not caught_up(t, partition)]
-            if behind:
+            waits = [standing(t, partition) for t, q in queues.items() if not q]
+            waits = [w for w in waits if w != "caught_up"]
+            if waits:
                 since = self._blocked_since.setdefault(partition, now)
-                if now - since < self.max_idle:
+                limit = self.max_behind if "behind" in waits else self.max_idle
+                if now - since < limit:
                     break
+                if "behind" in waits:
+                    self.gave_up += 1
             else:
                 self._blocked_since.pop(partition, None)
             _, topic = min(heads)

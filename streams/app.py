@@ -31,7 +31,7 @@ from faust.web import Request, Response, View
 from alerts.config import Thresholds
 from streams.acks import AckGate
 from streams.alertmanager import AlertmanagerSink, sink_config_from_env
-from streams.align import TimeAligner
+from streams.align import Standing, TimeAligner
 from streams.metrics import Metrics
 from streams.processor import Output, Processor, Rejection, parse_message, stored_levels
 from streams.settings import Settings, from_env
@@ -156,19 +156,23 @@ class Runtime:
             self.counts[f"out:{topic}"] += 1
             self.metrics.published(topic)
 
-    def caught_up(self, topic: str, partition: int) -> bool:
+    def standing(self, topic: str, partition: int) -> Standing:
+        """Where this worker stands on an input topic partition, from the high watermark of
+        the consumer's last fetch against the last offset delivered (or the committed one)."""
         tp = TP(topic, partition)
         try:
             highwater = self.app.consumer.highwater(tp)
         except (AssertionError, KeyError, AttributeError):  # not (or no longer) assigned
-            return False
+            return "unknown"
         if highwater is None:
-            return False
+            return "unknown"
         last = self.delivered.get(tp)
-        if last is not None:
-            return bool(last + 1 >= highwater)
-        start = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        return bool(highwater == 0 or (start is not None and start >= highwater))
+        if last is None:
+            start = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+            if highwater == 0 or (start is not None and start >= highwater):
+                return "caught_up"
+            return "behind" if start is not None else "unknown"
+        return "caught_up" if last + 1 >= highwater else "behind"
 
     async def on_message(self, event: Any) -> None:
         msg = event.message
@@ -189,7 +193,7 @@ class Runtime:
             self.flush_due()
 
     async def _release(self, partition: int) -> None:
-        for parsed, event in self.aligner.pop_ready(partition, self.caught_up, time.monotonic()):
+        for parsed, event in self.aligner.pop_ready(partition, self.standing, time.monotonic()):
             msg = event.message
             position = f"{msg.topic}:{msg.partition}"
             if self.processor.redelivered(parsed.patient_id, position, msg.offset):
@@ -344,6 +348,7 @@ class Runtime:
 
     def stats(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "held": len(self.aligner), "input_lag": self.input_lag(),
+                "aligner_gave_up": self.aligner.gave_up,
                 "cached_patients": len(self.processor.cache)}
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from streams.align import TimeAligner
+from streams.align import Standing, TimeAligner
 
 TOPICS = ("vitals", "labs", "treatments")
 
 
-def everyone_caught_up(topic: str, partition: int) -> bool:
-    return True
+def everyone_caught_up(topic: str, partition: int) -> Standing:
+    return "caught_up"
 
 
 def test_releases_the_smallest_event_time_first_across_topics() -> None:
@@ -18,12 +18,12 @@ def test_releases_the_smallest_event_time_first_across_topics() -> None:
     assert len(a) == 0
 
 
-def test_holds_while_an_empty_topic_is_behind_then_gives_up_after_max_idle() -> None:
+def test_holds_while_an_empty_topic_is_unknown_then_gives_up_after_max_idle() -> None:
     a: TimeAligner[str] = TimeAligner(TOPICS, max_idle=2.0)
     a.push("vitals", 1, 10.0, "v10")
 
-    def labs_behind(topic: str, partition: int) -> bool:
-        return topic != "labs"
+    def labs_behind(topic: str, partition: int) -> Standing:
+        return "unknown" if topic == "labs" else "caught_up"
 
     assert a.pop_ready(1, labs_behind, now=100.0) == []
     assert a.waiting() == [1]
@@ -49,3 +49,17 @@ def test_fifo_within_a_topic_even_when_event_time_goes_back() -> None:
     a.push("labs", 0, 50.0, "l50")
     a.push("labs", 0, 40.0, "l40")
     assert a.pop_ready(0, everyone_caught_up, now=0.0) == ["l50", "l40"]
+
+
+def test_a_topic_known_to_be_behind_is_waited_for_longer() -> None:
+    a: TimeAligner[str] = TimeAligner(TOPICS, max_idle=2.0, max_behind=30.0)
+    a.push("vitals", 0, 10.0, "v10")
+
+    def labs_has_data_coming(topic: str, partition: int) -> Standing:
+        return "behind" if topic == "labs" else "caught_up"
+
+    assert a.pop_ready(0, labs_has_data_coming, now=0.0) == []
+    assert a.pop_ready(0, labs_has_data_coming, now=10.0) == []  # past max_idle, still waiting
+    assert a.gave_up == 0
+    assert a.pop_ready(0, labs_has_data_coming, now=30.0) == ["v10"]  # safety cap
+    assert a.gave_up == 1

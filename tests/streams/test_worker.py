@@ -188,6 +188,7 @@ def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
         wait_quiet([second])
         # the restarted worker redid what the first had not committed: duplicates, not new state
         assert second.count("applied") < sent
+        assert second.stats()["aligner_gave_up"] == 0
 
     finally:
         second.stop()
