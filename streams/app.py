@@ -168,10 +168,9 @@ class Runtime:
             return "unknown"
         last = self.delivered.get(tp)
         if last is None:
-            start = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-            if highwater == 0 or (start is not None and start >= highwater):
-                return "caught_up"
-            return "behind" if start is not None else "unknown"
+            # no committed offset: consumption starts at the beginning (auto_offset_reset=earliest)
+            start = getattr(self.app.consumer, "_committed_offset", {}).get(tp) or 0
+            return "caught_up" if start >= highwater else "behind"
         return "caught_up" if last + 1 >= highwater else "behind"
 
     async def on_message(self, event: Any) -> None:
@@ -349,6 +348,8 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "held": len(self.aligner), "input_lag": self.input_lag(),
                 "aligner_gave_up": self.aligner.gave_up,
+                "assigned_input_partitions": len([tp for tp in self.app.consumer.assignment()
+                                                  if tp.topic in INPUT_TOPICS]),
                 "cached_patients": len(self.processor.cache)}
 
 
