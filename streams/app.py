@@ -120,7 +120,7 @@ class Runtime:
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
-        self.gate: AckGate[Any] = AckGate(lambda event: event.ack())
+        self.gate: AckGate[Any] = AckGate(lambda event: event.ack(), self._committed_offset)
 
     async def normalise_feed(self, event: Any) -> None:
         """A raw FHIR R4 or HL7 v2 message -> native events on the input topics (keyed by
@@ -155,6 +155,10 @@ class Runtime:
         for topic, _, _ in outputs:
             self.counts[f"out:{topic}"] += 1
             self.metrics.published(topic)
+
+    def _committed_offset(self, tp: Any) -> int | None:
+        committed: int | None = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return committed
 
     def standing(self, topic: str, partition: int) -> Standing:
         """Where this worker stands on an input topic partition, from the high watermark of
