@@ -15,7 +15,6 @@ Settings come from `CRSWATCH_*` environment variables (`streams.settings`).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 import weakref
@@ -46,13 +45,9 @@ FLUSH_EVENTS = 2000
 
 
 def load_thresholds(path: str | None) -> Thresholds:
-    if not path:
-        return Thresholds()
-    import tomllib
+    from streams.cli import load_thresholds as load
 
-    text = Path(path).read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.endswith(".toml") else json.loads(text)
-    return Thresholds(**data)
+    return load(Path(path) if path else None)
 
 
 def make_app(settings: Settings) -> faust.App:
