@@ -400,12 +400,14 @@ class PrometheusMetrics(View):
 
 @app.on_partitions_revoked.connect
 async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-    runtime.on_revoked()
+    async with runtime.lock:  # not while a release is half done: it would fold onto a forgotten cache
+        runtime.on_revoked()
 
 
 @app.on_partitions_assigned.connect
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-    runtime.on_assigned(assigned)
+    async with runtime.lock:
+        runtime.on_assigned(assigned)
 
 
 @app.page("/crswatch/stats/")

@@ -67,11 +67,7 @@ def topic_alerts(broker: str) -> tuple[list[dict[str, Any]], Counter[str]]:
     return list(first.values()), seen
 
 
-GRADES = ("crs_grade", "episode", "episode_peak", "crs_episodes_seen", "iec_hs_level", "icans_grade", "day0_ts")
-
-
-def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool = True,
-                            whole_state: bool = True) -> None:
+def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool = True) -> None:
     """Alerts id for id and every patient's final state as the embedded replay. Without a crash
     each alert is written once; after a SIGKILL an alert sent just before the kill, whose
     stored log had not reached the changelog, is sent again (at-least-once): identical copies."""
@@ -88,11 +84,7 @@ def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool =
     states = head_states(read_topic(broker, CHANGELOG), cfg)
     assert set(states) == set(replay.logs)
     for pid, log in replay.logs.items():
-        got_state, want_state = comparable(states[pid]), comparable(state_to_json(log.head))
-        if whole_state:
-            assert got_state == want_state, pid
-        else:
-            assert {k: got_state[k] for k in GRADES} == {k: want_state[k] for k in GRADES}, pid
+        assert comparable(states[pid]) == comparable(state_to_json(log.head)), pid
 
 
 def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: str, tmp_path: Path) -> None:
@@ -200,10 +192,7 @@ def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
 
     finally:
         second.stop()
-    # Open bug: after a SIGKILL the restored state was seen (about one CI run in three) to miss
-    # one vital-sign reading in a register (the latest fever reading) while every alert and
-    # grade agreed. Until it is found, the restart compares alerts and grades, not registers.
-    assert_same_as_embedded(fresh_broker, [cohort], exactly_once=False, whole_state=False)
+    assert_same_as_embedded(fresh_broker, [cohort], exactly_once=False)
 
 
 def test_a_worker_joins_and_one_leaves_mid_replay(fresh_broker: str, tmp_path: Path) -> None:
