@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,28 +157,18 @@ async def latency(broker: str, rate: float, seconds: float, probes_per_s: float)
     got: dict[str, float] = {}
     raw_got: dict[str, float] = {}
 
-    async def read_raw() -> None:
+    async def read(source: Any, seen: dict[str, float], probe_of: Callable[[Any], str | None]) -> None:
         while True:
-            batches = await raw_consumer.getmany(timeout_ms=100)
+            batches = await source.getmany(timeout_ms=100)
             now = time.perf_counter()
             for messages in batches.values():
                 for m in messages:
-                    pid = m.key.decode()
-                    if m.topic == LABS and pid in sent_at and pid not in raw_got:
-                        raw_got[pid] = now
+                    pid = probe_of(m)
+                    if pid in sent_at and pid not in seen:
+                        seen[pid] = now
 
-    async def read() -> None:
-        while True:
-            batches = await consumer.getmany(timeout_ms=100)
-            now = time.perf_counter()
-            for messages in batches.values():
-                for m in messages:
-                    pid = json.loads(m.value)["patient_id"]
-                    if pid in sent_at and pid not in got:
-                        got[pid] = now
-
-    reader = asyncio.create_task(read())
-    raw_reader = asyncio.create_task(read_raw())
+    reader = asyncio.create_task(read(consumer, got, lambda m: json.loads(m.value)["patient_id"]))
+    raw_reader = asyncio.create_task(read(raw_consumer, raw_got, lambda m: m.key.decode() if m.topic == LABS else None))
     await asyncio.sleep(1.0)  # the reader has its partitions
     try:
         total = int(rate * seconds)
@@ -207,20 +198,18 @@ async def latency(broker: str, rate: float, seconds: float, probes_per_s: float)
         await producer.stop()
         await consumer.stop()
         await raw_consumer.stop()
-    in_order = [(got[p] - sent_at[p]) * 1000 for p in sorted(got, key=lambda p: sent_at[p])]
-    third = max(1, len(in_order) // 3)
-    thirds = [round(statistics.median(in_order[i * third:(i + 1) * third]), 1) for i in range(3)]
-    lat = sorted(in_order)
-    raw_in_order = [(raw_got[p] - sent_at[p]) * 1000 for p in sorted(raw_got, key=lambda p: sent_at[p])]
-    raw_thirds = [round(statistics.median(raw_in_order[i * third:(i + 1) * third]), 1) for i in range(3)]
-    raw_sorted = sorted(raw_in_order)
-    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else lat * 100
     return {"rate_target": rate, "rate_achieved": round(achieved, 1), "probes": len(sent_at), "alerts": len(got),
-            "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(q[98], 1), "max_ms": round(lat[-1], 1),
-            "p50_ms_by_third": thirds,
-            "raw_probe_delivery": {"p50_ms": round(statistics.median(raw_sorted), 1),
-                                   "p99_ms": round(statistics.quantiles(raw_sorted, n=100)[98], 1),
-                                   "p50_ms_by_third": raw_thirds}}
+            **latency_figures(got, sent_at), "raw_probe_delivery": latency_figures(raw_got, sent_at)}
+
+
+def latency_figures(arrived: dict[str, float], sent_at: dict[str, float]) -> dict[str, Any]:
+    """p50, p99, max (ms) and the p50 of each third of the run, in send order."""
+    in_order = [(arrived[p] - sent_at[p]) * 1000 for p in sorted(arrived, key=lambda p: sent_at[p])]
+    third = max(1, len(in_order) // 3)
+    ranked = sorted(in_order)
+    q = statistics.quantiles(ranked, n=100) if len(ranked) >= 2 else ranked * 100
+    return {"p50_ms": round(statistics.median(ranked), 1), "p99_ms": round(q[98], 1), "max_ms": round(ranked[-1], 1),
+            "p50_ms_by_third": [round(statistics.median(in_order[i * third:(i + 1) * third]), 1) for i in range(3)]}
 
 
 def latency_only(args: argparse.Namespace) -> None:
