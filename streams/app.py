@@ -164,7 +164,9 @@ class Runtime:
         except (AssertionError, KeyError, AttributeError):  # not (or no longer) assigned
             return "unknown"
         if highwater is None:
-            return "unknown"
+            # assigned, but no fetch answered for it yet (just after a rebalance): one is on its
+            # way, and under load it can take longer than max_idle
+            return "behind"
         last = self.delivered.get(tp)
         if last is None:
             # no committed offset: consumption starts at the beginning (auto_offset_reset=earliest)
