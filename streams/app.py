@@ -42,6 +42,9 @@ MAX_STATE_BYTES = 900_000
 # events); alerts go out at once, only the acks of the covered messages wait.
 FLUSH_SECONDS = 1.0
 FLUSH_EVENTS = 2000
+# In-house: how long a rebalance or a shutdown waits for the changelog writes in flight
+# (unconfirmed ones are not acked, so their events are folded again by the next owner).
+DRAIN_SECONDS = 10.0
 
 
 def load_thresholds(path: str | None) -> Thresholds:
@@ -115,6 +118,8 @@ class Runtime:
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
+        self.pending: set[Any] = set()  # changelog writes the broker has not confirmed yet
+        self.paused = False  # from a revoke to the next assignment: nothing is folded
         self.gate: AckGate[Any] = AckGate(lambda event: event.ack(), self._committed_offset)
 
     async def normalise_feed(self, event: Any) -> None:
@@ -177,6 +182,11 @@ class Runtime:
     async def on_message(self, event: Any) -> None:
         msg = event.message
         async with self.lock:
+            if self.paused:
+                # taken before faust cleared its buffers on a revoke: not acked, so redelivered
+                # to whoever owns the partition after the rebalance
+                self.counts["skipped_in_rebalance"] += 1
+                return
             self.delivered[msg.tp] = msg.offset
             self.gate.track(msg.tp, msg.offset, event)
             self.counts["in"] += 1
@@ -249,7 +259,8 @@ class Runtime:
             self._write(patient_id, events)
 
     def _write(self, patient_id: str, events: list[Any]) -> Any:
-        """Write the patient's log to the table; ack `events` once the changelog has it."""
+        """Send the patient's log to the changelog; once the broker has it, put it in the local
+        store and ack `events`."""
         if not events or patient_id not in self.processor.cache:
             return None  # dropped on a rebalance: not acked, folded again by the new owner
         value = self.processor.stored_form(patient_id)
@@ -259,16 +270,9 @@ class Runtime:
             self.counts["state_too_large"] += 1
             self.app.log.error("state of a patient is %d bytes; not stored", len(value))
             return None
-        last = events[-1]
-        # A message is folded after faust moved on (or from the timer): make it the current
-        # event, which the RocksDB store uses to pick the partition's database.
-        token = _current_event.set(weakref.ref(last))
-        try:
-            self.table.data[patient_id.encode()] = value
-        finally:
-            _current_event.reset(token)
-        fut = self.table.send_changelog(last.message.partition, patient_id.encode(), value)
-        fut.add_done_callback(lambda f: self._confirmed(f, events))
+        fut = self.table.send_changelog(events[-1].message.partition, patient_id.encode(), value)
+        self.pending.add(fut)
+        fut.add_done_callback(lambda f: self._confirmed(f, patient_id, value, events))
         self.counts["changelog_writes"] += 1
         return fut
 
@@ -276,12 +280,32 @@ class Runtime:
         if self.unsaved and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             self.flush()
 
-    def _confirmed(self, fut: Any, events: list[Any]) -> None:
+    def _confirmed(self, fut: Any, patient_id: str, value: bytes, events: list[Any]) -> None:
+        self.pending.discard(fut)
         if fut.cancelled() or fut.exception() is not None:
             self.counts["changelog_failed"] += 1  # not acked: the messages are folded again after a restart
             return
+        # The local store gets the log only now: a RocksDB store ahead of the changelog would,
+        # after a crash, hold offsets that make the redelivered messages duplicates, and the
+        # changelog (what any other worker recovers from) would never get those events.
+        last = events[-1]
+        # Written from a callback, not inside faust's stream: make the message the current
+        # event, which the RocksDB store uses to pick the partition's database.
+        token = _current_event.set(weakref.ref(last))
+        try:
+            self.table.data[patient_id.encode()] = value
+        finally:
+            _current_event.reset(token)
         for event in events:
             self._done(event)
+
+    async def drain(self) -> None:
+        """Write every changed log and wait until the broker has confirmed all of them (and
+        their messages are acked)."""
+        self.flush()
+        if self.pending:
+            await self.app.producer.flush()
+            await asyncio.wait(list(self.pending), timeout=DRAIN_SECONDS)
 
     def _done(self, event: Any) -> None:
         self.gate.done(event.message.tp, event.message.offset)
@@ -308,14 +332,18 @@ class Runtime:
         self.metrics.forget_patients([p for p, part in self.partition_of.items() if part not in owned and part != -1])
         self.levels_stale = False
 
-    def on_revoked(self) -> None:
-        self.flush()
+    async def on_revoked(self) -> None:
+        # Before any partition moves: every folded event stored and acked, so the next owner
+        # recovers it from the changelog, and no offset is committed past a log it cannot see.
+        await self.drain()
+        self.paused = True
 
-    def on_assigned(self, assigned: set[TP]) -> None:
+    async def on_assigned(self, assigned: set[TP]) -> None:
         # faust seeks every assigned partition back to its committed offset after a rebalance
         # and redelivers what was not acked: drop what is held, and store what was folded (a
         # redelivered message already in a stored log is then a duplicate, by its offset).
-        self.flush()
+        await self.drain()
+        self.paused = False
         self.counts["dropped_on_rebalance"] += len(self.aligner.drop(self.aligner.waiting()))
         self.gate.forget()
         owned = {tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}
@@ -388,7 +416,10 @@ async def start_sink() -> None:
 
 
 @app.on_before_shutdown.connect
-async def stop_sink(sender: Any, **kwargs: Any) -> None:
+async def before_shutdown(sender: Any, **kwargs: Any) -> None:
+    # faust skips the revoke handlers when stopping: store what was folded first
+    async with runtime.lock:
+        await runtime.drain()
     if runtime.sink is not None:
         runtime.sink.close(timeout=5)
 
@@ -403,13 +434,13 @@ class PrometheusMetrics(View):
 @app.on_partitions_revoked.connect
 async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
     async with runtime.lock:  # not while a release is half done: it would fold onto a forgotten cache
-        runtime.on_revoked()
+        await runtime.on_revoked()
 
 
 @app.on_partitions_assigned.connect
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     async with runtime.lock:
-        runtime.on_assigned(assigned)
+        await runtime.on_assigned(assigned)
 
 
 @app.page("/crswatch/stats/")
