@@ -38,9 +38,8 @@ from streams.topics import ALERTS, DEAD_LETTER, FHIR_IN, HL7_IN, INPUT_TOPICS, P
 
 TABLE = "patient-logs"
 MAX_STATE_BYTES = 900_000
-# In-house: a changed patient's log is written at most this often (or after this many
-# events); alerts go out at once, only the acks of the covered messages wait.
-FLUSH_SECONDS = 1.0
+# In-house: a changed patient's log is also written after this many events (and every
+# Settings.flush_seconds); alerts go out at once, only the acks of the covered messages wait.
 FLUSH_EVENTS = 2000
 # In-house: how long a rebalance or a shutdown waits for the changelog writes in flight
 # (unconfirmed ones are not acked, so their events are folded again by the next owner).
@@ -115,6 +114,7 @@ class Runtime:
         self.unsaved: dict[str, list[Any]] = {}  # patient -> messages folded but not yet stored
         self.unsaved_count = 0
         self.last_flush = time.monotonic()
+        self.flush_seconds = settings.flush_seconds
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
@@ -277,7 +277,7 @@ class Runtime:
         return fut
 
     def flush_due(self) -> None:
-        if self.unsaved and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+        if self.unsaved and time.monotonic() - self.last_flush >= self.flush_seconds:
             self.flush()
 
     def _confirmed(self, fut: Any, patient_id: str, value: bytes, events: list[Any]) -> None:
@@ -377,6 +377,7 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "held": len(self.aligner), "input_lag": self.input_lag(),
                 "aligner_gave_up": self.aligner.gave_up,
+                "unsaved": self.unsaved_count, "pending_writes": len(self.pending),
                 "assigned_input_partitions": len([tp for tp in self.app.consumer.assignment()
                                                   if tp.topic in INPUT_TOPICS]),
                 "cached_patients": len(self.processor.cache)}

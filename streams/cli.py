@@ -200,6 +200,9 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--config", help="thresholds file, TOML or JSON (CRSWATCH_CONFIG)")
     w.add_argument("--max-idle-seconds", dest="max_idle_seconds", type=float,
                    help="how long to hold a partition for an input topic that is behind (CRSWATCH_MAX_IDLE_SECONDS)")
+    w.add_argument("--flush-seconds", dest="flush_seconds", type=float,
+                   help="how often a changed patient's log is written to the changelog (CRSWATCH_FLUSH_SECONDS, "
+                   "default 1.0)")
     w.add_argument("--security-protocol", dest="security_protocol",
                    choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], help="CRSWATCH_SECURITY_PROTOCOL")
     w.add_argument("--sasl-mechanism", dest="sasl_mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],

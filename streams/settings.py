@@ -36,6 +36,9 @@ class Settings:
     config: str | None = None  # thresholds file (TOML or JSON)
     # In-house default: how long a partition's messages wait for an input topic that is behind.
     max_idle_seconds: float = 2.0
+    # In-house default: a changed patient's log is written to the changelog at most this often
+    # (at once after an alert); the acks of the messages it covers wait for it.
+    flush_seconds: float = 1.0
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -57,6 +60,8 @@ class Settings:
             raise SettingsError("SASL needs CRSWATCH_SASL_USERNAME and CRSWATCH_SASL_PASSWORD")
         if self.partitions < 1 or not 0 < self.web_port < 65536:
             raise SettingsError("partitions must be >= 1 and the web port in 1..65535")
+        if not (self.max_idle_seconds >= 0 and self.flush_seconds > 0):
+            raise SettingsError("max idle seconds must be >= 0 and flush seconds > 0")
         if not self.broker.strip():
             raise SettingsError("no broker given")
 
@@ -97,6 +102,7 @@ ENV = {
     "app_id": "CRSWATCH_APP_ID",
     "config": "CRSWATCH_CONFIG",
     "max_idle_seconds": "CRSWATCH_MAX_IDLE_SECONDS",
+    "flush_seconds": "CRSWATCH_FLUSH_SECONDS",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",
@@ -119,8 +125,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
                 values[name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{var} must be an integer, not {raw!r}") from None
-        elif name == "max_idle_seconds":
-            values[name] = float(raw)
+        elif name in ("max_idle_seconds", "flush_seconds"):
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise SettingsError(f"{var} must be a number, not {raw!r}") from None
         else:
             values[name] = raw
     password_file = env.get("CRSWATCH_SASL_PASSWORD_FILE")

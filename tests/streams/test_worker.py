@@ -195,6 +195,67 @@ def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
     assert_same_as_embedded(fresh_broker, [cohort], exactly_once=False)
 
 
+def rocksdb_logs(data_dir: Path) -> dict[str, bytes]:
+    """patient -> stored log, read from the RocksDB files a killed worker left behind."""
+    from rocksdict import AccessType, Options, Rdict
+
+    logs: dict[str, bytes] = {}
+    paths = sorted(data_dir.rglob("patient-logs-*.db"))
+    assert paths, f"no RocksDB files under {data_dir}"
+    for path in paths:
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            for key, value in db.items():
+                if not key.startswith(b"__faust"):  # faust's own changelog-offset key
+                    logs[key.decode()] = value
+        finally:
+            db.close()
+    return logs
+
+
+def test_a_changelog_write_lost_in_a_crash_leaves_the_local_store_behind_not_ahead(
+        proxied_broker: tuple[str, Any], tmp_path: Path) -> None:
+    """The local store takes a log only once the changelog has it. Here the worker's last writes
+    never reach the broker (the proxy holds them) and the worker is killed. A RocksDB log ahead of
+    the changelog would make the redelivered events duplicates after the restart (by offset), and
+    the changelog, which every other worker recovers from, would never get them."""
+    broker, proxy = proxied_broker
+    cohort = tmp_path / "cohort.jsonl"
+    write_cohort(cohort, patients=8, days=2)
+    sent = publish(broker, [cohort])
+    data = tmp_path / "data"
+    # no timed flush: after the replay each patient's events since its last alert are unsaved
+    first = Worker(broker, data, store="rocksdb", name="first", extra_env={"CRSWATCH_FLUSH_SECONDS": "600"})
+    try:
+        first.wait_for(lambda: (s := first.stats()).get("counts", {}).get("in", 0) >= sent
+                       and s["held"] == 0 and s["unsaved"] > 0, what="the cohort folded, logs unsaved")
+        writes = first.count("changelog_writes")
+        proxy.pause()
+        first.terminate()  # a shutdown writes the unsaved logs; the broker never gets them
+        first.wait_for(lambda: first.count("changelog_writes") > writes, what="the shutdown's writes")
+    finally:
+        first.kill()
+        proxy.cut()
+        proxy.resume()
+    changelog: dict[str, list[bytes]] = {}
+    for m in read_topic(broker, CHANGELOG):
+        changelog.setdefault(m.key.decode(), []).append(m.value)
+    replay, _ = embedded([cohort])
+    heads = head_states(read_topic(broker, CHANGELOG), Thresholds())
+    behind = [pid for pid, log in replay.logs.items() if heads.get(pid) != state_to_json(log.head)]
+    assert behind, "the held writes reached the broker: nothing was tested"
+    local = rocksdb_logs(data)
+    assert local
+    ahead = [pid for pid, value in local.items() if value not in changelog.get(pid, [])]
+    assert not ahead, f"RocksDB holds logs the changelog never got: {ahead}"
+    second = Worker(broker, data, store="rocksdb", name="second")
+    try:
+        wait_quiet([second])
+    finally:
+        second.stop()
+    assert_same_as_embedded(broker, [cohort], exactly_once=False)
+
+
 def test_a_worker_joins_and_one_leaves_mid_replay(fresh_broker: str, tmp_path: Path) -> None:
     # Everything is on the topics before the workers start. (Publishing while the workers
     # consume was seen to let a lab through more than the lateness window behind the vitals:
