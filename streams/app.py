@@ -15,6 +15,7 @@ Settings come from `CRSWATCH_*` environment variables (`streams.settings`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 import weakref
@@ -111,9 +112,11 @@ class Runtime:
         self.sink = None if sink_config is None else AlertmanagerSink(sink_config, self.metrics)
         self.partition_of: dict[str, int] = {}  # patients in the gauges -> their partition
         self.levels_stale = True  # gauges need a refresh from the table (start, rebalance)
-        self.unsaved: dict[str, list[Any]] = {}  # patient -> messages folded but not yet stored
+        # patient -> messages folded but not yet stored, in the order of each patient's first
+        # unsaved message (so the oldest come first), and since when
+        self.unsaved: dict[str, list[Any]] = {}
+        self.unsaved_since: dict[str, float] = {}
         self.unsaved_count = 0
-        self.last_flush = time.monotonic()
         self.flush_seconds = settings.flush_seconds
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
@@ -227,7 +230,7 @@ class Runtime:
                 if outputs:
                     # Store this patient's log now, not at the next flush: a crash between the
                     # alert and the stored log would send the alert again on redelivery.
-                    await self.flush_patient(parsed.patient_id)
+                    self.flush_patient(parsed.patient_id)
             else:
                 self._done(event)
 
@@ -236,25 +239,25 @@ class Runtime:
         held = self.unsaved.get(patient_id)
         if held is None:
             self.unsaved[patient_id] = [event]
+            self.unsaved_since[patient_id] = time.monotonic()
         else:
             held.append(event)
         self.unsaved_count += 1
         if self.unsaved_count >= FLUSH_EVENTS:
             self.flush()
 
-    async def flush_patient(self, patient_id: str) -> None:
+    def flush_patient(self, patient_id: str) -> None:
         events = self.unsaved.pop(patient_id, [])
+        self.unsaved_since.pop(patient_id, None)
         self.unsaved_count -= len(events)
-        fut = self._write(patient_id, events)
-        if fut is not None:
-            await asyncio.shield(fut)
+        self._write(patient_id, events)
 
     def flush(self) -> None:
         """Write each changed patient's log once (not once per event: a log is tens of KB)
         and ack the messages it covers when the changelog has it, so a committed offset never
         runs ahead of the stored state (faust does not wait for changelog delivery itself)."""
         unsaved, self.unsaved, self.unsaved_count = self.unsaved, {}, 0
-        self.last_flush = time.monotonic()
+        self.unsaved_since = {}
         for patient_id, events in unsaved.items():
             self._write(patient_id, events)
 
@@ -277,8 +280,14 @@ class Runtime:
         return fut
 
     def flush_due(self) -> None:
-        if self.unsaved and time.monotonic() - self.last_flush >= self.flush_seconds:
-            self.flush()
+        """Write the logs of the patients whose oldest unsaved message is `flush_seconds` old:
+        spread over time, not every patient at once."""
+        limit = time.monotonic() - self.flush_seconds
+        while self.unsaved_since:
+            patient_id, since = next(iter(self.unsaved_since.items()))
+            if since > limit:
+                break  # the rest are younger
+            self.flush_patient(patient_id)
 
     def _confirmed(self, fut: Any, patient_id: str, value: bytes, events: list[Any]) -> None:
         self.pending.discard(fut)
@@ -408,6 +417,20 @@ async def release_waiting() -> None:
 @app.timer(interval=2.0)
 async def refresh_levels() -> None:
     runtime.refresh_levels()
+
+
+# In-house tuning, measured with bench/stream.py: the fold keeps every patient's window of
+# events alive, so Python's default thresholds ran 15 full collections in a one-minute run,
+# up to 292 ms each. Objects made while starting are frozen out of the collector and the
+# youngest generation is collected less often (1 full collection; pipeline +16 %).
+GC_THRESHOLDS = (20_000, 20, 10)
+
+
+@app.task
+async def tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @app.task
