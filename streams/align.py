@@ -11,6 +11,13 @@ the broker). A topic known to be behind (the broker's high watermark is past wha
 delivered) has data on its way and is waited for, up to `max_behind` seconds as a safety
 cap; a topic whose position is unknown is waited for at most `max_idle` seconds.
 
+"Caught up" must hold as of a fetch no older than the message to be released: each message
+carries when it was fetched (`seen`), and the caller is asked where a topic stands as of
+then. A high watermark from an older fetch misses what was published since (a consumer
+skips a partition in a fetch while it still buffers records from it), and a fast replay
+published while the worker reads it would otherwise let the vitals run hours past a lab
+already in the broker.
+
 Pure: the caller says where each topic stands and what time it is.
 """
 
@@ -22,6 +29,8 @@ from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 Standing = Literal["caught_up", "behind", "unknown"]
+# where a topic of a partition stands, as of a fetch no older than `seen` (None: any fetch)
+StandingOf = Callable[[str, int, "float | None"], Standing]
 
 
 class TimeAligner(Generic[T]):
@@ -30,21 +39,22 @@ class TimeAligner(Generic[T]):
         self.max_idle = max_idle
         self.max_behind = max_behind
         self.gave_up = 0  # releases that did not wait for a topic known to be behind
-        self._queues: dict[int, dict[str, deque[tuple[float, T]]]] = {}
+        self._queues: dict[int, dict[str, deque[tuple[float, float | None, T]]]] = {}
         self._blocked_since: dict[int, float] = {}
         self._held = 0
 
     def __len__(self) -> int:
         return self._held
 
-    def push(self, topic: str, partition: int, ts: float, item: T) -> None:
+    def push(self, topic: str, partition: int, ts: float, item: T, seen: float | None = None) -> None:
+        """Hold a message of event time `ts`, fetched at `seen` (the caller's clock)."""
         queues = self._queues.get(partition)
         if queues is None:
             queues = self._queues[partition] = {t: deque() for t in self.topics}
-        queues[topic].append((ts, item))
+        queues[topic].append((ts, seen, item))
         self._held += 1
 
-    def pop_ready(self, partition: int, standing: Callable[[str, int], Standing], now: float) -> list[T]:
+    def pop_ready(self, partition: int, standing: StandingOf, now: float) -> list[T]:
         """Release, in event-time order, what can be released for this partition now."""
         queues = self._queues.get(partition)
         out: list[T] = []
@@ -55,7 +65,9 @@ class TimeAligner(Generic[T]):
             if not heads:
                 self._blocked_since.pop(partition, None)
                 break
-            waits = [standing(t, partition) for t, q in queues.items() if not q]
+            _, topic = min(heads)
+            seen = queues[topic][0][1]
+            waits = [standing(t, partition, seen) for t, q in queues.items() if not q]
             waits = [w for w in waits if w != "caught_up"]
             if waits:
                 since = self._blocked_since.setdefault(partition, now)
@@ -66,8 +78,7 @@ class TimeAligner(Generic[T]):
                     self.gave_up += 1
             else:
                 self._blocked_since.pop(partition, None)
-            _, topic = min(heads)
-            out.append(queues[topic].popleft()[1])
+            out.append(queues[topic].popleft()[2])
             self._held -= 1
         return out
 
@@ -83,6 +94,6 @@ class TimeAligner(Generic[T]):
             self._blocked_since.pop(p, None)
             if queues:
                 for q in queues.values():
-                    dropped.extend(item for _, item in q)
+                    dropped.extend(item for _, _, item in q)
         self._held -= len(dropped)
         return dropped

@@ -163,9 +163,20 @@ class Runtime:
         committed: int | None = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return committed
 
-    def standing(self, topic: str, partition: int) -> Standing:
+    def _polled_at(self, tp: Any) -> float | None:
+        """When the consumer last had a fetch answer for this partition (ms, wall clock): the
+        time its high watermark is from. None if unknown."""
+        try:
+            consumer = self.app.consumer._thread._consumer  # the aiokafka consumer
+            polled: int | None = consumer.last_poll_timestamp(tp)
+        except (AssertionError, AttributeError, KeyError):
+            return None
+        return None if polled is None else float(polled)
+
+    def standing(self, topic: str, partition: int, seen: float | None = None) -> Standing:
         """Where this worker stands on an input topic partition, from the high watermark of
-        the consumer's last fetch against the last offset delivered (or the committed one)."""
+        the consumer's last fetch against the last offset delivered (or the committed one),
+        as of a fetch no older than `seen` (a fetch time from `_polled_at`)."""
         tp = TP(topic, partition)
         try:
             highwater = self.app.consumer.highwater(tp)
@@ -179,8 +190,16 @@ class Runtime:
         if last is None:
             # no committed offset: consumption starts at the beginning (auto_offset_reset=earliest)
             start = getattr(self.app.consumer, "_committed_offset", {}).get(tp) or 0
-            return "caught_up" if start >= highwater else "behind"
-        return "caught_up" if last + 1 >= highwater else "behind"
+            caught_up = start >= highwater
+        else:
+            caught_up = last + 1 >= highwater
+        if caught_up and seen is not None:
+            polled = self._polled_at(tp)
+            if polled is None or polled < seen:
+                # this high watermark is older than the message to release: what was published
+                # since is not in it; the next fetch answers
+                return "behind"
+        return "caught_up" if caught_up else "behind"
 
     async def on_message(self, event: Any) -> None:
         msg = event.message
@@ -201,7 +220,7 @@ class Runtime:
                 await self.send([letter])
                 self._done(event)
             else:
-                self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event))
+                self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event), seen=self._polled_at(msg.tp))
             await self._release(msg.partition)
             self.flush_due()
 
