@@ -34,11 +34,7 @@ class PausableProxy:
             connections, self._connections = self._connections, []
         for client, upstream, dead in connections:
             dead.set()
-            for s in (client, upstream):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            _close(client, upstream)
 
     def close(self) -> None:
         self._stopped.set()
@@ -82,8 +78,12 @@ class PausableProxy:
             pass
         finally:
             dead.set()
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            _close(src, dst)
+
+
+def _close(*sockets: socket.socket) -> None:
+    for s in sockets:
+        try:
+            s.close()
+        except OSError:
+            pass
