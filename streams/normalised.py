@@ -18,6 +18,24 @@ from models.events import REJECT_CATEGORIES, ClinicalEvent
 RAW_KEPT = 4000  # characters of a rejected input kept for the dead letter
 
 
+def dead_letter_record(raw: bytes | None, reason: str, category: str, *, source: str | None = None,
+                       topic: str | None = None, partition: int | None = None, offset: int | None = None,
+                       key: bytes | None = None, now: datetime | None = None) -> dict[str, object]:
+    """The one shape of a dead-letter record, whoever rejected the input (the worker, the feed
+    normaliser, the MLLP listener): where it came from (topic, partition, offset and key for
+    a Kafka message; source for a feed unit), the raw bytes (text if UTF-8, else base64, said
+    by raw_encoding), why (reason, category) and when."""
+    data = raw or b""
+    try:
+        text, encoding = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(data).decode(), "base64"
+    return {"topic": topic, "partition": partition, "offset": offset,
+            "key": None if key is None else key.decode("utf-8", "replace"), "source": source,
+            "raw": text, "raw_encoding": encoding, "reason": reason, "category": category,
+            "time": (now or datetime.now(UTC)).isoformat()}
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     reason: str
@@ -29,17 +47,10 @@ class Rejection:
         if self.category not in REJECT_CATEGORIES:
             raise ValueError(f"unknown rejection category {self.category!r}")
 
-    def dead_letter(self, now: datetime | None = None) -> dict[str, str]:
-        """The dead-letter record: {"raw": text or base64, "reason", "category", "source", "time"}."""
-        if isinstance(self.raw, bytes):
-            try:
-                raw = self.raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raw = "base64:" + base64.b64encode(self.raw[:RAW_KEPT]).decode()
-        else:
-            raw = self.raw
-        return {"raw": raw[:RAW_KEPT], "reason": self.reason, "category": self.category, "source": self.source,
-                "time": (now or datetime.now(UTC)).isoformat()}
+    def dead_letter(self, now: datetime | None = None) -> dict[str, object]:
+        """This rejection as a dead-letter record (`dead_letter_record`), raw input cut to RAW_KEPT."""
+        raw = self.raw[:RAW_KEPT] if isinstance(self.raw, bytes) else self.raw[:RAW_KEPT].encode()
+        return dead_letter_record(raw, self.reason, self.category, source=self.source, now=now)
 
     def dead_letter_json(self, now: datetime | None = None) -> str:
         return json.dumps(self.dead_letter(now), ensure_ascii=False)

@@ -13,7 +13,6 @@ can repeat an alert (readers keep the first copy of an id) but never lose one.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, log_from_json, log_to_json, new_log, step
 from models.events import ClinicalEvent, InvalidEvent, parse_event
 from models.records import Alert, Notice, Record, Retraction
+from streams.normalised import dead_letter_record
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 
 _CHANGE_KEYS = ("crs_grade@", "iec_hs@", "icans_grade@")  # record_key prefixes of grade changes
@@ -43,24 +43,10 @@ class Rejection:
 
 def dead_letter_value(topic: str, partition: int | None, offset: int | None, key: bytes | None,
                       raw: bytes | None, rejection: Rejection, now: float) -> bytes:
-    """The dead-letter record: where the input came from, its raw bytes, why and when."""
-    doc: dict[str, object] = {
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "key": None if key is None else key.decode("utf-8", "replace"),
-        "reason": rejection.reason,
-        "category": rejection.category,
-        "time": datetime.fromtimestamp(now, UTC).isoformat(),
-    }
-    raw = raw or b""
-    try:
-        doc["raw"] = raw.decode("utf-8")
-        doc["raw_encoding"] = "utf-8"
-    except UnicodeDecodeError:
-        doc["raw"] = base64.b64encode(raw).decode()
-        doc["raw_encoding"] = "base64"
-    return json.dumps(doc).encode()
+    """The dead-letter record of a rejected input message (streams.normalised.dead_letter_record)."""
+    record = dead_letter_record(raw, rejection.reason, rejection.category, topic=topic, partition=partition,
+                                offset=offset, key=key, now=datetime.fromtimestamp(now, UTC))
+    return json.dumps(record).encode()
 
 
 def stored_levels(stored: bytes) -> tuple[int, int]:

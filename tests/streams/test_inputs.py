@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -48,10 +49,13 @@ def test_normalise_is_the_one_entry_point() -> None:
     bad = normalise(b'{"kind": "vitals"}', "native")
     assert bad.rejected[0].category == "missing_field"
     dead = bad.rejected[0].dead_letter()
-    assert set(dead) == {"raw", "reason", "category", "source", "time"}
+    assert set(dead) == {"topic", "partition", "offset", "key", "source", "raw", "raw_encoding", "reason",
+                         "category", "time"}
+    assert dead["raw"] == '{"kind": "vitals"}' and dead["raw_encoding"] == "utf-8"
     binary = normalise(b"\xff\xfe\x00garbage", "fhir")
     assert binary.rejected[0].category == "not_json"
-    assert binary.rejected[0].dead_letter()["raw"].startswith("base64:")
+    letter = binary.rejected[0].dead_letter()
+    assert letter["raw_encoding"] == "base64" and base64.b64decode(str(letter["raw"])) == b"\xff\xfe\x00garbage"
 
 
 # ---------------------------------------------------------------- FHIR R4: round trip and replay
