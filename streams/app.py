@@ -280,23 +280,22 @@ class Runtime:
         for patient_id, events in unsaved.items():
             self._write(patient_id, events)
 
-    def _write(self, patient_id: str, events: list[Any]) -> Any:
+    def _write(self, patient_id: str, events: list[Any]) -> None:
         """Send the patient's log to the changelog; once the broker has it, put it in the local
         store and ack `events`."""
         if not events or patient_id not in self.processor.cache:
-            return None  # dropped on a rebalance: not acked, folded again by the new owner
+            return  # dropped on a rebalance: not acked, folded again by the new owner
         value = self.processor.stored_form(patient_id)
         if len(value) > MAX_STATE_BYTES:
             # Kafka's default message size limit; a state this large is a bug or a flood of
             # late events. Not acked: folded again after a restart; counted and logged.
             self.counts["state_too_large"] += 1
             self.app.log.error("state of a patient is %d bytes; not stored", len(value))
-            return None
+            return
         fut = self.table.send_changelog(events[-1].message.partition, patient_id.encode(), value)
         self.pending.add(fut)
         fut.add_done_callback(lambda f: self._confirmed(f, patient_id, value, events))
         self.counts["changelog_writes"] += 1
-        return fut
 
     def flush_due(self) -> None:
         """Write the logs of the patients whose oldest unsaved message is `flush_seconds` old:

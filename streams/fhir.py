@@ -176,6 +176,24 @@ def _status(res: dict[str, Any]) -> str | None:
     return status
 
 
+def _by_status(res: dict[str, Any], ctx: _Context, ignored: frozenset[str], accepted: frozenset[str],
+               accepted_text: str) -> tuple[str, str, ClinicalEvent | None]:
+    """The contract's status rules, the same for both resources: an ignored status is counted,
+    entered-in-error retracts (the retraction is returned), any other status outside `accepted`
+    is rejected. Returns the patient id and the status."""
+    kind = res["resourceType"]
+    status = _status(res)
+    if status in ignored:
+        raise Ignore(f"{kind} status {status}: carries no value (ignored, counted; contract)")
+    pid = _patient(res)
+    if status == "entered-in-error":
+        return pid, status, ctx.retract(res, pid)
+    if status not in accepted:
+        raise Reject(f"{kind} status {status!r} is not accepted ({accepted_text}; entered-in-error retracts)",
+                     "missing_field" if status is None else "unsupported")
+    return pid, status, None
+
+
 def _concept_text(concept: dict[str, Any]) -> str | None:
     text = concept.get("text")
     if isinstance(text, str) and text.strip():
@@ -308,15 +326,9 @@ def _loinc(res: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tuple[str, s
 
 
 def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
-    status = _status(res)
-    if status in OBS_IGNORED:
-        raise Ignore(f"Observation status {status}: carries no value (ignored, counted; contract)")
-    pid = _patient(res)
-    if status == "entered-in-error":
-        return [ctx.retract(res, pid)]
-    if status not in OBS_ACCEPTED:
-        raise Reject(f"Observation status {status!r} is not accepted (final, amended, corrected, preliminary; "
-                     "entered-in-error retracts)", "missing_field" if status is None else "unsupported")
+    pid, _, retraction = _by_status(res, ctx, OBS_IGNORED, OBS_ACCEPTED, "final, amended, corrected, preliminary")
+    if retraction is not None:
+        return [retraction]
     code, display, units, (kind, name) = _loinc(res)
     what = f"LOINC {code} ({display})"
     start, _ = _effective(res)
@@ -441,15 +453,9 @@ def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass |
 
 
 def medication_administration(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
-    status = _status(res)
-    if status in MED_IGNORED:
-        raise Ignore(f"MedicationAdministration status {status}: carries no value (ignored, counted; contract)")
-    pid = _patient(res)
-    if status == "entered-in-error":
-        return [ctx.retract(res, pid)]
-    if status not in MED_ACCEPTED:
-        raise Reject(f"MedicationAdministration status {status!r} is not accepted (in-progress, completed, stopped; "
-                     "entered-in-error retracts)", "missing_field" if status is None else "unsupported")
+    pid, status, retraction = _by_status(res, ctx, MED_IGNORED, MED_ACCEPTED, "in-progress, completed, stopped")
+    if retraction is not None:
+        return [retraction]
     name, agent, drug_class = _drug(res)
     start, end = _effective(res)
     reason = _reason(res)
