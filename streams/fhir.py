@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +70,7 @@ RULE_TIME = "contract: times are ISO 8601 with a UTC offset"
 
 # FHIR dateTime with a time of day: seconds are required, fractions up to 9 digits.
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
+_PLAIN_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # Dose units: the contract gives mg, mg/kg, g as examples; read as mass, units or cells, per kg or m2.
 DOSE_UNIT = re.compile(r"(ng|ug|mg|g|U|mU|\[iU\]|\[USP'U\]|\{cells\}|10\*\d{1,2}(\{cells\})?)(/(kg|m2))?")
@@ -103,13 +103,19 @@ def _number(value: Any, where: str) -> float:
 
 def parse_time(value: Any, where: str) -> str:
     """The time as an ISO 8601 string with an offset (the native model parses it: faster than a datetime)."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise Reject(f"{where} must be an ISO 8601 string ({RULE_TIME})", "invalid_value")
     return _parse_time(value, where)
 
 
 @functools.lru_cache(maxsize=8192)  # feeds repeat timestamps (one per monitor cycle)
 def _parse_time(value: str, where: str) -> str:
+    if _PLAIN_DATETIME.fullmatch(value):  # the common shape: seconds and a +hh:mm offset, nothing to rewrite
+        try:
+            datetime.fromisoformat(value)  # a real calendar date and time
+            return value
+        except ValueError:
+            pass  # the general path below gives the reason
     m = _DATETIME.fullmatch(value)
     if m is None:
         if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
@@ -265,9 +271,11 @@ class _Context:
         self.event_id = self.logical_id + (f"/_history/{self.version}" if self.version is not None else "")
         self.provenance: dict[str, Any] | Provenance = _provenance(source)
         self.exported = False  # carries a native event's identity (crswatch export): one event, its id
-        for ext in res.get("extension", []) if isinstance(res.get("extension"), list) else []:
-            if isinstance(ext, dict) and ext.get("url") == PROVENANCE_URL:
-                self._crswatch_provenance(ext)
+        extensions = res.get("extension")
+        if extensions and type(extensions) is list:
+            for ext in extensions:
+                if isinstance(ext, dict) and ext.get("url") == PROVENANCE_URL:
+                    self._crswatch_provenance(ext)
 
     def _crswatch_provenance(self, ext: dict[str, Any]) -> None:
         parts = {e.get("url"): e for e in ext.get("extension", []) if isinstance(e, dict)}
@@ -564,8 +572,11 @@ def from_resource(res: Any, source: str, full_url: str | None = None) -> list[Cl
 # ---------------------------------------------------------------- envelope
 
 
-def _units(payload: str, source: str) -> Iterator[tuple[str, Any, str | None, str]]:
-    """(source, resource or Reject, fullUrl, raw text) for each resource of a payload."""
+_Unit = tuple[str, Any, str | None, str]  # (source, resource or Reject/Ignore, fullUrl, raw text)
+
+
+def _units(payload: str, source: str) -> list[_Unit]:
+    """The resources of a payload (lists, not generators: one resource per call is the hot path)."""
     text = payload.strip()
     whole: Any = None
     if text.startswith("{"):
@@ -573,9 +584,9 @@ def _units(payload: str, source: str) -> Iterator[tuple[str, Any, str | None, st
             whole = orjson.loads(text)
         except orjson.JSONDecodeError:
             whole = None
-    if isinstance(whole, dict) and (whole.get("resourceType") == "Bundle" or "\n" not in text):
-        yield from _bundle_or_one(whole, source, text)
-        return
+    if type(whole) is dict and ("\n" not in text or whole.get("resourceType") == "Bundle"):
+        return _bundle_or_one(whole, source, text)
+    units: list[_Unit] = []
     for n, line in enumerate(payload.splitlines(), 1):
         if not line.strip():
             continue
@@ -583,38 +594,37 @@ def _units(payload: str, source: str) -> Iterator[tuple[str, Any, str | None, st
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            yield where, Reject(f"malformed JSON: {exc}", "not_json"), None, line
+            units.append((where, Reject(f"malformed JSON: {exc}", "not_json"), None, line))
             continue
-        yield from _bundle_or_one(obj, where, line)
+        units += _bundle_or_one(obj, where, line)
+    return units
 
 
-def _bundle_or_one(obj: Any, source: str, raw: str) -> Iterator[tuple[str, Any, str | None, str]]:
-    if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
-        yield source, obj, None, raw
-        return
+def _bundle_or_one(obj: Any, source: str, raw: str) -> list[_Unit]:
+    if type(obj) is not dict or obj.get("resourceType") != "Bundle":
+        return [(source, obj, None, raw)]
     btype = obj.get("type")
     if not isinstance(btype, str) or btype not in BUNDLE_TYPES:
-        yield source, Reject(f"Bundle type {btype!r} is not accepted (collection, transaction, batch or message)",
-                             "unsupported"), None, raw
-        return
+        return [(source, Reject(f"Bundle type {btype!r} is not accepted (collection, transaction, batch or "
+                                "message)", "unsupported"), None, raw)]
     entries = obj.get("entry", [])
     if not isinstance(entries, list):
-        yield source, Reject("Bundle.entry must be a list", "invalid_value"), None, raw
-        return
+        return [(source, Reject("Bundle.entry must be a list", "invalid_value"), None, raw)]
+    units: list[_Unit] = []
     for n, entry in enumerate(entries):
         where = f"{source}#entry{n}"
         if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            yield where, Reject("Bundle entry without a resource", "missing_field"), None, json.dumps(entry)
+            units.append((where, Reject("Bundle entry without a resource", "missing_field"), None, json.dumps(entry)))
             continue
         resource = entry["resource"]
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         if btype == "message" and resource.get("resourceType") == "MessageHeader":
-            yield where, Ignore("MessageHeader of a message Bundle (ignored, counted)"), None, ""
-            continue
-        if resource.get("resourceType") == "Bundle":
-            yield where, Reject("a Bundle inside a Bundle is not accepted", "unsupported"), None, ""
-            continue
-        yield where, resource, _safe_id(full_url), json.dumps(resource)
+            units.append((where, Ignore("MessageHeader of a message Bundle (ignored, counted)"), None, ""))
+        elif resource.get("resourceType") == "Bundle":
+            units.append((where, Reject("a Bundle inside a Bundle is not accepted", "unsupported"), None, ""))
+        else:
+            units.append((where, resource, _safe_id(full_url), json.dumps(resource)))
+    return units
 
 
 def _safe_id(full_url: str | None) -> str | None:

@@ -216,6 +216,24 @@ def test_a_time_without_offset_is_rejected() -> None:
     assert reason.startswith("issued") and "no UTC offset" in reason
 
 
+
+@pytest.mark.parametrize(("when", "expected"), [
+    ("2024-01-01T10:00:00+05:30", "2024-01-01T10:00:00+05:30"),
+    ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00+00:00"),
+    ("2024-01-01T10:00:00.123456789-04:00", "2024-01-01T10:00:00.123456-04:00"),
+])
+def test_times_with_an_offset_keep_the_instant(when: str, expected: str) -> None:
+    ev = one(obs("8867-4", 80, "/min", effectiveDateTime=when))
+    assert ev.time.isoformat() == expected
+
+
+@pytest.mark.parametrize(("when", "why"), [("2024-02-30T10:00:00+00:00", "day is out of range"),
+                                           ("2024-01-01T10:00:00+24:00", "offset"),
+                                           ("2024-01-01T25:00:00+00:00", "hour")])
+def test_an_impossible_date_time_is_rejected(when: str, why: str) -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", effectiveDateTime=when))
+    assert reason.startswith("effectiveDateTime") and why in reason and category == "invalid_value"
+
 @pytest.mark.parametrize(("key", "field"), [("subject", "subject"), ("code", "code"),
                                             ("valueQuantity", "valueQuantity"), ("effectiveDateTime", "effective")])
 def test_missing_subject_code_value_or_time_is_rejected(key: str, field: str) -> None:
