@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.vocabulary import NON_CRS_CAUSES
+
 
 class Thresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,6 +42,14 @@ class Thresholds(BaseModel):
         ("il6r_blockade", "corticosteroid"),
         description="ASTCT 2019 footnote: after tocilizumab or steroids fever is no longer required [V2], "
         "REFERENCE.md A.1 (drug classes from models.vocabulary.DrugClass).",
+    )
+    non_crs_causes: tuple[str, ...] = Field(
+        NON_CRS_CAUSES,
+        description="IN-HOUSE DEFAULT list (models.vocabulary.NON_CRS_CAUSES): a reason naming one of these causes "
+        "(whole words, case-insensitive) keeps support, a dose or a finding off the CRS grade, unless the reason "
+        "also names CRS. The FHIR R4 input contract gives cardiogenic shock, sepsis, diuresis and sedation as "
+        "examples of 'explicitly not CRS' and counts any other reason; explicit negations ('not CRS') always "
+        "exclude (models.vocabulary.NOT_CRS_PHRASES).",
     )
     fever_masking_hours: float = Field(
         168.0,

@@ -10,7 +10,8 @@
 - Grade = the more severe axis; grade 1 = fever with neither.
 - Inotropes (dobutamine, milrinone) are not vasopressors (REFERENCE.md A.1 [U]: not
   addressed by ASTCT; excluded but recorded, as the reference recommends).
-- Support with an explicit non-CRS reason does not count (attribution clause).
+- Support whose reason is explicitly not CRS does not count (attribution clause; the
+  contract's reasonCode rule, models.vocabulary.counts_for_crs); any other reason counts.
 - Nasal cannula with unknown flow, or oxygen with no documented device, is graded as
   at least 2 and flagged uncertain (REFERENCE.md A.1 rule 3).
 """
@@ -19,7 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.vocabulary import VASOACTIVE_ROLE, OxygenDevice, VasoactiveAgent, VasoactiveRole, counts_for_crs
+from models.vocabulary import (
+    NON_CRS_CAUSES,
+    VASOACTIVE_ROLE,
+    OxygenDevice,
+    VasoactiveAgent,
+    VasoactiveRole,
+    counts_for_crs,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +35,7 @@ class VasoItem:
     agent: VasoactiveAgent
     reason: str | None = None
     text: str = ""
+    attributed: bool = False  # a clinician attributed it to `reason`, away from CRS
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,7 @@ class OxygenItem:
     flow_l_min: float | None = None
     reason: str | None = None
     text: str = ""
+    attributed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +93,9 @@ def oxygen_axis(device: OxygenDevice, flow_l_min: float | None, low_flow_max: fl
     return 2, "supplemental oxygen with no documented device: graded at least 2"
 
 
-def grade_crs(x: CrsInputs, low_flow_max: float = 6.0) -> CrsAssessment:
+def grade_crs(
+    x: CrsInputs, low_flow_max: float = 6.0, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES
+) -> CrsAssessment:
     evidence: list[str] = []
     uncertain: list[str] = []
 
@@ -92,9 +104,12 @@ def grade_crs(x: CrsInputs, low_flow_max: float = 6.0) -> CrsAssessment:
         role = VASOACTIVE_ROLE[item.agent]
         if role is VasoactiveRole.INOTROPE:
             evidence.append(f"{item.agent.value} running, an inotrope: not counted as a vasopressor ({item.text})")
-        elif not counts_for_crs(item.reason):
+        elif item.attributed or not counts_for_crs(item.reason, non_crs_causes):
             evidence.append(f"{item.agent.value} running for {item.reason}: not counted toward CRS ({item.text})")
         else:
+            if item.reason is not None:
+                evidence.append(f"{item.agent.value} running for {item.reason}: names no cause other than CRS, "
+                                f"counted ({item.text})")
             counted_vaso.append(item)
     non_vasopressin = [v for v in counted_vaso if VASOACTIVE_ROLE[v.agent] is VasoactiveRole.VASOPRESSOR]
 
@@ -109,8 +124,11 @@ def grade_crs(x: CrsInputs, low_flow_max: float = 6.0) -> CrsAssessment:
 
     hypoxia_axis = 0
     if x.oxygen is not None:
-        if counts_for_crs(x.oxygen.reason):
+        if not x.oxygen.attributed and counts_for_crs(x.oxygen.reason, non_crs_causes):
             hypoxia_axis, why = oxygen_axis(x.oxygen.device, x.oxygen.flow_l_min, low_flow_max)
+            if x.oxygen.reason is not None and x.oxygen.device is not OxygenDevice.ROOM_AIR:
+                evidence.append(f"{x.oxygen.device.value} for {x.oxygen.reason}: names no cause other than CRS, "
+                                f"counted ({x.oxygen.text})")
             if why:
                 uncertain.append(why)
         elif x.oxygen.device is not OxygenDevice.ROOM_AIR:

@@ -41,6 +41,7 @@ from models.vocabulary import (
     Seizure,
     VasoactiveAgent,
     VasoactiveRole,
+    attributes_to_crs,
     counts_for_crs,
     drug_class,
 )
@@ -195,10 +196,10 @@ def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
 
 
-def _on_finding(s: PatientState, ev: Finding) -> None:
+def _on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
     ts = ev.ts
     kind = ev.finding.value
-    if kind in ("fever", "hypotension") and ev.present and not counts_for_crs(ev.reason):
+    if kind in ("fever", "hypotension") and ev.present and not counts_for_crs(ev.reason, cfg.non_crs_causes):
         # Documented as due to something else (e.g. sepsis): kept, but not a CRS sign.
         if _replaces(s.findings.get(kind), ts, ev.event_id):
             s.findings[kind] = Observation(ts, True, None, ev.event_id, f"documented {kind} ({ev.reason})")
@@ -235,7 +236,9 @@ def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     same_device = s.oxygen is not None and s.oxygen.name == ev.device.value
     since = s.oxygen.since if s.oxygen is not None and same_device else ev.ts
     # A documented reason stays with the same device until a row gives another one.
-    reason = ev.reason if ev.reason is not None or s.oxygen is None or not same_device else s.oxygen.reason
+    keep = ev.reason is None and s.oxygen is not None and same_device
+    reason = s.oxygen.reason if keep and s.oxygen is not None else ev.reason
+    attributed = keep and s.oxygen is not None and s.oxygen.attributed
     flow, flow_ts = ev.flow_l_min, ev.ts if ev.flow_l_min is not None else None
     if flow is None and s.oxygen is not None and s.oxygen.flow_ts == ev.ts:
         # A flow reading of the same event time as this device describes the same moment
@@ -248,6 +251,7 @@ def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
         event_id=ev.event_id,
         flow_l_min=flow,
         reason=reason,
+        attributed=attributed,
         flow_ts=flow_ts,
     )
 
@@ -323,7 +327,7 @@ def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     if ev.rate is not None:
         running.rate, running.unit = ev.rate, ev.unit
     if ev.reason is not None:
-        running.reason = ev.reason
+        running.reason, running.attributed = ev.reason, False
     running.at_max_dose = ev.at_max_dose
     return agent, False
 
@@ -335,7 +339,7 @@ def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
         if s.day0_ts is None or ts < s.day0_ts:
             s.day0_ts = ts
         return
-    if not counts_for_crs(ev.reason):
+    if not counts_for_crs(ev.reason, cfg.non_crs_causes):
         return
     in_episode = s.crs_grade > 0
     if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
@@ -399,7 +403,7 @@ def _on_attribution(s: PatientState, ev: Attribution) -> None:
             targets.update(_ALL_TARGETS)
         else:
             targets.add(target.value)
-    crs = counts_for_crs(ev.reason)
+    crs = attributes_to_crs(ev.reason)
     reason = None if crs else ev.reason
     s.support_version += 1
     for t in ("fever", "hypotension", "icans", "masking"):
@@ -413,13 +417,13 @@ def _on_attribution(s: PatientState, ev: Attribution) -> None:
             s.forward_reason[t] = ev.reason
             s.forward_since[t] = ts
     if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:
-        s.oxygen.reason = reason
+        s.oxygen.reason, s.oxygen.attributed = reason, not crs
         s.oxygen.changed = ts
         s.oxygen_changed = max(ts, s.oxygen_changed or NEG_INF)  # an older row cannot undo the judgement
     if "vasopressors" in targets:
         for agent, sup in s.infusions.items():
             if (ev.agent is None or ev.agent.value == agent) and sup.changed <= ts:
-                sup.reason = reason
+                sup.reason, sup.attributed = reason, not crs
                 sup.changed = ts
                 s.infusion_changed[agent] = max(ts, s.infusion_changed.get(agent, NEG_INF))
     s.findings[f"attribution:{','.join(sorted(targets))}"] = Observation(ts, True, None, ev.event_id, ev.reason)
@@ -488,11 +492,13 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
         m = s.findings.get("masking_drug")
         masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]" if m is not None else "tocilizumab/steroid"
     vaso = tuple(
-        VasoItem(VasoactiveAgent(a), sup.reason, _support_text(s, sup)) for a, sup in sorted(s.infusions.items())
+        VasoItem(VasoactiveAgent(a), sup.reason, _support_text(s, sup), sup.attributed)
+        for a, sup in sorted(s.infusions.items())
     )
     oxy = None
     if s.oxygen is not None:
-        oxy = OxygenItem(OxygenDevice(s.oxygen.name), s.oxygen.flow_l_min, s.oxygen.reason, _support_text(s, s.oxygen))
+        o = s.oxygen
+        oxy = OxygenItem(OxygenDevice(o.name), o.flow_l_min, o.reason, _support_text(s, o), o.attributed)
     return CrsInputs(
         fever=_obs_text(s, fever) if fever else None,
         masking=masking,
@@ -517,7 +523,7 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         _check_refractory(s, em, cfg)
         return
     s.crs_sig = sig
-    a = grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min)
+    a = grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min, cfg.non_crs_causes)
     prev = s.crs_grade
     if a.grade == prev:
         _check_refractory(s, em, cfg)
@@ -575,7 +581,7 @@ def _check_refractory(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     start = max(since, s.episode_il6_ts, s.episode_steroid_ts)
     if em.now - start < cfg.refractory_hours * 3600:
         return
-    crs_evidence = grade_crs(crs_inputs(s, em.now, cfg), cfg.low_flow_max_l_min).evidence
+    crs_evidence = grade_crs(crs_inputs(s, em.now, cfg), cfg.low_flow_max_l_min, cfg.non_crs_causes).evidence
     evidence = (
         f"grade >= {cfg.refractory_min_grade} since {when(s, since)}",
         f"IL-6 blockade given at {when(s, s.episode_il6_ts)}",
@@ -612,12 +618,12 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
         facts.append(f"norepinephrine equivalent cannot be computed: {result.why_not}")
     if started:
         sup = s.infusions[agent]
-        counted = "" if counts_for_crs(sup.reason) else f" (reason {sup.reason}: not counted toward CRS)"
+        counted = _reason_note(sup, cfg)
         em.alert("vasopressor_escalation", f"agent:{agent}", "high",
                  f"{agent} added; {len(pressors)} vasopressor(s) running{counted}", facts, s.vaso_course)
         non_vasopressin = [
             a for a in pressors
-            if VASOACTIVE_ROLE[a] is VasoactiveRole.VASOPRESSOR and counts_for_crs(s.infusions[a.value].reason)
+            if VASOACTIVE_ROLE[a] is VasoactiveRole.VASOPRESSOR and _support_counts(s.infusions[a.value], cfg)
         ]
         if len(non_vasopressin) >= 2:
             em.alert("vasopressor_escalation", "multiple", "critical",
@@ -636,6 +642,18 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
                  facts, s.vaso_course)
 
 
+def _support_counts(sup: Support, cfg: Thresholds) -> bool:
+    return not sup.attributed and counts_for_crs(sup.reason, cfg.non_crs_causes)
+
+
+def _reason_note(sup: Support, cfg: Thresholds) -> str:
+    if sup.reason is None:
+        return ""
+    if _support_counts(sup, cfg):
+        return f" (reason {sup.reason}: names no cause other than CRS, counted)"
+    return f" (reason {sup.reason}: not counted toward CRS)"
+
+
 def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     if s.oxygen is None:
         em.resolve("oxygen_escalation", "off supplemental oxygen", ["room air"])
@@ -648,7 +666,7 @@ def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         lvl.isdigit() and int(lvl) >= grade for lvl in t.alerted
     ):
         return
-    reason = "" if counts_for_crs(s.oxygen.reason) else f" (reason {s.oxygen.reason}: not counted toward CRS)"
+    reason = _reason_note(s.oxygen, cfg)
     facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
     em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
              f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)
@@ -895,7 +913,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _on_dose(s, event, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, Finding):
-        _on_finding(s, event)
+        _on_finding(s, event, cfg)
         _evaluate_crs(s, em, cfg)
         if event.finding.value in _IEC_FINDINGS:
             _evaluate_iec_hs(s, em, cfg)

@@ -28,6 +28,7 @@ class Support:
     unit: str | None = None
     flow_l_min: float | None = None
     reason: str | None = None
+    attributed: bool = False  # a clinician attributed it to `reason`, away from CRS
     at_max_dose: bool = False
     flow_ts: float | None = None  # event time of the oxygen flow reading (flow_l_min)
     segment: str | None = None  # logical id of the infusion segment that set the rate (FHIR resource)

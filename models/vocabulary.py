@@ -7,6 +7,8 @@ REFERENCE.md A.1 / C (vasopressin counts as a vasopressor but never toward
 
 from __future__ import annotations
 
+import functools
+import re
 from enum import StrEnum
 from typing import Final
 
@@ -177,14 +179,54 @@ class CerebralEdema(StrEnum):
     DIFFUSE = "diffuse"
 
 
-# A reason that keeps support or findings counted toward the CRS grade: none, or one of
-# these names of CRS. Any other reason ("sepsis", "cardiogenic", "diuresis", "CRS resolved",
-# ...) excludes them (ASTCT attribution clause); the grade's evidence always names the
-# excluded support and its reason, so an exclusion is never silent.
+# Why support, a dose or a finding was given or documented: the FHIR R4 input contract
+# (MedicationAdministration, reasonCode): "Support whose reason is explicitly not CRS (for example
+# cardiogenic shock, sepsis, diuresis, sedation) does not count toward the CRS grade; support with no
+# reason is counted." So a reason excludes only when it explicitly says "not CRS" or names another
+# cause; any other reason ("hypotension", "shock", "CRS grade 2", a bare code) counts, and the
+# grade's evidence names the reason either way, so an exclusion is never silent.
+#
+# IN-HOUSE DEFAULT (configurable: alerts.config.Thresholds.non_crs_causes): the other causes, as
+# words or phrases matched on word boundaries, case-insensitive. The contract's four examples, the
+# infections the seed cases document, and ICANS (steroids or sedation given for neurotoxicity). A
+# reason that also names CRS ("CRS, sepsis ruled out") counts: naming CRS wins over another cause.
+NON_CRS_CAUSES: Final[tuple[str, ...]] = (
+    "cardiogenic", "sepsis", "septic", "bacteremia", "bacteraemia", "diuresis", "sedation", "airway protection",
+    "icans", "neurotoxicity",
+)
+# Explicit negations: these exclude even when the reason names CRS.
+NOT_CRS_PHRASES: Final[tuple[str, ...]] = (
+    "not crs", "non-crs", "non crs", "not due to crs", "not related to crs", "unrelated to crs", "other than crs",
+    "not cytokine release", "not for hypoxia", "not hypoxia", "not hypoxic",
+)
+_NAMES_CRS = re.compile(r"\b(crs|cytokine release)\b")
+
+
+@functools.lru_cache(maxsize=64)
+def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def counts_for_crs(reason: str | None, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES) -> bool:
+    """Whether support, a dose or a finding with this reason counts toward CRS (see NON_CRS_CAUSES)."""
+    if reason is None:
+        return True
+    text = " ".join(reason.lower().split())
+    if _phrases(NOT_CRS_PHRASES).search(text):
+        return False
+    if _NAMES_CRS.search(text):
+        return True
+    return not (non_crs_causes and _phrases(non_crs_causes).search(text))
+
+
+# An attribution event (clinician judgement) moves findings or support away from CRS unless its
+# reason is one of these names of CRS; any other reason ("sepsis", "CRS resolved", ...) attributes
+# them elsewhere.
 CRS_REASONS: Final[frozenset[str]] = frozenset(
     {"crs", "cytokine release syndrome", "cytokine release", "crs shock", "crs hypoxia", "crs-related", "crs related"}
 )
 
 
-def counts_for_crs(reason: str | None) -> bool:
+def attributes_to_crs(reason: str | None) -> bool:
     return reason is None or " ".join(reason.strip().lower().split()) in CRS_REASONS

@@ -102,6 +102,45 @@ def test_evidence_names_the_facts() -> None:
     assert "norepinephrine" in text and "diuresis" in text and "not counted" in text and FEVER in text
 
 
+# The contract's reasonCode rule: only a reason that is explicitly not CRS excludes support.
+@pytest.mark.parametrize("reason", [
+    "hypotension", "Hypotension due to CRS", "CRS grade 2", "Cytokine release syndrome (disorder)", "shock",
+    "circulatory failure", "427573005", "CRS; sepsis ruled out",
+])
+def test_a_reason_that_names_no_other_cause_counts(reason: str) -> None:
+    a = grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, EPI, reason=reason)))
+    assert a.grade == 4 and a.hypotension_axis == 4
+    assert any(reason in e and "counted" in e and "not counted" not in e for e in a.evidence)
+
+
+@pytest.mark.parametrize("reason", [
+    "cardiogenic shock", "Sepsis", "septic shock", "diuresis", "sedation", "VRE bacteremia", "not CRS",
+    "hypotension, not due to CRS", "CRS resolved, not CRS now", "steroids for ICANS",
+])
+def test_a_reason_that_is_explicitly_not_crs_excludes(reason: str) -> None:
+    a = grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, EPI, reason=reason)))
+    assert a.grade == 1 and a.hypotension_axis == 0
+    assert sum(reason in e and "not counted" in e for e in a.evidence) == 2
+
+
+def test_oxygen_for_a_non_hypoxia_reason_is_off_the_hypoxia_axis() -> None:
+    assert grade_crs(CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason="circulatory failure, "
+                                                                                     "not for hypoxia"))).grade == 1
+    assert grade_crs(CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason="circulatory failure"))).grade == 4
+
+
+def test_a_clinician_attribution_excludes_whatever_its_reason_says() -> None:
+    item = VasoItem(NE, "CRS resolved (clinician judgement)", "NE 10 ug/min", attributed=True)
+    assert grade_crs(CrsInputs(fever=FEVER, vasoactives=(item,))).grade == 1
+
+
+def test_the_other_causes_are_configurable() -> None:
+    inputs = CrsInputs(fever=FEVER, vasoactives=vaso(NE, reason="pancreatitis"))
+    assert grade_crs(inputs).grade == 3
+    assert grade_crs(inputs, non_crs_causes=("pancreatitis",)).grade == 1
+    assert grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, reason="sepsis")), non_crs_causes=()).grade == 3
+
+
 def test_low_flow_limit_is_configurable() -> None:
     assert grade_crs(CrsInputs(fever=FEVER, oxygen=o2(D.NASAL_CANNULA, 6)), low_flow_max=5).grade == 3
 

@@ -40,6 +40,23 @@ def test_forward_attribution_keeps_later_sepsis_physiology_out_of_the_grade() ->
     assert s2.crs_grade == 2  # re-attributed to CRS from 110 h on
 
 
+def test_an_attribution_away_from_crs_holds_until_a_row_gives_a_new_reason() -> None:
+    start = [car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), infusion(25.5, "epinephrine")]
+    s, _ = fold([*start, attribution(30, ["vasopressors"], "CRS resolved (clinician judgement)")])
+    assert s.crs_grade == 1 and s.infusions["epinephrine"].attributed
+    s, _ = fold([*start, attribution(30, ["vasopressors"], "CRS resolved (clinician judgement)"),
+                 infusion(31, "epinephrine", action="rate_change", rate=0.1, unit="ug/kg/min", reason="hypotension")])
+    assert s.crs_grade == 3  # epinephrine counts again (its new reason names no other cause); norepinephrine does not
+    s, _ = fold([*start, attribution(30, ["vasopressors"], "crs")])
+    assert s.crs_grade == 4 and not s.infusions["epinephrine"].attributed
+
+
+def test_a_fever_documented_for_another_cause_is_not_a_crs_sign_and_the_causes_are_configurable() -> None:
+    events = [car_t(), finding(24, "fever", reason="pancreatitis"), infusion(25, "norepinephrine")]
+    assert fold(events)[0].crs_grade == 3
+    assert fold(events, Thresholds(non_crs_causes=("pancreatitis",)))[0].crs_grade == 0
+
+
 def test_no_active_crs_judgement_ends_the_episode_without_deleting_support() -> None:
     s, out = fold([car_t(), temp(24, 39.0), oxygen(25, "unspecified"), attribution(48, ["all"], "CRS resolved")])
     assert s.crs_grade == 0 and s.oxygen is not None and s.oxygen.reason == "CRS resolved"

@@ -460,9 +460,17 @@ def test_reason_code_that_is_not_crs_keeps_support_out_of_the_grade() -> None:
         return r.logs["p1"].state.crs_grade
 
     assert grade(None) == 3  # support with no reason is counted
-    assert grade("sepsis") == 1
+    # The contract's examples of "explicitly not CRS" exclude it ...
+    for reason in ("cardiogenic shock", "sepsis", "diuresis", "sedation"):
+        assert grade(reason) == 1, reason
+    # ... and only they: a reason that names no other cause is counted.
+    for reason in ("hypotension", "Hypotension due to CRS", "CRS grade 2", "Cytokine release syndrome (disorder)"):
+        assert grade(reason) == 3, reason
     ev = one(segment(med("7512") | {"reasonCode": [{"coding": [{"display": "cardiogenic shock"}]}]}, 5, "ug/min"))
     assert isinstance(ev, Infusion) and ev.reason == "cardiogenic shock"
+    coded = one(segment(med("7512") | {"reasonCode": [{"coding": [{"system": "http://snomed.info/sct",
+                                                                   "code": "427573005"}]}]}, 5, "ug/min"))
+    assert isinstance(coded, Infusion) and coded.reason == "427573005"  # a bare code names no other cause: counted
 
 
 # ---------------------------------------------------------------- identity, corrections, statuses
