@@ -44,7 +44,7 @@ from models.vocabulary import DrugClass, VasoactiveAgent
 from streams.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.terminology import (
     CAR_T_PRODUCT_NAMES,
-    DOSE_NAMES,
+    GENERIC_NAMES,
     LOINC,
     LOINC_CODES,
     PANEL_COMPONENTS,
@@ -54,6 +54,7 @@ from streams.terminology import (
     SNOMED_DEVICE,
     UCUM,
     VASOACTIVE_NAMES,
+    name_key,
 )
 
 NATIVE_EVENT_URL = "urn:crswatch:fhir:StructureDefinition:native-event"
@@ -448,11 +449,10 @@ def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass |
     for raw in names:
         if not isinstance(raw, str):
             continue
+        generic = GENERIC_NAMES.get(name_key(raw))  # the table's names as written, any case and spacing
+        if generic is not None:
+            return generic, VASOACTIVE_NAMES.get(generic), None
         name = " ".join(raw.lower().split())
-        if name in VASOACTIVE_NAMES:
-            return name, VASOACTIVE_NAMES[name], None
-        if name in DOSE_NAMES:
-            return name, None, None
         if any(p in name for p in CAR_T_PRODUCT_NAMES):
             return name, None, DrugClass.CAR_T
     label = f"RxNorm {rx[0]}" if rx else repr(next((n for n in names if isinstance(n, str)), None))

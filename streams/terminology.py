@@ -146,6 +146,20 @@ AGENT_NAME: Final[dict[VasoactiveAgent, str]] = {a: n for n, a in VASOACTIVE_NAM
 DOSE_NAMES: Final[frozenset[str]] = frozenset(
     {n for n in RXNORM_DRUGS.values() if n not in VASOACTIVE_NAMES} | {"axicabtagene ciloleucel"}
 )
+# Generic names as the contract's table writes them where that differs from the name used here.
+NAME_AS_WRITTEN: Final[dict[str, str]] = {"vasopressin (USP)": "vasopressin"}
+
+
+def name_key(name: str) -> str:
+    """A drug name compared case- and space-insensitively (contract: the generic name, case-insensitive)."""
+    return "".join(name.lower().split())
+
+
+# name_key of every generic name the contract recognises -> the generic name used here.
+GENERIC_NAMES: Final[dict[str, str]] = {
+    **{name_key(n): n for n in (*VASOACTIVE_NAMES, *DOSE_NAMES)},
+    **{name_key(written): n for written, n in NAME_AS_WRITTEN.items()},
+}
 # "any product named as a CAR-T cell product" (contract): a name containing one of these.
 CAR_T_PRODUCT_NAMES: Final[tuple[str, ...]] = ("car-t cell product", "car t cell product")
 

@@ -394,6 +394,54 @@ def test_infusions_recognised_by_generic_name(text: str, expected: str) -> None:
     assert isinstance(ev, Infusion) and ev.agent.value == expected
 
 
+# Every row of the contract's MedicationAdministration table by its generic name as the table writes it
+# -> (native agent and a rate unit of the row for an infusion; None and the generic name for a dose)
+TABLE_NAMES: list[tuple[str, str | None, str]] = [
+    ("norepinephrine", "norepinephrine", "ug/min"), ("epinephrine", "epinephrine", "ug/min"),
+    ("phenylephrine", "phenylephrine", "ug/min"), ("dopamine", "dopamine", "ug/kg/min"),
+    ("vasopressin (USP)", "vasopressin", "U/min"), ("angiotensin II", "angiotensin_ii", "ng/kg/min"),
+    ("metaraminol", "metaraminol", "ug/min"), ("dobutamine", "dobutamine", "ug/kg/min"),
+    ("milrinone", "milrinone", "ug/kg/min"),
+    ("tocilizumab", None, "tocilizumab"), ("siltuximab", None, "siltuximab"),
+    ("dexamethasone", None, "dexamethasone"), ("methylprednisolone", None, "methylprednisolone"),
+    ("hydrocortisone", None, "hydrocortisone"), ("anakinra", None, "anakinra"), ("ruxolitinib", None, "ruxolitinib"),
+    ("emapalumab", None, "emapalumab"), ("etoposide", None, "etoposide"), ("acetaminophen", None, "acetaminophen"),
+    ("tisagenlecleucel", None, "tisagenlecleucel"), ("lisocabtagene maraleucel", None, "lisocabtagene maraleucel"),
+    ("idecabtagene vicleucel", None, "idecabtagene vicleucel"),
+    ("ciltacabtagene autoleucel", None, "ciltacabtagene autoleucel"),
+    ("brexucabtagene autoleucel", None, "brexucabtagene autoleucel"),
+    ("obecabtagene autoleucel", None, "obecabtagene autoleucel"),
+    ("axicabtagene ciloleucel", None, "axicabtagene ciloleucel"),
+]
+
+
+@pytest.mark.parametrize(("written", "agent", "unit_or_name"), TABLE_NAMES)
+def test_each_table_row_recognised_by_its_name_as_written(written: str, agent: str | None,
+                                                          unit_or_name: str) -> None:
+    spellings = [written, written.upper(), f"  {written.replace(' ', '  ')} ", written.replace(" ", "")]
+    for spelling in spellings:
+        for where in ("text", "display"):
+            drug = med()
+            local = {"system": "urn:local:pharmacy", "code": "X1"}
+            drug["medicationCodeableConcept"] = ({"coding": [local], "text": spelling} if where == "text"
+                                                 else {"coding": [local | {"display": spelling}]})
+            if agent is not None:
+                ev = one(segment(drug, 2, unit_or_name))
+                assert isinstance(ev, Infusion) and ev.agent.value == agent, (spelling, where)
+            else:
+                ev = one(drug)
+                assert isinstance(ev, DrugDose) and ev.drug == unit_or_name, (spelling, where)
+
+
+@pytest.mark.parametrize(("written", "role"), [("angiotensin II", VasoactiveRole.VASOPRESSOR),
+                                               ("metaraminol", VasoactiveRole.VASOPRESSOR),
+                                               ("vasopressin (USP)", VasoactiveRole.VASOPRESSIN)])
+def test_the_role_of_the_drugs_recognised_by_name(written: str, role: VasoactiveRole) -> None:
+    unit = {"angiotensin II": "ng/kg/min", "metaraminol": "ug/kg/min", "vasopressin (USP)": "[USP'U]/min"}[written]
+    ev = one(segment(med(text=written), 0.5, unit))
+    assert isinstance(ev, Infusion) and VASOACTIVE_ROLE[ev.agent] is role
+
+
 @pytest.mark.parametrize(("display", "cls"), [("Axicabtagene ciloleucel", DrugClass.CAR_T),
                                               ("BPX-601 CAR-T cell product", DrugClass.CAR_T),
                                               ("tocilizumab", DrugClass.IL6R_BLOCKADE)])
