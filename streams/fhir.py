@@ -48,6 +48,7 @@ from streams.terminology import (
     LOINC,
     LOINC_CODES,
     PANEL_COMPONENTS,
+    PANEL_RULE,
     RXNORM,
     RXNORM_DRUGS,
     SNOMED,
@@ -378,10 +379,9 @@ def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
     if kind == "vital":
         measure: dict[str, Any] = {name: {"value": value, "unit": unit}}
         events = [ctx.event("vitals", pid, start, **measure, **extra)]
-        if components:
-            for c, m in _components(components, code).items():
-                reading: dict[str, Any] = {"flow_l_min" if LOINC_CODES[c][0][0] == "flow" else "fio2_pct": m["value"]}
-                events.append(ctx.event("oxygen", pid, start, f"#{next(iter(reading))}", **reading))
+        if components:  # the oxygen flow of 59408-5, its only component
+            for m in _components(components, code).values():
+                events.append(ctx.event("oxygen", pid, start, "#flow_l_min", flow_l_min=m["value"]))
         return events
     if kind == "lab":
         if comparator is not None:
@@ -416,8 +416,8 @@ def _components(components: Any, panel: str) -> dict[str, Any]:
                  if c.get("system") == LOINC]
         code = next((c for c in codes if c in PANEL_COMPONENTS[panel]), None)
         if code is None:
-            raise Reject(f"component[{n}] LOINC {codes[0] if codes else '(none)'} is not a component of {panel} in "
-                         "the contract", "unsupported")
+            raise Reject(f"component[{n}] LOINC {codes[0] if codes else '(none)'} is not a component of {panel} "
+                         f"(contract: {PANEL_RULE[panel]})", "unsupported")
         _, display, units = LOINC_CODES[code]
         what = f"LOINC {code} ({display})"
         if "valueQuantity" not in comp:

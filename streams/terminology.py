@@ -60,10 +60,15 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "48066-5": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
 }
 
-# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5).
+# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5),
+# with the contract rule a rejected component is told.
 PANEL_COMPONENTS: Final[dict[str, frozenset[str]]] = {
     "85354-9": frozenset({"8480-6", "8462-4", "8478-0"}),
-    "59408-5": frozenset({"3151-8", "19941-4", "3150-0"}),
+    "59408-5": frozenset({"3151-8", "19941-4"}),
+}
+PANEL_RULE: Final[dict[str, str]] = {
+    "85354-9": "the blood pressure panel 85354-9 has the components 8480-6 / 8462-4 / 8478-0",
+    "59408-5": "only the inhaled oxygen flow rate 3151-8 (also 19941-4) is a component of 59408-5",
 }
 
 # The LOINC code the export writes for each native measure or analyte (the first contract code).

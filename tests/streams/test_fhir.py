@@ -173,15 +173,37 @@ def test_blood_pressure_panel_gives_one_vitals_event() -> None:
     assert (ev.sbp.value, ev.dbp.value, ev.map.value) == (85, 50, 62)
 
 
-def test_oxygen_flow_as_a_component_of_pulse_oximetry() -> None:
+@pytest.mark.parametrize("flow_code", ["3151-8", "19941-4"])
+def test_oxygen_flow_as_a_component_of_pulse_oximetry(flow_code: str) -> None:
     res = obs("59408-5", 91, "%", component=[
-        {"code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": flow_code}]},
          "valueQuantity": {"value": 8, "unit": "L/min", "system": UCUM, "code": "L/min"}}])
     n = run(res)
     assert [e.kind for e in n.events] == ["vitals", "oxygen"] and n.accepted == 1
     spo2, flow = n.events
     assert isinstance(flow, OxygenSupport) and flow.flow_l_min == 8 and flow.device is None
     assert spo2.logical_id == flow.logical_id == "Observation/o1"  # replaced or retracted together
+
+
+def test_fio2_is_not_a_component_of_pulse_oximetry() -> None:
+    res = obs("59408-5", 91, "%", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]},
+         "valueQuantity": {"value": 40, "unit": "%", "system": UCUM, "code": "%"}}])
+    reason, category = rejected(res)
+    assert reason == ("component[0] LOINC 3150-0 is not a component of 59408-5 (contract: only the inhaled oxygen "
+                      "flow rate 3151-8 (also 19941-4) is a component of 59408-5)")
+    assert category == "unsupported"
+    ev = one(obs("3150-0", 40, "%"))  # FiO2 alone is a contract row
+    assert isinstance(ev, OxygenSupport) and ev.fio2_pct == 40
+
+
+def test_a_blood_pressure_panel_component_outside_the_panel_is_rejected_with_the_rule() -> None:
+    res = obs("85354-9", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "valueQuantity": {"value": 80, "unit": "/min", "system": UCUM, "code": "/min"}}])
+    reason, _ = rejected(res)
+    assert reason == ("component[0] LOINC 8867-4 is not a component of 85354-9 (contract: the blood pressure panel "
+                      "85354-9 has the components 8480-6 / 8462-4 / 8478-0)")
 
 
 def test_comparator_is_kept() -> None:
