@@ -15,7 +15,9 @@ validation per resource (structure and datatypes of the whole resource); the tes
 every example and every exported resource through it.
 
 Identity: event_id is `<resourceType>/<id>` (+ `/_history/<versionId>`), logical_id is
-`<resourceType>/<id>`, version is meta.versionId (an integer, so that versions order). One
+`<resourceType>/<id>`, version orders the versions: meta.versionId when it is an integer,
+else meta.lastUpdated in microseconds since 1970 (opaque versionIds; without lastUpdated
+such a resource is rejected: its versions cannot be ordered). One
 resource may give several events (a pulse-oximetry Observation with an oxygen-flow
 component; a completed infusion segment gives its start and its end): they share the
 logical id and version and are replaced or retracted together (alerts.log).
@@ -33,7 +35,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -69,6 +71,7 @@ MED_ACCEPTED = frozenset({"in-progress", "completed", "stopped"})
 MED_IGNORED = frozenset({"not-done"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 RULE_TIME = "contract: times are ISO 8601 with a UTC offset"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # FHIR dateTime with a time of day: seconds are required, fractions up to 9 digits.
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
@@ -262,15 +265,14 @@ class _Context:
             raise Reject(f"id {rid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", "invalid_value")
         self.logical_id: str | None = f"{rtype}/{rid}"
         self.version: int | None = None
+        self.event_id = self.logical_id
         meta = res.get("meta")
         if meta is not None:
-            vid = _obj(meta, "meta").get("versionId")
+            meta = _obj(meta, "meta")
+            vid = meta.get("versionId")
             if vid is not None:
-                if not isinstance(vid, str) or not vid.isdigit() or len(vid) > 18:
-                    raise Reject(f"meta.versionId {vid!r} is not an integer: a new versionId replaces the earlier "
-                                 "version (contract), so versions must be ordered", "invalid_value")
-                self.version = int(vid)
-        self.event_id = self.logical_id + (f"/_history/{self.version}" if self.version is not None else "")
+                self.version, text = _version(vid, meta)
+                self.event_id += f"/_history/{text}"
         self.provenance: dict[str, Any] | Provenance = _provenance(source)
         self.exported = False  # carries a native event's identity (crswatch export): one event, its id
         extensions = res.get("extension")
@@ -313,6 +315,27 @@ class _Context:
                          "rejected)", "missing_field")
         assert self.logical_id is not None
         return self.event("retract", pid, when, "/entered-in-error", retracts=self.logical_id)
+
+
+def _version(vid: Any, meta: dict[str, Any]) -> tuple[int, str]:
+    """(order key, text for the event id) of meta.versionId. A new versionId replaces the earlier
+    version (contract), so versions must order: an all-digit versionId is that integer; any other
+    (FHIR versionId is an id, and some servers send opaque ones) is ordered by meta.lastUpdated,
+    as microseconds since 1970."""
+    if not isinstance(vid, str) or not _ID.fullmatch(vid):
+        raise Reject(f"meta.versionId {vid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", "invalid_value")
+    if vid.isdigit() and len(vid) <= 18:  # within a 64-bit integer
+        return int(vid), str(int(vid))
+    if "lastUpdated" not in meta:
+        raise Reject(f"meta.versionId {vid!r} is not an integer and meta.lastUpdated is missing: the versions of "
+                     "this resource cannot be ordered (contract: a new versionId replaces the earlier version)",
+                     "missing_field")
+    updated = datetime.fromisoformat(parse_time(meta["lastUpdated"], "meta.lastUpdated"))
+    micros = (updated - _EPOCH) // timedelta(microseconds=1)
+    if micros < 0:
+        raise Reject(f"meta.lastUpdated {meta['lastUpdated']!r} is before 1970: it cannot order meta.versionId "
+                     f"{vid!r}", "invalid_value")
+    return micros, vid
 
 
 @functools.lru_cache(maxsize=1024)

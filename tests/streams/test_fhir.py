@@ -567,9 +567,50 @@ def test_entered_in_error_retracts_the_resource() -> None:
     assert run(eie_med).events[0].kind == "retract"
 
 
-def test_non_integer_version_is_rejected() -> None:
-    reason, _ = rejected(obs("8867-4", 80, "/min", meta={"versionId": "abc"}))
-    assert "versionId" in reason
+def test_an_opaque_version_without_last_updated_is_rejected() -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", meta={"versionId": "abc"}))
+    assert reason == ("meta.versionId 'abc' is not an integer and meta.lastUpdated is missing: the versions of this "
+                      "resource cannot be ordered (contract: a new versionId replaces the earlier version)")
+    assert category == "missing_field"
+
+
+@pytest.mark.parametrize("vid", [7, "a b", "", "x" * 65])
+def test_a_version_id_that_is_not_a_fhir_id_is_rejected(vid: Any) -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", meta={"versionId": vid,
+                                                                "lastUpdated": "2024-01-01T10:05:00Z"}), strict=False)
+    assert reason == f"meta.versionId {vid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})" and category == "invalid_value"
+
+
+def test_an_integer_version_orders_as_that_integer() -> None:
+    ev = one(obs("8867-4", 80, "/min", meta={"versionId": "12", "lastUpdated": "2024-01-01T10:05:00Z"}))
+    assert (ev.version, ev.event_id) == (12, "Observation/o1/_history/12")
+
+
+def test_opaque_versions_are_ordered_by_last_updated() -> None:
+    cart = med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")
+    v1 = obs("8310-5", 39.4, "Cel", rid="temp",
+             meta={"versionId": "MTU1NjY2ODk4MDQ4NDc0MjAwMA", "lastUpdated": "2024-01-01T10:05:00Z"})
+    v2 = obs("8310-5", 37.1, "Cel", rid="temp", status="corrected",
+             meta={"versionId": "9f1c-2b", "lastUpdated": "2024-01-01T11:20:00.5+01:00"})  # 10:20:00.5 UTC
+    (ev2,) = run(v2).events
+    assert ev2.event_id == "Observation/temp/_history/9f1c-2b"  # the versionId text: duplicates dedupe
+    assert ev2.version == 1704104400_500000  # microseconds since 1970 of lastUpdated
+
+    r = Replayer()
+    r.feed_normalised(run(cart))
+    records = r.feed_normalised(run(v1))
+    assert any(isinstance(x, CrsGradeChange) and x.grade == 1 for x in records)
+    records = r.feed_normalised(run(v2))  # the later lastUpdated replaces the earlier version
+    assert r.logs["p1"].state.crs_grade == 0 and any(isinstance(x, Retraction) for x in records)
+    assert r.outcomes["corrected"] == 1
+    assert r.feed_normalised(run(v2)) == [] and r.outcomes["duplicate"] == 1
+    assert r.feed_normalised(run(v1)) == [] and r.outcomes["superseded"] == 1  # the earlier version, late
+
+    late = Replayer()  # the later version first: the earlier one arriving after it is superseded
+    late.feed_normalised(run(cart))
+    late.feed_normalised(run(v2))
+    late.feed_normalised(run(v1))
+    assert late.logs["p1"].state.crs_grade == 0 and late.outcomes["superseded"] == 1
 
 
 @pytest.mark.parametrize(("res", "status"), [(obs("8867-4", 80, "/min", status="cancelled"), "cancelled"),
