@@ -157,6 +157,13 @@ def test_the_contract_example_reason_for_ferritin() -> None:
         "unit 'mg' not accepted for LOINC 2276-4 (ferritin): accepted ng/mL, ug/L")
 
 
+@pytest.mark.parametrize(("code", "unit"), [("8867-4", "{beat}/min"), ("8867-4", "{beats}/min"),
+                                           ("9279-1", "{breath}/min")])
+def test_annotated_per_minute_units_are_outside_the_contract(code: str, unit: str) -> None:
+    reason, _ = rejected(obs(code, 80, unit))  # the contract's table lists /min only
+    assert reason == f"unit {unit!r} not accepted for LOINC {code} ({LOINC_CODES[code][1]}): accepted /min"
+
+
 def test_fahrenheit_is_converted() -> None:
     ev = one(obs("8310-5", 102.2, "[degF]"))
     assert isinstance(ev, VitalSigns) and ev.temperature is not None
