@@ -15,6 +15,7 @@ import pytest
 from alerts.crs import oxygen_axis
 from models.events import ClinicalEvent, DrugDose, Infusion, LabResult, OxygenSupport, PatientContext, VitalSigns
 from models.records import CrsGradeChange, Retraction
+from models.state import state_to_json
 from models.vocabulary import VASOACTIVE_ROLE, DrugClass, OxygenDevice, VasoactiveRole, drug_class
 from streams.fhir import normalise_fhir
 from streams.normalised import Normalised
@@ -225,6 +226,37 @@ def test_comparator_on_a_vital_sign_is_rejected_not_dropped() -> None:
     assert "comparator" in reason
 
 
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_each_comparator_is_kept(comparator: str) -> None:
+    q = {"value": 3, "comparator": comparator, "unit": "pg/mL", "system": UCUM, "code": "pg/mL"}
+    ev = one(obs("26881-3", valueQuantity=q))
+    assert isinstance(ev, LabResult) and (ev.comparator, ev.value) == (comparator, 3)
+
+
+@pytest.mark.parametrize("comparator", ["=", "ad", "=>", "", 1])
+def test_a_comparator_outside_the_contract_is_rejected(comparator: Any) -> None:
+    q = {"value": 3, "comparator": comparator, "unit": "pg/mL", "system": UCUM, "code": "pg/mL"}
+    reason, category = rejected(obs("26881-3", valueQuantity=q), strict=False)
+    assert reason == f"valueQuantity.comparator {comparator!r} is not one of <, <=, >=, > (contract)"
+    assert category == "invalid_value"
+
+
+@pytest.mark.parametrize("system", ["http://snomed.info/sct", "urn:local:units", None])
+def test_a_value_quantity_whose_system_is_not_ucum_is_rejected(system: str | None) -> None:
+    res = obs("2276-4", 500, "ng/mL")
+    res["valueQuantity"]["system"] = system
+    reason, category = rejected(res, strict=False)
+    assert reason == f"valueQuantity.system {system!r} is not UCUM (http://unitsofmeasure.org) (contract)"
+    assert category == "invalid_value"
+
+
+def test_soluble_il2_receptor_in_units_per_ml_is_rejected() -> None:
+    # contract: sCD25 (mass) 76039-7 in pg/mL, "not convertible to U/mL"
+    reason, category = rejected(obs("76039-7", 1200, "U/mL"))
+    assert reason == "unit 'U/mL' not accepted for LOINC 76039-7 (soluble IL-2 receptor (mass)): accepted pg/mL"
+    assert category == "invalid_value"
+
+
 def test_event_time_is_effective_and_result_time_is_issued() -> None:
     ev = one(obs("2276-4", 500, "ng/mL", effectiveDateTime=None, effectivePeriod={"start": T},
                  issued="2024-01-01T13:30:00+01:00"))
@@ -268,6 +300,12 @@ def test_an_impossible_date_time_is_rejected(when: str, why: str) -> None:
 def test_missing_subject_code_value_or_time_is_rejected(key: str, field: str) -> None:
     reason, category = rejected(_without(obs("8867-4", 80, "/min"), key), strict=False)
     assert field in reason and category == "missing_field"
+
+
+@pytest.mark.parametrize("reference", ["Group/g1", "Device/d1", "p1", "Patient/", "https://ehr.example/Patient"])
+def test_a_subject_that_is_not_a_patient_is_rejected(reference: str) -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", subject={"reference": reference}), strict=False)
+    assert reason == f"subject.reference {reference!r} is not Patient/<id> (contract)" and category == "invalid_value"
 
 
 @pytest.mark.parametrize(("value", "why"), [(float("nan"), "malformed JSON"), (float("inf"), "malformed JSON"),
@@ -350,6 +388,20 @@ def test_nasal_cannula_is_low_flow_up_to_6_and_high_flow_above(flow: float, grad
     assert r.logs["p1"].state.crs_grade == grade
 
 
+def test_a_new_method_replaces_the_previous_one_extubation_to_nasal_cannula() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+    r.feed_normalised(run(method("1258985005") | {"id": "vent", "effectiveDateTime": "2024-01-01T10:30:00+00:00"}))
+    state = r.logs["p1"].state
+    assert state.oxygen is not None and state.oxygen.name == "invasive_ventilation" and state.crs_grade == 4
+    # extubation: a new observation with the new method (contract)
+    r.feed_normalised(run(method("336623009") | {"id": "nc", "effectiveDateTime": "2024-01-01T12:00:00+00:00"}))
+    state = r.logs["p1"].state
+    assert state.oxygen is not None and state.oxygen.name == "nasal_cannula"
+    assert state.crs_grade == 2  # nasal cannula with no flow known: at least 2
+
+
 def test_unknown_method_is_rejected() -> None:
     reason, category = rejected(method("123456"))
     assert "123456" in reason and category == "unsupported"
@@ -411,6 +463,12 @@ def test_each_drug_and_its_role(rx: str) -> None:
         ev = one(med(rx, dosage={"dose": {"value": 8, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}}))
         assert isinstance(ev, DrugDose) and ev.drug == name and drug_class(ev.drug) is role
         assert (ev.dose, ev.unit) == (8, "mg/kg")
+
+
+@pytest.mark.parametrize(("rx", "value", "unit"), [("3264", 10, "mg"), ("6902", 1, "g"), ("612865", 8, "mg/kg")])
+def test_dose_units_of_the_contract(rx: str, value: float, unit: str) -> None:
+    ev = one(med(rx, dosage={"dose": {"value": value, "unit": unit, "system": UCUM, "code": unit}}))
+    assert isinstance(ev, DrugDose) and (ev.dose, ev.unit) == (value, unit)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -650,6 +708,41 @@ def test_ndjson_lines_and_bundles_of_every_type() -> None:
     assert len(n.events) == 1 and len(n.ignored) == 1
     bad = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": a}]}
     assert "searchset" in rejected(bad, strict=False)[0]
+
+
+def test_entries_in_any_order_give_the_same_state() -> None:
+    # contract: lines and entries come in any order (here all within the lateness window)
+    def at(hhmm: str) -> str:
+        return f"2024-01-01T{hhmm}:00+00:00"
+
+    def comp(code: str, value: float, unit: str) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
+
+    resources = [
+        med("1986438", effectiveDateTime=at("08:30"), rid="cart"),
+        obs("8310-5", 39.2, "Cel", rid="t1", effectiveDateTime=at("09:00")),
+        obs("85354-9", rid="bp1", effectiveDateTime=at("09:30"),
+            component=[comp("8480-6", 84, "mm[Hg]"), comp("8462-4", 48, "mm[Hg]"), comp("8478-0", 60, "mm[Hg]")]),
+        method("336623009") | {"id": "nc", "effectiveDateTime": at("09:45")},
+        obs("59408-5", 91, "%", rid="ox1", effectiveDateTime=at("09:45"), component=[comp("3151-8", 4, "L/min")]),
+        segment(med("7512"), 5, "ug/min", "ne1", start=at("10:00")),
+        obs("2276-4", 12000, "ng/mL", rid="fer", effectiveDateTime=at("10:30"), issued=at("11:30")),
+        obs("8310-5", 38.4, "Cel", rid="t2", effectiveDateTime=at("11:00")),
+    ]
+
+    def state(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        r = Replayer()
+        r.feed_normalised(run({"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": e} for e in entries]}))
+        assert not r.rejected and r.outcomes["late"] == 0
+        doc: dict[str, Any] = json.loads(state_to_json(r.logs["p1"].state))
+        return doc
+
+    ordered = state(resources)
+    assert ordered["crs_grade"] == 3  # fever, one vasopressor, low-flow oxygen
+    assert state(resources[::-1]) == ordered
+    assert state(resources[3:] + resources[:3]) == ordered
 
 
 def test_a_resource_without_id_takes_its_full_url() -> None:
