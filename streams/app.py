@@ -147,6 +147,8 @@ class Runtime:
                                                  Rejection(f"{rej.source}: {rej.reason}", rej.category), now))
             self.metrics.dead_lettered(rej.category)
         self.counts[f"normalised:{fmt}"] += len(result.events)
+        self.counts[f"ignored:{fmt}"] += len(result.ignored)  # no value (contract: ignored, but counted)
+        self.metrics.observe_feed(fmt, result)
         if letters:
             await self.send(letters)
 

@@ -137,7 +137,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for rej in result.rejected:
         print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
     topics = ", ".join(f"{t} {n}" for t, n in sorted(result.by_topic.items()))
-    print(f"published {result.sent} events ({topics}); rejected {len(result.rejected)}", file=sys.stderr)
+    print(f"published {result.sent} events ({topics}); rejected {len(result.rejected)}; ignored {result.ignored}",
+          file=sys.stderr)
     return 0
 
 

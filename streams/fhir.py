@@ -15,7 +15,9 @@ validation per resource (structure and datatypes of the whole resource); the tes
 every example and every exported resource through it.
 
 Identity: event_id is `<resourceType>/<id>` (+ `/_history/<versionId>`), logical_id is
-`<resourceType>/<id>`, version is meta.versionId (an integer, so that versions order). One
+`<resourceType>/<id>`, version orders the versions: meta.versionId when it is an integer,
+else meta.lastUpdated in microseconds since 1970 (opaque versionIds; without lastUpdated
+such a resource is rejected: its versions cannot be ordered). One
 resource may give several events (a pulse-oximetry Observation with an oxygen-flow
 component; a completed infusion segment gives its start and its end): they share the
 logical id and version and are replaced or retracted together (alerts.log).
@@ -33,7 +35,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -44,16 +46,18 @@ from models.vocabulary import DrugClass, VasoactiveAgent
 from streams.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.terminology import (
     CAR_T_PRODUCT_NAMES,
-    DOSE_NAMES,
+    GENERIC_NAMES,
     LOINC,
     LOINC_CODES,
     PANEL_COMPONENTS,
+    PANEL_RULE,
     RXNORM,
     RXNORM_DRUGS,
     SNOMED,
     SNOMED_DEVICE,
     UCUM,
     VASOACTIVE_NAMES,
+    name_key,
 )
 
 NATIVE_EVENT_URL = "urn:crswatch:fhir:StructureDefinition:native-event"
@@ -67,6 +71,7 @@ MED_ACCEPTED = frozenset({"in-progress", "completed", "stopped"})
 MED_IGNORED = frozenset({"not-done"})
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 RULE_TIME = "contract: times are ISO 8601 with a UTC offset"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # FHIR dateTime with a time of day: seconds are required, fractions up to 9 digits.
 _DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
@@ -260,15 +265,14 @@ class _Context:
             raise Reject(f"id {rid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", "invalid_value")
         self.logical_id: str | None = f"{rtype}/{rid}"
         self.version: int | None = None
+        self.event_id = self.logical_id
         meta = res.get("meta")
         if meta is not None:
-            vid = _obj(meta, "meta").get("versionId")
+            meta = _obj(meta, "meta")
+            vid = meta.get("versionId")
             if vid is not None:
-                if not isinstance(vid, str) or not vid.isdigit() or len(vid) > 18:
-                    raise Reject(f"meta.versionId {vid!r} is not an integer: a new versionId replaces the earlier "
-                                 "version (contract), so versions must be ordered", "invalid_value")
-                self.version = int(vid)
-        self.event_id = self.logical_id + (f"/_history/{self.version}" if self.version is not None else "")
+                self.version, text = _version(vid, meta)
+                self.event_id += f"/_history/{text}"
         self.provenance: dict[str, Any] | Provenance = _provenance(source)
         self.exported = False  # carries a native event's identity (crswatch export): one event, its id
         extensions = res.get("extension")
@@ -311,6 +315,27 @@ class _Context:
                          "rejected)", "missing_field")
         assert self.logical_id is not None
         return self.event("retract", pid, when, "/entered-in-error", retracts=self.logical_id)
+
+
+def _version(vid: Any, meta: dict[str, Any]) -> tuple[int, str]:
+    """(order key, text for the event id) of meta.versionId. A new versionId replaces the earlier
+    version (contract), so versions must order: an all-digit versionId is that integer; any other
+    (FHIR versionId is an id, and some servers send opaque ones) is ordered by meta.lastUpdated,
+    as microseconds since 1970."""
+    if not isinstance(vid, str) or not _ID.fullmatch(vid):
+        raise Reject(f"meta.versionId {vid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", "invalid_value")
+    if vid.isdigit() and len(vid) <= 18:  # within a 64-bit integer
+        return int(vid), str(int(vid))
+    if "lastUpdated" not in meta:
+        raise Reject(f"meta.versionId {vid!r} is not an integer and meta.lastUpdated is missing: the versions of "
+                     "this resource cannot be ordered (contract: a new versionId replaces the earlier version)",
+                     "missing_field")
+    updated = datetime.fromisoformat(parse_time(meta["lastUpdated"], "meta.lastUpdated"))
+    micros = (updated - _EPOCH) // timedelta(microseconds=1)
+    if micros < 0:
+        raise Reject(f"meta.lastUpdated {meta['lastUpdated']!r} is before 1970: it cannot order meta.versionId "
+                     f"{vid!r}", "invalid_value")
+    return micros, vid
 
 
 @functools.lru_cache(maxsize=1024)
@@ -377,10 +402,9 @@ def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
     if kind == "vital":
         measure: dict[str, Any] = {name: {"value": value, "unit": unit}}
         events = [ctx.event("vitals", pid, start, **measure, **extra)]
-        if components:
-            for c, m in _components(components, code).items():
-                reading: dict[str, Any] = {"flow_l_min" if LOINC_CODES[c][0][0] == "flow" else "fio2_pct": m["value"]}
-                events.append(ctx.event("oxygen", pid, start, f"#{next(iter(reading))}", **reading))
+        if components:  # the oxygen flow of 59408-5, its only component
+            for m in _components(components, code).values():
+                events.append(ctx.event("oxygen", pid, start, "#flow_l_min", flow_l_min=m["value"]))
         return events
     if kind == "lab":
         if comparator is not None:
@@ -415,8 +439,8 @@ def _components(components: Any, panel: str) -> dict[str, Any]:
                  if c.get("system") == LOINC]
         code = next((c for c in codes if c in PANEL_COMPONENTS[panel]), None)
         if code is None:
-            raise Reject(f"component[{n}] LOINC {codes[0] if codes else '(none)'} is not a component of {panel} in "
-                         "the contract", "unsupported")
+            raise Reject(f"component[{n}] LOINC {codes[0] if codes else '(none)'} is not a component of {panel} "
+                         f"(contract: {PANEL_RULE[panel]})", "unsupported")
         _, display, units = LOINC_CODES[code]
         what = f"LOINC {code} ({display})"
         if "valueQuantity" not in comp:
@@ -448,11 +472,10 @@ def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass |
     for raw in names:
         if not isinstance(raw, str):
             continue
+        generic = GENERIC_NAMES.get(name_key(raw))  # the table's names as written, any case and spacing
+        if generic is not None:
+            return generic, VASOACTIVE_NAMES.get(generic), None
         name = " ".join(raw.lower().split())
-        if name in VASOACTIVE_NAMES:
-            return name, VASOACTIVE_NAMES[name], None
-        if name in DOSE_NAMES:
-            return name, None, None
         if any(p in name for p in CAR_T_PRODUCT_NAMES):
             return name, None, DrugClass.CAR_T
     label = f"RxNorm {rx[0]}" if rx else repr(next((n for n in names if isinstance(n, str)), None))

@@ -2,8 +2,9 @@
 
 OBX-3 carries a LOINC code of the FHIR input contract (labs, vitals, weight, oxygen flow,
 FiO2, method of oxygen delivery) or an IEEE 11073 MDC code of a bedside vital as monitor
-gateways send it (IHE PCD-01; streams.terminology.MDC_CODES); OBX-6 a UCUM unit or an MDC
-unit; OBX-5 the value (NM, or SN with a comparator for labs; CWE with a SNOMED CT code
+gateways send it (IHE PCD-01; streams.terminology.MDC_CODES); OBX-6 a UCUM unit (the
+annotated `{beat}/min`, `{breath}/min` read as `/min`) or an MDC unit by reference id or
+numeric code; OBX-5 the value (NM, or SN with a comparator for labs; CWE with a SNOMED CT code
 for the oxygen method). Event time is OBX-14, else OBR-7, else MSH-7, and must carry a UTC
 offset (an HL7 time without one is local to the sender and is rejected, as in the FHIR
 contract). The patient is PID-3 (first identifier, component 1).
@@ -33,7 +34,15 @@ from typing import Any
 from models.events import VITAL_LIMITS, InvalidEvent, parse_event
 from models.units import VITAL_UNITS, UnitError, normalise_vital
 from streams.normalised import Ignore, Ignored, Normalised, Reject, Rejection
-from streams.terminology import LOINC_CODES, MDC_BY_REFID, MDC_CODES, MDC_UNITS, SNOMED_DEVICE
+from streams.terminology import (
+    LOINC_CODES,
+    MDC_BY_REFID,
+    MDC_CODES,
+    MDC_UNIT_CODES,
+    MDC_UNITS,
+    SNOMED_DEVICE,
+    UCUM_ANNOTATED_PER_MIN,
+)
 
 ACCEPTED_STATUS = frozenset({"", "F", "C", "P", "R", "S", "A", "U"})
 IGNORED_STATUS = frozenset({"X", "I", "N"})
@@ -195,11 +204,18 @@ def _code(enc: Encoding, field: str) -> tuple[str, str, str]:
 
 
 def _unit(enc: Encoding, field: str) -> str:
+    """The UCUM unit of OBX-6: a UCUM code, or an MDC unit by reference id (`^MDC_DIM_MMHG^MDC`,
+    `266016^MDC_DIM_MMHG^MDC`) or by numeric code with the MDC system (`266016^^MDC`)."""
     comps = [*enc.components(field), "", "", ""]
     ident, text, system = comps[0].strip(), comps[1].strip(), comps[2].strip().upper()
+    by_code = MDC_UNIT_CODES.get(ident) if system in MDC_SYSTEMS else None
     for refid in (text, ident):
         if refid in MDC_UNITS:
+            if by_code is not None and by_code != refid:
+                raise Reject(f"OBX-6 MDC unit code {ident} is {by_code}, not {refid}", "invalid_value")
             return MDC_UNITS[refid]
+    if by_code is not None:
+        return MDC_UNITS[by_code]
     if system in MDC_SYSTEMS:
         raise Reject(f"OBX-6 MDC unit {ident} {text} is not one crswatch reads", "invalid_value")
     return ident
@@ -263,6 +279,8 @@ def _observation(oru: Oru, index: int, obr_time: str, fields: list[str]) -> _Ite
     else:
         raise Reject(f"OBX-2 value type {vtype!r} is not accepted for {what}: NM or SN", "unsupported")
     unit = _unit(enc, _field(fields, 6))
+    if unit in UCUM_ANNOTATED_PER_MIN and "/min" in units:  # heart or respiratory rate
+        unit = "/min"
     if unit not in units:
         raise Reject(f"unit {unit!r} not accepted for {what}: accepted {', '.join(units)}", "invalid_value")
     if comparator is not None and target[0] != "lab":

@@ -28,6 +28,8 @@ Metrics (base units, `_total` counters):
 - crswatch_events_ingested_total{topic, kind, outcome}  outcome: applied|duplicate|late|rejected|corrected|
                                                         retracted|superseded
 - crswatch_dead_letters_total{reason}                   reason: REJECT_CATEGORIES, processing_error, other
+- crswatch_feed_units_total{format, outcome}            raw FHIR / HL7 v2 feed units (a resource, an OBX);
+                                                        outcome: accepted|rejected|ignored (observe_feed)
 - crswatch_alerts_emitted_total{kind, severity, status}
 - crswatch_records_emitted_total{type}                  crs_grade|iec_hs|icans_grade|alert|retraction
 - crswatch_records_published_total{topic}
@@ -79,6 +81,7 @@ from alerts.log import StepResult
 from models.events import EVENT_KINDS, REJECT_CATEGORIES, ClinicalEvent
 from models.records import ALERT_KINDS, SEVERITIES, Alert, Record
 from models.state import PatientState
+from streams.normalised import Normalised
 from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
 
 OUTCOMES = ("applied", "duplicate", "late", "rejected", "corrected", "retracted", "superseded")
@@ -87,6 +90,8 @@ CRS_GRADES = (0, 1, 2, 3, 4)
 IEC_HS_LEVELS = tuple(sorted(LEVEL_NAMES))
 RECORD_TYPES = ("crs_grade", "iec_hs", "icans_grade", "alert", "retraction", "notice")
 OUTPUT_TOPICS = (ALERTS, PATIENT_STATE, DEAD_LETTER)
+FEED_FORMATS = ("fhir", "hl7v2")
+FEED_OUTCOMES = ("accepted", "rejected", "ignored")
 UNKNOWN = "unknown"
 OTHER = "other"
 
@@ -118,6 +123,10 @@ class Metrics:
                               ("topic", "kind", "outcome"), registry=r)
         self.dead_letters = Counter("crswatch_dead_letters", "Messages sent to the dead-letter topic, by reason.",
                                     ("reason",), registry=r)
+        self.feed_units = Counter("crswatch_feed_units",
+                                  "Units of the raw FHIR and HL7 v2 feeds (a resource, an OBX) by outcome; ignored "
+                                  "units carry no value (e.g. FHIR status cancelled, PCD-01 device headers).",
+                                  ("format", "outcome"), registry=r)
         self.alerts = Counter("crswatch_alerts_emitted", "Alerts emitted by the fold.",
                               ("kind", "severity", "status"), registry=r)
         self.records = Counter("crswatch_records_emitted", "Records emitted by the fold, by type.",
@@ -158,6 +167,9 @@ class Metrics:
             self.iec_patients.labels(str(lv)).set(0)
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason)
+        for fmt in FEED_FORMATS:
+            for outcome in FEED_OUTCOMES:
+                self.feed_units.labels(fmt, outcome)
 
     # ------------------------------------------------------------------ per message
 
@@ -177,6 +189,14 @@ class Metrics:
 
     def dead_lettered(self, reason: str) -> None:
         self.dead_letters.labels(bounded(reason, DEAD_LETTER_REASONS)).inc()
+
+    def observe_feed(self, fmt: str, result: Normalised) -> None:
+        """One raw feed message normalised by an input adapter: its units by outcome."""
+        f = bounded(fmt, FEED_FORMATS)
+        for outcome, n in (("accepted", result.accepted), ("rejected", len(result.rejected)),
+                           ("ignored", len(result.ignored))):
+            if n:
+                self.feed_units.labels(f, outcome).inc(n)
 
     def observe_rejected(self, topic: str, category: str, now_s: float) -> None:
         """A message that is not a valid event: counted as ingested (rejected) and dead-lettered."""
@@ -257,4 +277,5 @@ class Metrics:
         write_to_textfile(str(path), self.registry)
 
 
-__all__ = ["CRS_GRADES", "DEAD_LETTER_REASONS", "IEC_HS_LEVELS", "OUTCOMES", "Metrics", "bounded"]
+__all__ = ["CRS_GRADES", "DEAD_LETTER_REASONS", "FEED_FORMATS", "FEED_OUTCOMES", "IEC_HS_LEVELS", "OUTCOMES", "Metrics",
+           "bounded"]

@@ -2,7 +2,8 @@
 
 Framing (<VT> message <FS><CR>) is python-hl7's asyncio MLLP server. Each message is
 normalised (streams.hl7v2), delivered to a sink, and then acknowledged:
-- AA: every OBX gave an event or carried no value;
+- AA: every OBX gave an event or carried no value (a message of device and channel headers
+  only, or of status X results, is AA: ignored, but counted in `Listener.units`);
 - AE: the message was read but some OBX were rejected (the others were delivered), or the
   sink failed (nothing is acknowledged as stored; the sender may resend: the event ids are
   stable, so a resend is a duplicate for the fold);
@@ -132,12 +133,15 @@ def acknowledge(message: str, result: Normalised) -> tuple[str, list[str]]:
 
 
 class Listener:
-    """Handles MLLP connections: normalise, deliver, ACK. Counts messages by ACK code."""
+    """Handles MLLP connections: normalise, deliver, ACK. Counts messages by ACK code and the
+    input units (OBX, or a refused message) of the messages stored by outcome: accepted,
+    rejected, ignored (no value: a message of device headers only is ACKed AA and counted)."""
 
     def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None
                  ) -> None:
         self.sink, self.strict, self.on_message = sink, strict, on_message
         self.acks: dict[str, int] = {"AA": 0, "AE": 0, "AR": 0}
+        self.units: dict[str, int] = {"accepted": 0, "rejected": 0, "ignored": 0}
 
     def process(self, block: bytes, peer: str) -> str:
         text = block.decode("utf-8", "replace")
@@ -148,6 +152,10 @@ class Listener:
             self.sink.deliver(result)
         except Exception as exc:  # the broker or the file failed: nothing is acknowledged as stored
             code, reasons = "AE", [f"not stored: {type(exc).__name__}: {exc}"]
+        else:
+            self.units["accepted"] += result.accepted
+            self.units["rejected"] += len(result.rejected)
+            self.units["ignored"] += len(result.ignored)
         self.acks[code] += 1
         if self.on_message is not None:
             self.on_message(code, result)
@@ -207,5 +215,5 @@ def serve_forever(host: str, port: int, broker: str | None = None, out: str | No
         asyncio.run(main())
     finally:
         sink.close()
-        print(f"crswatch mllp: stopped; ACKs {listener.acks}", file=sys.stderr)
+        print(f"crswatch mllp: stopped; ACKs {listener.acks}; units {listener.units}", file=sys.stderr)
     return 0

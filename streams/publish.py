@@ -38,6 +38,7 @@ class PublishResult:
     sent: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    ignored: int = 0  # FHIR / HL7 units that carry no value (e.g. status cancelled): counted, not sent
     flushes: int = 0  # flushes that kept the topics within SKEW_SECONDS of each other
 
 
@@ -116,7 +117,8 @@ def publish_units(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Publish input units in order: a native line (normalised None) or what an adapter made of a
-    FHIR or HL7 unit (streams.inputs.read_units). Rejections are reported, never sent."""
+    FHIR or HL7 unit (streams.inputs.read_units). Rejections are reported, never sent; ignored
+    units (no value) are counted."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -128,7 +130,7 @@ def publish_units(
         max_in_flight_requests_per_connection=1,  # keep file order within a partition across retries
         client_id="crswatch-publish",
     )
-    result = PublishResult()
+    result = PublishResult(ignored=sum(len(n.ignored) for _, _, n in units if n is not None))
     previous_ts: float | None = None
     flushed_at: float | None = None
     try:

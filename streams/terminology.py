@@ -60,10 +60,15 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "48066-5": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
 }
 
-# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5).
+# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5),
+# with the contract rule a rejected component is told.
 PANEL_COMPONENTS: Final[dict[str, frozenset[str]]] = {
     "85354-9": frozenset({"8480-6", "8462-4", "8478-0"}),
-    "59408-5": frozenset({"3151-8", "19941-4", "3150-0"}),
+    "59408-5": frozenset({"3151-8", "19941-4"}),
+}
+PANEL_RULE: Final[dict[str, str]] = {
+    "85354-9": "the blood pressure panel 85354-9 has the components 8480-6 / 8462-4 / 8478-0",
+    "59408-5": "only the inhaled oxygen flow rate 3151-8 (also 19941-4) is a component of 59408-5",
 }
 
 # The LOINC code the export writes for each native measure or analyte (the first contract code).
@@ -146,14 +151,35 @@ AGENT_NAME: Final[dict[VasoactiveAgent, str]] = {a: n for n, a in VASOACTIVE_NAM
 DOSE_NAMES: Final[frozenset[str]] = frozenset(
     {n for n in RXNORM_DRUGS.values() if n not in VASOACTIVE_NAMES} | {"axicabtagene ciloleucel"}
 )
+# Generic names as the contract's table writes them where that differs from the name used here.
+NAME_AS_WRITTEN: Final[dict[str, str]] = {"vasopressin (USP)": "vasopressin"}
+
+
+def name_key(name: str) -> str:
+    """A drug name compared case- and space-insensitively (contract: the generic name, case-insensitive)."""
+    return "".join(name.lower().split())
+
+
+# name_key of every generic name the contract recognises -> the generic name used here.
+GENERIC_NAMES: Final[dict[str, str]] = {
+    **{name_key(n): n for n in (*VASOACTIVE_NAMES, *DOSE_NAMES)},
+    **{name_key(written): n for written, n in NAME_AS_WRITTEN.items()},
+}
 # "any product named as a CAR-T cell product" (contract): a name containing one of these.
 CAR_T_PRODUCT_NAMES: Final[tuple[str, ...]] = ("car-t cell product", "car t cell product")
 
 # IEEE 11073-10101 (MDC) codes that monitor gateways send in OBX-3 (IHE PCD-01), -> native measure.
 # Codes and reference ids as listed in HL7 Denmark's DK Core value set IEEEBasicObservation
 # (non-invasive BP, heart rate, SpO2, respiratory rate, body temperature by site), and the
-# arterial-line BP codes 150033-150035 as in vendor PCD-01 interface manuals. Pulse rate
-# (MDC_PULS_*) is not heart rate and skin temperature is not body temperature: both rejected.
+# arterial-line BP codes 150033-150035 as in vendor PCD-01 interface manuals (GE B40/B105/B125
+# HL7 reference manual 2062665-001, PCD-01 examples). The invasive arterial pressure (ABP)
+# codes 150037-150039 and the site-unspecified temperature MDC_TEMP 150344 (a monitor's
+# temperature channels T1, T2, ...) as in Mindray's HL7 interface parameter tables (blood
+# pressure and temperature tables, transcribed in public gateway code) and in public PCD-01
+# gateway examples pairing each code with its reference id; they follow the 10101 layout
+# (partition 2 x 65536 + term code; SYS/DIA/MEAN = base + 1/2/3, e.g. MDC_PRESS_BLD_NONINV
+# 150020 -> 150021-150023 in the HL7 PHD IG). Pulse rate (MDC_PULS_*) is not heart rate; skin,
+# room and airway temperature are not body temperature: all rejected.
 MDC_CODES: Final[dict[str, tuple[str, str]]] = {
     "147842": ("heart_rate", "MDC_ECG_HEART_RATE"),
     "150021": ("sbp", "MDC_PRESS_BLD_NONINV_SYS"),
@@ -162,6 +188,9 @@ MDC_CODES: Final[dict[str, tuple[str, str]]] = {
     "150033": ("sbp", "MDC_PRESS_BLD_ART_SYS"),
     "150034": ("dbp", "MDC_PRESS_BLD_ART_DIA"),
     "150035": ("map", "MDC_PRESS_BLD_ART_MEAN"),
+    "150037": ("sbp", "MDC_PRESS_BLD_ART_ABP_SYS"),
+    "150038": ("dbp", "MDC_PRESS_BLD_ART_ABP_DIA"),
+    "150039": ("map", "MDC_PRESS_BLD_ART_ABP_MEAN"),
     "150456": ("spo2", "MDC_PULS_OXIM_SAT_O2"),
     "150324": ("spo2", "MDC_SAT_O2_ART"),
     "151562": ("resp_rate", "MDC_RESP_RATE"),
@@ -175,14 +204,14 @@ MDC_CODES: Final[dict[str, tuple[str, str]]] = {
     "188424": ("temperature", "MDC_TEMP_ORAL"),
     "188428": ("temperature", "MDC_TEMP_EAR"),
     "188452": ("temperature", "MDC_TEMP_AXILLA"),
+    "150344": ("temperature", "MDC_TEMP"),
 }
 MDC_BY_REFID: Final[dict[str, str]] = {refid: code for code, (_, refid) in MDC_CODES.items()}
 MDC_FOR_MEASURE: Final[dict[str, str]] = {}
 for _mdc, _entry in MDC_CODES.items():
     MDC_FOR_MEASURE.setdefault(_entry[0], _mdc)
 
-# MDC units (OBX-6), matched by reference id; the numeric codes vary between sources for
-# some units (e.g. Fahrenheit), so the reference id is what is trusted.
+# MDC units (OBX-6) by reference id -> UCUM.
 MDC_UNITS: Final[dict[str, str]] = {
     "MDC_DIM_BEAT_PER_MIN": "/min",
     "MDC_DIM_RESP_PER_MIN": "/min",
@@ -191,3 +220,19 @@ MDC_UNITS: Final[dict[str, str]] = {
     "MDC_DIM_DEGC": "Cel",
     "MDC_DIM_FAHR": "[degF]",
 }
+# MDC units by numeric code (sent alone, e.g. `264864^^MDC`) -> reference id: partition 4
+# (dimensions) x 65536 + the term code of IEEE 11073-20601's nomenclature as in signove/antidote
+# src/dim/nomenclature.h (MDC_DIM_PERCENT 544, _BEAT_PER_MIN 2720, _RESP_PER_MIN 2784, _MMHG 3872,
+# _DEGC 6048); 264864 and 266016 also appear with their reference ids in the GE B40 HL7 manual's
+# PCD-01 examples. Fahrenheit is left out: its numeric code differs between sources (266560, 268224).
+MDC_UNIT_CODES: Final[dict[str, str]] = {
+    "262688": "MDC_DIM_PERCENT",
+    "264864": "MDC_DIM_BEAT_PER_MIN",
+    "264928": "MDC_DIM_RESP_PER_MIN",
+    "266016": "MDC_DIM_MMHG",
+    "268192": "MDC_DIM_DEGC",
+}
+# UCUM annotations (in braces) carry no meaning: these are `/min`. HL7 v2 only: the FHIR
+# contract's unit table lists `/min` alone for heart and respiratory rate.
+UCUM_ANNOTATED_PER_MIN: Final[frozenset[str]] = frozenset({"{beat}/min", "{beats}/min", "{breath}/min",
+                                                            "{breaths}/min"})

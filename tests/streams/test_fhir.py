@@ -15,6 +15,7 @@ import pytest
 from alerts.crs import oxygen_axis
 from models.events import ClinicalEvent, DrugDose, Infusion, LabResult, OxygenSupport, PatientContext, VitalSigns
 from models.records import CrsGradeChange, Retraction
+from models.state import state_to_json
 from models.vocabulary import VASOACTIVE_ROLE, DrugClass, OxygenDevice, VasoactiveRole, drug_class
 from streams.fhir import normalise_fhir
 from streams.normalised import Normalised
@@ -157,6 +158,13 @@ def test_the_contract_example_reason_for_ferritin() -> None:
         "unit 'mg' not accepted for LOINC 2276-4 (ferritin): accepted ng/mL, ug/L")
 
 
+@pytest.mark.parametrize(("code", "unit"), [("8867-4", "{beat}/min"), ("8867-4", "{beats}/min"),
+                                           ("9279-1", "{breath}/min")])
+def test_annotated_per_minute_units_are_outside_the_contract(code: str, unit: str) -> None:
+    reason, _ = rejected(obs(code, 80, unit))  # the contract's table lists /min only
+    assert reason == f"unit {unit!r} not accepted for LOINC {code} ({LOINC_CODES[code][1]}): accepted /min"
+
+
 def test_fahrenheit_is_converted() -> None:
     ev = one(obs("8310-5", 102.2, "[degF]"))
     assert isinstance(ev, VitalSigns) and ev.temperature is not None
@@ -173,15 +181,37 @@ def test_blood_pressure_panel_gives_one_vitals_event() -> None:
     assert (ev.sbp.value, ev.dbp.value, ev.map.value) == (85, 50, 62)
 
 
-def test_oxygen_flow_as_a_component_of_pulse_oximetry() -> None:
+@pytest.mark.parametrize("flow_code", ["3151-8", "19941-4"])
+def test_oxygen_flow_as_a_component_of_pulse_oximetry(flow_code: str) -> None:
     res = obs("59408-5", 91, "%", component=[
-        {"code": {"coding": [{"system": "http://loinc.org", "code": "3151-8"}]},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": flow_code}]},
          "valueQuantity": {"value": 8, "unit": "L/min", "system": UCUM, "code": "L/min"}}])
     n = run(res)
     assert [e.kind for e in n.events] == ["vitals", "oxygen"] and n.accepted == 1
     spo2, flow = n.events
     assert isinstance(flow, OxygenSupport) and flow.flow_l_min == 8 and flow.device is None
     assert spo2.logical_id == flow.logical_id == "Observation/o1"  # replaced or retracted together
+
+
+def test_fio2_is_not_a_component_of_pulse_oximetry() -> None:
+    res = obs("59408-5", 91, "%", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]},
+         "valueQuantity": {"value": 40, "unit": "%", "system": UCUM, "code": "%"}}])
+    reason, category = rejected(res)
+    assert reason == ("component[0] LOINC 3150-0 is not a component of 59408-5 (contract: only the inhaled oxygen "
+                      "flow rate 3151-8 (also 19941-4) is a component of 59408-5)")
+    assert category == "unsupported"
+    ev = one(obs("3150-0", 40, "%"))  # FiO2 alone is a contract row
+    assert isinstance(ev, OxygenSupport) and ev.fio2_pct == 40
+
+
+def test_a_blood_pressure_panel_component_outside_the_panel_is_rejected_with_the_rule() -> None:
+    res = obs("85354-9", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "valueQuantity": {"value": 80, "unit": "/min", "system": UCUM, "code": "/min"}}])
+    reason, _ = rejected(res)
+    assert reason == ("component[0] LOINC 8867-4 is not a component of 85354-9 (contract: the blood pressure panel "
+                      "85354-9 has the components 8480-6 / 8462-4 / 8478-0)")
 
 
 def test_comparator_is_kept() -> None:
@@ -194,6 +224,37 @@ def test_comparator_on_a_vital_sign_is_rejected_not_dropped() -> None:
     q = {"value": 45, "comparator": "<", "unit": "/min", "system": UCUM, "code": "/min"}
     reason, _ = rejected(obs("8867-4", valueQuantity=q))
     assert "comparator" in reason
+
+
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_each_comparator_is_kept(comparator: str) -> None:
+    q = {"value": 3, "comparator": comparator, "unit": "pg/mL", "system": UCUM, "code": "pg/mL"}
+    ev = one(obs("26881-3", valueQuantity=q))
+    assert isinstance(ev, LabResult) and (ev.comparator, ev.value) == (comparator, 3)
+
+
+@pytest.mark.parametrize("comparator", ["=", "ad", "=>", "", 1])
+def test_a_comparator_outside_the_contract_is_rejected(comparator: Any) -> None:
+    q = {"value": 3, "comparator": comparator, "unit": "pg/mL", "system": UCUM, "code": "pg/mL"}
+    reason, category = rejected(obs("26881-3", valueQuantity=q), strict=False)
+    assert reason == f"valueQuantity.comparator {comparator!r} is not one of <, <=, >=, > (contract)"
+    assert category == "invalid_value"
+
+
+@pytest.mark.parametrize("system", ["http://snomed.info/sct", "urn:local:units", None])
+def test_a_value_quantity_whose_system_is_not_ucum_is_rejected(system: str | None) -> None:
+    res = obs("2276-4", 500, "ng/mL")
+    res["valueQuantity"]["system"] = system
+    reason, category = rejected(res, strict=False)
+    assert reason == f"valueQuantity.system {system!r} is not UCUM (http://unitsofmeasure.org) (contract)"
+    assert category == "invalid_value"
+
+
+def test_soluble_il2_receptor_in_units_per_ml_is_rejected() -> None:
+    # contract: sCD25 (mass) 76039-7 in pg/mL, "not convertible to U/mL"
+    reason, category = rejected(obs("76039-7", 1200, "U/mL"))
+    assert reason == "unit 'U/mL' not accepted for LOINC 76039-7 (soluble IL-2 receptor (mass)): accepted pg/mL"
+    assert category == "invalid_value"
 
 
 def test_event_time_is_effective_and_result_time_is_issued() -> None:
@@ -239,6 +300,12 @@ def test_an_impossible_date_time_is_rejected(when: str, why: str) -> None:
 def test_missing_subject_code_value_or_time_is_rejected(key: str, field: str) -> None:
     reason, category = rejected(_without(obs("8867-4", 80, "/min"), key), strict=False)
     assert field in reason and category == "missing_field"
+
+
+@pytest.mark.parametrize("reference", ["Group/g1", "Device/d1", "p1", "Patient/", "https://ehr.example/Patient"])
+def test_a_subject_that_is_not_a_patient_is_rejected(reference: str) -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", subject={"reference": reference}), strict=False)
+    assert reason == f"subject.reference {reference!r} is not Patient/<id> (contract)" and category == "invalid_value"
 
 
 @pytest.mark.parametrize(("value", "why"), [(float("nan"), "malformed JSON"), (float("inf"), "malformed JSON"),
@@ -321,6 +388,20 @@ def test_nasal_cannula_is_low_flow_up_to_6_and_high_flow_above(flow: float, grad
     assert r.logs["p1"].state.crs_grade == grade
 
 
+def test_a_new_method_replaces_the_previous_one_extubation_to_nasal_cannula() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+    r.feed_normalised(run(method("1258985005") | {"id": "vent", "effectiveDateTime": "2024-01-01T10:30:00+00:00"}))
+    state = r.logs["p1"].state
+    assert state.oxygen is not None and state.oxygen.name == "invasive_ventilation" and state.crs_grade == 4
+    # extubation: a new observation with the new method (contract)
+    r.feed_normalised(run(method("336623009") | {"id": "nc", "effectiveDateTime": "2024-01-01T12:00:00+00:00"}))
+    state = r.logs["p1"].state
+    assert state.oxygen is not None and state.oxygen.name == "nasal_cannula"
+    assert state.crs_grade == 2  # nasal cannula with no flow known: at least 2
+
+
 def test_unknown_method_is_rejected() -> None:
     reason, category = rejected(method("123456"))
     assert "123456" in reason and category == "unsupported"
@@ -384,6 +465,12 @@ def test_each_drug_and_its_role(rx: str) -> None:
         assert (ev.dose, ev.unit) == (8, "mg/kg")
 
 
+@pytest.mark.parametrize(("rx", "value", "unit"), [("3264", 10, "mg"), ("6902", 1, "g"), ("612865", 8, "mg/kg")])
+def test_dose_units_of_the_contract(rx: str, value: float, unit: str) -> None:
+    ev = one(med(rx, dosage={"dose": {"value": value, "unit": unit, "system": UCUM, "code": unit}}))
+    assert isinstance(ev, DrugDose) and (ev.dose, ev.unit) == (value, unit)
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Angiotensin II", "angiotensin_ii"), ("METARAMINOL", "metaraminol"), ("Norepinephrine", "norepinephrine")])
 def test_infusions_recognised_by_generic_name(text: str, expected: str) -> None:
@@ -392,6 +479,54 @@ def test_infusions_recognised_by_generic_name(text: str, expected: str) -> None:
     unit = RATE_UNITS[text.lower()][0]
     ev = one(segment(drug, 2, unit))
     assert isinstance(ev, Infusion) and ev.agent.value == expected
+
+
+# Every row of the contract's MedicationAdministration table by its generic name as the table writes it
+# -> (native agent and a rate unit of the row for an infusion; None and the generic name for a dose)
+TABLE_NAMES: list[tuple[str, str | None, str]] = [
+    ("norepinephrine", "norepinephrine", "ug/min"), ("epinephrine", "epinephrine", "ug/min"),
+    ("phenylephrine", "phenylephrine", "ug/min"), ("dopamine", "dopamine", "ug/kg/min"),
+    ("vasopressin (USP)", "vasopressin", "U/min"), ("angiotensin II", "angiotensin_ii", "ng/kg/min"),
+    ("metaraminol", "metaraminol", "ug/min"), ("dobutamine", "dobutamine", "ug/kg/min"),
+    ("milrinone", "milrinone", "ug/kg/min"),
+    ("tocilizumab", None, "tocilizumab"), ("siltuximab", None, "siltuximab"),
+    ("dexamethasone", None, "dexamethasone"), ("methylprednisolone", None, "methylprednisolone"),
+    ("hydrocortisone", None, "hydrocortisone"), ("anakinra", None, "anakinra"), ("ruxolitinib", None, "ruxolitinib"),
+    ("emapalumab", None, "emapalumab"), ("etoposide", None, "etoposide"), ("acetaminophen", None, "acetaminophen"),
+    ("tisagenlecleucel", None, "tisagenlecleucel"), ("lisocabtagene maraleucel", None, "lisocabtagene maraleucel"),
+    ("idecabtagene vicleucel", None, "idecabtagene vicleucel"),
+    ("ciltacabtagene autoleucel", None, "ciltacabtagene autoleucel"),
+    ("brexucabtagene autoleucel", None, "brexucabtagene autoleucel"),
+    ("obecabtagene autoleucel", None, "obecabtagene autoleucel"),
+    ("axicabtagene ciloleucel", None, "axicabtagene ciloleucel"),
+]
+
+
+@pytest.mark.parametrize(("written", "agent", "unit_or_name"), TABLE_NAMES)
+def test_each_table_row_recognised_by_its_name_as_written(written: str, agent: str | None,
+                                                          unit_or_name: str) -> None:
+    spellings = [written, written.upper(), f"  {written.replace(' ', '  ')} ", written.replace(" ", "")]
+    for spelling in spellings:
+        for where in ("text", "display"):
+            drug = med()
+            local = {"system": "urn:local:pharmacy", "code": "X1"}
+            drug["medicationCodeableConcept"] = ({"coding": [local], "text": spelling} if where == "text"
+                                                 else {"coding": [local | {"display": spelling}]})
+            if agent is not None:
+                ev = one(segment(drug, 2, unit_or_name))
+                assert isinstance(ev, Infusion) and ev.agent.value == agent, (spelling, where)
+            else:
+                ev = one(drug)
+                assert isinstance(ev, DrugDose) and ev.drug == unit_or_name, (spelling, where)
+
+
+@pytest.mark.parametrize(("written", "role"), [("angiotensin II", VasoactiveRole.VASOPRESSOR),
+                                               ("metaraminol", VasoactiveRole.VASOPRESSOR),
+                                               ("vasopressin (USP)", VasoactiveRole.VASOPRESSIN)])
+def test_the_role_of_the_drugs_recognised_by_name(written: str, role: VasoactiveRole) -> None:
+    unit = {"angiotensin II": "ng/kg/min", "metaraminol": "ug/kg/min", "vasopressin (USP)": "[USP'U]/min"}[written]
+    ev = one(segment(med(text=written), 0.5, unit))
+    assert isinstance(ev, Infusion) and VASOACTIVE_ROLE[ev.agent] is role
 
 
 @pytest.mark.parametrize(("display", "cls"), [("Axicabtagene ciloleucel", DrugClass.CAR_T),
@@ -505,9 +640,50 @@ def test_entered_in_error_retracts_the_resource() -> None:
     assert run(eie_med).events[0].kind == "retract"
 
 
-def test_non_integer_version_is_rejected() -> None:
-    reason, _ = rejected(obs("8867-4", 80, "/min", meta={"versionId": "abc"}))
-    assert "versionId" in reason
+def test_an_opaque_version_without_last_updated_is_rejected() -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", meta={"versionId": "abc"}))
+    assert reason == ("meta.versionId 'abc' is not an integer and meta.lastUpdated is missing: the versions of this "
+                      "resource cannot be ordered (contract: a new versionId replaces the earlier version)")
+    assert category == "missing_field"
+
+
+@pytest.mark.parametrize("vid", [7, "a b", "", "x" * 65])
+def test_a_version_id_that_is_not_a_fhir_id_is_rejected(vid: Any) -> None:
+    reason, category = rejected(obs("8867-4", 80, "/min", meta={"versionId": vid,
+                                                                "lastUpdated": "2024-01-01T10:05:00Z"}), strict=False)
+    assert reason == f"meta.versionId {vid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})" and category == "invalid_value"
+
+
+def test_an_integer_version_orders_as_that_integer() -> None:
+    ev = one(obs("8867-4", 80, "/min", meta={"versionId": "12", "lastUpdated": "2024-01-01T10:05:00Z"}))
+    assert (ev.version, ev.event_id) == (12, "Observation/o1/_history/12")
+
+
+def test_opaque_versions_are_ordered_by_last_updated() -> None:
+    cart = med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")
+    v1 = obs("8310-5", 39.4, "Cel", rid="temp",
+             meta={"versionId": "MTU1NjY2ODk4MDQ4NDc0MjAwMA", "lastUpdated": "2024-01-01T10:05:00Z"})
+    v2 = obs("8310-5", 37.1, "Cel", rid="temp", status="corrected",
+             meta={"versionId": "9f1c-2b", "lastUpdated": "2024-01-01T11:20:00.5+01:00"})  # 10:20:00.5 UTC
+    (ev2,) = run(v2).events
+    assert ev2.event_id == "Observation/temp/_history/9f1c-2b"  # the versionId text: duplicates dedupe
+    assert ev2.version == 1704104400_500000  # microseconds since 1970 of lastUpdated
+
+    r = Replayer()
+    r.feed_normalised(run(cart))
+    records = r.feed_normalised(run(v1))
+    assert any(isinstance(x, CrsGradeChange) and x.grade == 1 for x in records)
+    records = r.feed_normalised(run(v2))  # the later lastUpdated replaces the earlier version
+    assert r.logs["p1"].state.crs_grade == 0 and any(isinstance(x, Retraction) for x in records)
+    assert r.outcomes["corrected"] == 1
+    assert r.feed_normalised(run(v2)) == [] and r.outcomes["duplicate"] == 1
+    assert r.feed_normalised(run(v1)) == [] and r.outcomes["superseded"] == 1  # the earlier version, late
+
+    late = Replayer()  # the later version first: the earlier one arriving after it is superseded
+    late.feed_normalised(run(cart))
+    late.feed_normalised(run(v2))
+    late.feed_normalised(run(v1))
+    assert late.logs["p1"].state.crs_grade == 0 and late.outcomes["superseded"] == 1
 
 
 @pytest.mark.parametrize(("res", "status"), [(obs("8867-4", 80, "/min", status="cancelled"), "cancelled"),
@@ -540,6 +716,41 @@ def test_ndjson_lines_and_bundles_of_every_type() -> None:
     assert len(n.events) == 1 and len(n.ignored) == 1
     bad = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": a}]}
     assert "searchset" in rejected(bad, strict=False)[0]
+
+
+def test_entries_in_any_order_give_the_same_state() -> None:
+    # contract: lines and entries come in any order (here all within the lateness window)
+    def at(hhmm: str) -> str:
+        return f"2024-01-01T{hhmm}:00+00:00"
+
+    def comp(code: str, value: float, unit: str) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
+
+    resources = [
+        med("1986438", effectiveDateTime=at("08:30"), rid="cart"),
+        obs("8310-5", 39.2, "Cel", rid="t1", effectiveDateTime=at("09:00")),
+        obs("85354-9", rid="bp1", effectiveDateTime=at("09:30"),
+            component=[comp("8480-6", 84, "mm[Hg]"), comp("8462-4", 48, "mm[Hg]"), comp("8478-0", 60, "mm[Hg]")]),
+        method("336623009") | {"id": "nc", "effectiveDateTime": at("09:45")},
+        obs("59408-5", 91, "%", rid="ox1", effectiveDateTime=at("09:45"), component=[comp("3151-8", 4, "L/min")]),
+        segment(med("7512"), 5, "ug/min", "ne1", start=at("10:00")),
+        obs("2276-4", 12000, "ng/mL", rid="fer", effectiveDateTime=at("10:30"), issued=at("11:30")),
+        obs("8310-5", 38.4, "Cel", rid="t2", effectiveDateTime=at("11:00")),
+    ]
+
+    def state(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        r = Replayer()
+        r.feed_normalised(run({"resourceType": "Bundle", "type": "collection",
+                               "entry": [{"resource": e} for e in entries]}))
+        assert not r.rejected and r.outcomes["late"] == 0
+        doc: dict[str, Any] = json.loads(state_to_json(r.logs["p1"].state))
+        return doc
+
+    ordered = state(resources)
+    assert ordered["crs_grade"] == 3  # fever, one vasopressor, low-flow oxygen
+    assert state(resources[::-1]) == ordered
+    assert state(resources[3:] + resources[:3]) == ordered
 
 
 def test_a_resource_without_id_takes_its_full_url() -> None:

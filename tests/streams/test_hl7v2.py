@@ -84,15 +84,59 @@ def test_pcd01_bedside_vitals_become_one_vitals_event() -> None:
     ("147842", "MDC_ECG_HEART_RATE", "heart_rate"), ("150021", "MDC_PRESS_BLD_NONINV_SYS", "sbp"),
     ("150022", "MDC_PRESS_BLD_NONINV_DIA", "dbp"), ("150023", "MDC_PRESS_BLD_NONINV_MEAN", "map"),
     ("150033", "MDC_PRESS_BLD_ART_SYS", "sbp"), ("150034", "MDC_PRESS_BLD_ART_DIA", "dbp"),
-    ("150035", "MDC_PRESS_BLD_ART_MEAN", "map"), ("150456", "MDC_PULS_OXIM_SAT_O2", "spo2"),
+    ("150035", "MDC_PRESS_BLD_ART_MEAN", "map"), ("150037", "MDC_PRESS_BLD_ART_ABP_SYS", "sbp"),
+    ("150038", "MDC_PRESS_BLD_ART_ABP_DIA", "dbp"), ("150039", "MDC_PRESS_BLD_ART_ABP_MEAN", "map"),
+    ("150456", "MDC_PULS_OXIM_SAT_O2", "spo2"),
     ("151562", "MDC_RESP_RATE", "resp_rate"), ("151578", "MDC_TTHOR_RESP_RATE", "resp_rate"),
-    ("150364", "MDC_TEMP_BODY", "temperature"), ("188424", "MDC_TEMP_ORAL", "temperature")])
+    ("150364", "MDC_TEMP_BODY", "temperature"), ("188424", "MDC_TEMP_ORAL", "temperature"),
+    ("150344", "MDC_TEMP", "temperature")])
 def test_each_mdc_vital_by_code_and_by_reference_id(code: str, refid: str, measure: str) -> None:
     unit = {"heart_rate": "/min", "resp_rate": "/min", "spo2": "%", "temperature": "Cel"}.get(measure, "mm[Hg]")
     value = {"spo2": 95, "temperature": 37.0}.get(measure, 60)
     for ident in (f"{code}^{refid}^MDC", f"^{refid}^MDC"):
         (ev,) = normalise_hl7(oru(f"OBX|1|NM|{ident}||{value}|{unit}^{unit}^UCUM|||||F")).events
         assert getattr(ev, measure).value == value
+
+
+# IEEE 11073 MDC unit codes (partition 4 x 65536 + term code) -> (an MDC vital sent with it, the UCUM unit)
+MDC_UNIT_CODES = [("264864", "147842^MDC_ECG_HEART_RATE^MDC", "heart_rate", 80.0, "/min"),
+                  ("264928", "151562^MDC_RESP_RATE^MDC", "resp_rate", 20.0, "/min"),
+                  ("266016", "150021^MDC_PRESS_BLD_NONINV_SYS^MDC", "sbp", 110.0, "mm[Hg]"),
+                  ("262688", "150456^MDC_PULS_OXIM_SAT_O2^MDC", "spo2", 95.0, "%"),
+                  ("268192", "150364^MDC_TEMP_BODY^MDC", "temperature", 37.2, "Cel")]
+
+
+@pytest.mark.parametrize(("unit_code", "ident", "measure", "value", "ucum"), MDC_UNIT_CODES)
+def test_mdc_units_by_numeric_code_alone(unit_code: str, ident: str, measure: str, value: float, ucum: str) -> None:
+    (ev,) = normalise_hl7(oru(f"OBX|1|NM|{ident}||{value}|{unit_code}^^MDC|||||F")).events
+    assert (getattr(ev, measure).value, getattr(ev, measure).unit) == (value, ucum)
+
+
+def test_an_mdc_unit_code_that_contradicts_its_reference_id_is_rejected() -> None:
+    n = normalise_hl7(oru("OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC||80|264864^MDC_DIM_MMHG^MDC|||||F"))
+    assert not n.events
+    assert n.rejected[0].reason == "OBX-6 MDC unit code 264864 is MDC_DIM_BEAT_PER_MIN, not MDC_DIM_MMHG"
+
+
+def test_a_numeric_unit_without_the_mdc_system_is_not_a_unit() -> None:
+    n = normalise_hl7(oru("OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC||80|264864|||||F"))
+    assert not n.events and n.rejected[0].reason.startswith("unit '264864' not accepted for MDC 147842")
+
+
+@pytest.mark.parametrize(("obx", "measure"), [
+    ("OBX|1|NM|8867-4^HR^LN||80|{beat}/min^^UCUM|||||F", "heart_rate"),
+    ("OBX|1|NM|8867-4^HR^LN||80|{beats}/min^^UCUM|||||F", "heart_rate"),
+    ("OBX|1|NM|147842^MDC_ECG_HEART_RATE^MDC||80|{beat}/min^^UCUM|||||F", "heart_rate"),
+    ("OBX|1|NM|9279-1^RR^LN||80|{breath}/min^^UCUM|||||F", "resp_rate"),
+    ("OBX|1|NM|151562^MDC_RESP_RATE^MDC||80|{breaths}/min^^UCUM|||||F", "resp_rate")])
+def test_ucum_annotated_rates_are_per_minute(obx: str, measure: str) -> None:
+    (ev,) = normalise_hl7(oru(obx)).events
+    assert (getattr(ev, measure).value, getattr(ev, measure).unit) == (80, "/min")
+
+
+def test_an_annotated_per_minute_unit_is_still_not_a_pressure_unit() -> None:
+    n = normalise_hl7(oru("OBX|1|NM|8480-6^SBP^LN||80|{beat}/min^^UCUM|||||F"))
+    assert not n.events and n.rejected[0].reason.startswith("unit '{beat}/min' not accepted for LOINC 8480-6")
 
 
 def test_pulse_rate_is_not_heart_rate() -> None:

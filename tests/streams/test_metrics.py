@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -156,6 +157,34 @@ def test_rejected_messages_are_ingested_and_dead_lettered() -> None:
     m.observe_rejected("labs", "invalid_value", 5.0)
     text = exported(m)
     assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="labs") == 5
+
+
+def test_feed_units_are_counted_by_format_and_outcome_ignored_included() -> None:
+    from streams.fhir import normalise_fhir
+    from streams.hl7v2 import normalise_hl7
+
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "effectiveDateTime": "2024-01-01T10:00:00+00:00",
+           "valueQuantity": {"value": 80, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+    fhir = "\n".join([json.dumps(obs), json.dumps(obs | {"id": "o2", "status": "cancelled"}),
+                      json.dumps(obs | {"id": "o3", "status": "registered"}), "{broken"])
+    hl7 = ("MSH|^~\\&|GW|ICU|CRSWATCH|HOSP|20240101100000+0000||ORU^R01|M1|P|2.6\rPID|||MRN1\r"
+           "OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X")
+    m = Metrics()
+    text = exported(m)
+    assert value(text, "crswatch_feed_units_total", format="fhir", outcome="ignored") == 0  # present from the start
+    m.observe_feed("fhir", normalise_fhir(fhir))
+    m.observe_feed("hl7v2", normalise_hl7(hl7))
+    m.observe_feed("MRN1", normalise_fhir(json.dumps(obs)))
+    text = exported(m)
+    assert value(text, "crswatch_feed_units_total", format="fhir", outcome="accepted") == 1
+    assert value(text, "crswatch_feed_units_total", format="fhir", outcome="rejected") == 1
+    assert value(text, "crswatch_feed_units_total", format="fhir", outcome="ignored") == 2
+    assert value(text, "crswatch_feed_units_total", format="hl7v2", outcome="ignored") == 1
+    assert value(text, "crswatch_feed_units_total", format="hl7v2", outcome="accepted") == 0
+    assert value(text, "crswatch_feed_units_total", format="other", outcome="accepted") == 1
+    assert "MRN1" not in text
 
 
 def test_two_instances_share_no_series() -> None:

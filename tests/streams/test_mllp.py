@@ -91,6 +91,7 @@ def test_aa_ae_and_ar_with_reasons(listener: tuple[int, Listener, io.StringIO, i
     assert msa(acks[4])[1] == "AR" and "invalid MLLP frame" in acks[4]
     assert acks[0].startswith("MSH|^~\\&|CRSWATCH|CRSWATCH|GATEWAY|ICU|") and "|ACK^R01^ACK|" in acks[0]
     assert lst.acks == {"AA": 1, "AE": 1, "AR": 2}
+    assert lst.units == {"accepted": 8, "rejected": 3, "ignored": 1}  # PCD01 has a device header: ignored
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [e["kind"] for e in events] == ["vitals", "vitals"]  # PCD01, and the good OBX of the partial message
     dead = [json.loads(line) for line in errors.getvalue().splitlines()]
@@ -98,6 +99,19 @@ def test_aa_ae_and_ar_with_reasons(listener: tuple[int, Listener, io.StringIO, i
     # the one dead-letter shape (streams.normalised.dead_letter_record), from a feed unit
     assert all(set(d) == {"topic", "partition", "offset", "key", "source", "raw", "raw_encoding", "reason",
                           "category", "time"} and d["source"] and d["topic"] is None for d in dead)
+
+
+def test_a_message_with_only_ignored_content_is_acknowledged_aa_and_counted(
+        listener: tuple[int, Listener, io.StringIO, io.StringIO]) -> None:
+    port, lst, out, errors = listener
+    headers = oru("OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X",
+                  "OBX|2||69798^MDC_DEV_ECG_VMD^MDC|1.5.0.0|||||||X",
+                  "OBX|3|NM|147842^MDC_ECG_HEART_RATE^MDC|1.5.1.1|118|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||X")
+    (ack,) = exchange(port, frame(headers))
+    assert msa(ack) == ["MSA", "AA", "MSG1"]  # no reason: nothing was wrong
+    assert lst.acks == {"AA": 1, "AE": 0, "AR": 0}
+    assert lst.units == {"accepted": 0, "rejected": 0, "ignored": 3}
+    assert out.getvalue() == "" and errors.getvalue() == ""  # no event, no dead letter
 
 
 def test_a_failing_sink_is_acknowledged_as_an_error(listener: tuple[int, Listener, io.StringIO, io.StringIO]) -> None:
@@ -129,6 +143,7 @@ def test_the_command_listens_on_127_0_0_1_and_writes_jsonl(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "'AA': 1" in err
+    assert "units {'accepted': 7, 'rejected': 0, 'ignored': 1}" in err
     (event,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert event["patient_id"] == "MRN123" and event["spo2"]["value"] == 91
 

@@ -62,6 +62,23 @@ def test_publish_routes_keys_timestamps_and_order(kafka_broker: str, tmp_path: P
             assert got == want
 
 
+def test_publish_reports_ignored_fhir_resources(kafka_broker: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    obs = {"resourceType": "Observation", "id": "hr1", "status": "final", "subject": {"reference": "Patient/ign-1"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "effectiveDateTime": "2024-01-01T10:00:00+00:00",
+           "valueQuantity": {"value": 80, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+    header = {"resourceType": "MessageHeader", "id": "h1", "eventCoding": {"code": "x"}, "source": {"endpoint": "x"}}
+    message = {"resourceType": "Bundle", "type": "message",
+               "entry": [{"resource": header}, {"resource": obs | {"id": "hr2"}}]}
+    feed = tmp_path / "feed.ndjson"
+    feed.write_text("\n".join(json.dumps(r) for r in (obs, obs | {"id": "hr3", "status": "cancelled"}, message))
+                    + "\n")
+    assert main(["publish", str(feed), "--broker", kafka_broker, "--partitions", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "published 2 events (vitals 2); rejected 0; ignored 2" in err  # cancelled, and the MessageHeader
+
+
 def test_publish_needs_a_broker(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CRSWATCH_BROKER", raising=False)
     assert main(["publish", str(FILES[0])]) == 2

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.config import Thresholds
 from models.events import parse_event
@@ -327,6 +329,13 @@ def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: st
     lab = next(e for e in events if e.kind == "lab" and to_hl7(e, "c1") is not None)
     hl7_lab = lab.model_copy(update={"patient_id": "hl7-patient", "event_id": "hl7-lab-1"})
     producer.send(HL7_IN, key=b"hl7-patient", value=str(to_hl7(hl7_lab, "c1")).encode())
+    # carry no value: ignored, but counted (contract)
+    cancelled = {"resourceType": "Observation", "id": "cancelled-1", "status": "cancelled",
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}}
+    producer.send(FHIR_IN, key=b"x", value=json.dumps(cancelled).encode())
+    headers = ("MSH|^~\\&|GW|ICU|CRSWATCH|HOSP|20240101100000+0000||ORU^R01|H1|P|2.6\rPID|||hl7-patient\r"
+               "OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X")
+    producer.send(HL7_IN, key=b"hl7-patient", value=headers.encode())
     producer.flush()
     producer.close()
     worker = Worker(fresh_broker, tmp_path / "data")
@@ -334,9 +343,17 @@ def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: st
         worker.wait_for(lambda: worker.count("applied") >= len(events) + 1, what="all normalised events")
         wait_quiet([worker])
         counts = worker.stats()["counts"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as r:
+            exposition = r.read().decode()
     finally:
         worker.stop()
     assert counts["normalised:fhir"] == len(events) and counts["normalised:hl7v2"] == 1
+    assert counts["ignored:fhir"] == 1 and counts["ignored:hl7v2"] == 1
+    feed_units = {(s.labels["format"], s.labels["outcome"]): s.value
+                  for family in text_string_to_metric_families(exposition) for s in family.samples
+                  if s.name == "crswatch_feed_units_total"}
+    assert feed_units == {("fhir", "accepted"): len(events), ("fhir", "rejected"): 1, ("fhir", "ignored"): 1,
+                          ("hl7v2", "accepted"): 1, ("hl7v2", "rejected"): 1, ("hl7v2", "ignored"): 1}
     got, copies = topic_alerts(fresh_broker)
     _, records = embedded(paths)
     assert sorted(alert_key(r) for r in got) == sorted(alert_key(r) for r in alert_records(records))
