@@ -143,7 +143,10 @@ class VitalSigns(_EventBase):
     @model_validator(mode="after")
     def _normalise(self) -> VitalSigns:
         present = False
+        given = self.__pydantic_fields_set__
         for measure, (low, high) in VITAL_LIMITS.items():
+            if measure not in given:
+                continue
             m: Measurement | None = getattr(self, measure)
             if m is None:
                 continue

@@ -110,17 +110,26 @@ def parse_time(value: Any, where: str) -> str:
     """The time as an ISO 8601 string with an offset (the native model parses it: faster than a datetime)."""
     if type(value) is not str:
         raise Reject(f"{where} must be an ISO 8601 string ({RULE_TIME})", "invalid_value")
-    return _parse_time(value, where)
-
-
-@functools.lru_cache(maxsize=8192)  # feeds repeat timestamps (one per monitor cycle)
-def _parse_time(value: str, where: str) -> str:
+    text = _PLAIN_TIMES.get(value)
+    if text is not None:
+        return text
     if _PLAIN_DATETIME.fullmatch(value):  # the common shape: seconds and a +hh:mm offset, nothing to rewrite
         try:
             datetime.fromisoformat(value)  # a real calendar date and time
+            if len(_PLAIN_TIMES) >= 8192:  # feeds repeat timestamps (one per monitor cycle): a bounded memo
+                _PLAIN_TIMES.clear()
+            _PLAIN_TIMES[value] = value
             return value
         except ValueError:
             pass  # the general path below gives the reason
+    return _parse_time(value, where)
+
+
+_PLAIN_TIMES: dict[str, str] = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_time(value: str, where: str) -> str:
     m = _DATETIME.fullmatch(value)
     if m is None:
         if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
@@ -322,10 +331,11 @@ def _version(vid: Any, meta: dict[str, Any]) -> tuple[int, str]:
     version (contract), so versions must order: an all-digit versionId is that integer; any other
     (FHIR versionId is an id, and some servers send opaque ones) is ordered by meta.lastUpdated,
     as microseconds since 1970."""
+    if type(vid) is str and vid.isascii() and vid.isdigit() and len(vid) <= 18:  # within a 64-bit integer
+        version = int(vid)
+        return version, str(version)
     if not isinstance(vid, str) or not _ID.fullmatch(vid):
         raise Reject(f"meta.versionId {vid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", "invalid_value")
-    if vid.isdigit() and len(vid) <= 18:  # within a 64-bit integer
-        return int(vid), str(int(vid))
     if "lastUpdated" not in meta:
         raise Reject(f"meta.versionId {vid!r} is not an integer and meta.lastUpdated is missing: the versions of "
                      "this resource cannot be ordered (contract: a new versionId replaces the earlier version)",
