@@ -164,3 +164,42 @@ def test_hl7_times_without_offset_are_always_rejected(message: str) -> None:
     n = normalise_hl7(stripped)
     well_formed(n)
     assert not n.events and n.rejected and all("UTC offset" in r.reason for r in n.rejected)
+
+
+_HL7_BREAKS: dict[str, tuple[int, str]] = {  # OBX field number -> what it becomes
+    "unknown unit": (6, "furlong^furlong^UCUM"),
+    "not a number": (5, "abc"),
+    "not finite": (5, "1e999"),
+    "negative": (5, "-5"),
+    "unknown code": (3, "99999-9^Unknown^LN"),
+}
+
+
+@FUZZ
+@given(st.sampled_from(VALID_MESSAGES), st.sampled_from(sorted(_HL7_BREAKS)), st.data())
+def test_an_hl7_contract_break_rejects_that_observation_and_keeps_the_others(
+        message: str, name: str, data: st.DataObject) -> None:
+    segments = [s.split("|") for s in message.strip("\r").split("\r")]
+    numeric = [i for i, s in enumerate(segments) if s[0] == "OBX" and len(s) > 5 and s[2] in ("NM", "SN") and s[5]]
+    if not numeric:
+        return  # no numeric observation to break (e.g. a method of oxygen delivery)
+    before = normalise_hl7(message)
+    assert not before.rejected
+    i = data.draw(st.sampled_from(numeric))
+    field, value = _HL7_BREAKS[name]
+    segments[i][field] = value
+    n = normalise_hl7("\r".join("|".join(s) for s in segments))
+    well_formed(n)
+    assert n.units == before.units and n.accepted == before.accepted - 1 and len(n.rejected) == 1, (name, n.rejected)
+    assert n.rejected[0].source.endswith(f"OBX {segments[i][1]}")
+
+
+@FUZZ
+@given(st.sampled_from(VALID_MESSAGES))
+def test_an_hl7_message_without_a_patient_is_rejected_whole(message: str) -> None:
+    segments = [s.split("|") for s in message.strip("\r").split("\r")]
+    pid = next(s for s in segments if s[0] == "PID")
+    pid[3] = ""
+    n = normalise_hl7("\r".join("|".join(s) for s in segments))
+    well_formed(n)
+    assert not n.events and n.rejected and all("PID-3" in r.reason for r in n.rejected)
