@@ -108,6 +108,9 @@ class Runtime:
         self.counts: Counter[str] = Counter()
         self.processor = Processor(cfg, _StrKeys(self.table), self.counts)
         self.metrics = Metrics()
+        # Silence of each input feed counts from the start: a feed that died before a restart
+        # would otherwise have no series, and CrswatchInputFeedSilent would never fire.
+        self.metrics.inputs_started(time.time())
         sink_config = sink_config_from_env(os.environ)
         self.sink = None if sink_config is None else AlertmanagerSink(sink_config, self.metrics)
         self.partition_of: dict[str, int] = {}  # patients in the gauges -> their partition

@@ -13,8 +13,11 @@ Per message the worker calls:
     metrics.forget_patients(ids)                                      # partitions revoked
 
 `observe_step` is `observe_event` + `observe_records` + `set_patient_levels`; these and
-`dead_lettered` can also be called on their own. The Alertmanager sink reports through
-`alertmanager_sent`, `alertmanager_failed`, `alertmanager_dropped`, `alertmanager_firing`.
+`dead_lettered` can also be called on their own. At start-up the streaming worker calls
+`inputs_started(now_s)`, so a feed silent since before a restart is measured from the start
+instead of having no series until its first message (the embedded replay does not call it).
+The Alertmanager sink reports through `alertmanager_sent`, `alertmanager_failed`,
+`alertmanager_dropped`, `alertmanager_firing`.
 Output: `exposition(accept)` for an HTTP handler, `serve(port)` for a stand-alone
 endpoint, `write_textfile(path)` for `crswatch replay --metrics-file`.
 
@@ -36,7 +39,8 @@ Metrics (base units, `_total` counters):
 - crswatch_patients_crs_grade{grade}                    gauge, grade 0-4
 - crswatch_patients_iec_hs_level{level}                 gauge, level 0-3
 - crswatch_event_lag_seconds{topic}                     histogram: processing time - event time
-- crswatch_input_last_event_timestamp_seconds{topic}    gauge: processing time of the last message
+- crswatch_input_last_event_timestamp_seconds{topic}    gauge: processing time of the last message; in the
+                                                        worker the start time until a message arrives
 - crswatch_fold_duration_seconds                        histogram: one `step` call
 - crswatch_alertmanager_alerts_sent_total, crswatch_alertmanager_post_failures_total,
   crswatch_alertmanager_alerts_dropped_total, crswatch_alertmanager_firing_alerts
@@ -142,7 +146,9 @@ class Metrics:
         self.lag = Histogram("crswatch_event_lag_seconds", "Processing time minus event time of applied events.",
                              ("topic",), buckets=LAG_BUCKETS, registry=r)
         self.last_event = Gauge("crswatch_input_last_event_timestamp_seconds",
-                                "Processing time of the last message received on an input topic.", ("topic",),
+                                "Processing time of the last message received on an input topic; the "
+                                "streaming worker sets it to its start time at start-up, so a feed silent "
+                                "since before a restart counts as silent from the start.", ("topic",),
                                 registry=r)
         self.fold = Histogram("crswatch_fold_duration_seconds", "Time of one fold step (alerts.log.step).",
                               buckets=FOLD_BUCKETS, registry=r)
@@ -170,6 +176,15 @@ class Metrics:
         for fmt in FEED_FORMATS:
             for outcome in FEED_OUTCOMES:
                 self.feed_units.labels(fmt, outcome)
+
+    # ------------------------------------------------------------------ start-up
+
+    def inputs_started(self, now_s: float) -> None:
+        """The streaming worker starts consuming: every input topic's last-event time is `now_s`
+        until a message arrives, so `time() - crswatch_input_last_event_timestamp_seconds` measures a
+        feed that died before the start from the start (without it the series would not exist)."""
+        for topic in INPUT_TOPICS:
+            self.last_event.labels(topic).set(now_s)
 
     # ------------------------------------------------------------------ per message
 

@@ -1,25 +1,42 @@
 """The streaming worker itself as Prometheus's scrape target and Alertmanager's client.
 
-Both seed cases are published to a real Kafka-protocol broker; the real worker folds them,
-serves /metrics on its web port (scraped by the real Prometheus) and posts its alerts to
-the real Alertmanager, which pages the local webhook receiver for case 000's grade 4.
+The worker starts on a real Kafka-protocol broker with empty input topics, then both seed
+cases are published; the real worker folds them, serves /metrics on its web port (scraped by
+the real Prometheus) and posts its alerts to the real Alertmanager, which pages the local
+webhook receiver for case 000's grade 4.
 """
 
 from __future__ import annotations
 
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.alertmanager import patient_key
 from streams.publish import create_input_topics, publish_lines
 from streams.replay import read_lines
-from tests.deploy.conftest import Alertmanager, Prometheus
+from tests.deploy.conftest import Alertmanager, Prometheus, wait_until
 from tests.deploy.test_end_to_end import notified
 from tests.http_recorder import Recorder
 from tests.streams.conftest import Worker, fresh_broker, wait_quiet  # noqa: F401 (fixture)
 from tests.streams.helpers import CASES
 
 SECRET = "worker-e2e-secret"
+
+
+def scrape(worker: Worker) -> str:
+    """The body the worker serves at /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=2) as resp:
+        body: bytes = resp.read()
+    return body.decode()
+
+
+def sample_values(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {frozenset(s.labels.items()): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name == name}
 
 
 def test_worker_metrics_in_prometheus_and_its_grade_4_page_through_alertmanager(
@@ -32,10 +49,18 @@ def test_worker_metrics_in_prometheus_and_its_grade_4_page_through_alertmanager(
     am = start_alertmanager(webhook.url)
     paths = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
     create_input_topics(fresh_broker, 4)
-    sent = publish_lines(list(read_lines(paths)), fresh_broker).sent
+    started = time.time()
     worker = Worker(fresh_broker, tmp_path / "data", extra_env={
         "CRSWATCH_ALERTMANAGER_URL": am.url, "CRSWATCH_PATIENT_KEY_SECRET": SECRET, "CRSWATCH_UNIT": "haem-4"})
     try:
+        # Before any message: every input topic has a last-event time, the worker's start, so
+        # a feed that never delivers after a restart is seen as silent (CrswatchInputFeedSilent).
+        before = wait_until(lambda: scrape(worker), "the worker's /metrics")
+        assert sum(sample_values(before, "crswatch_events_ingested_total").values()) == 0
+        last_event = sample_values(before, "crswatch_input_last_event_timestamp_seconds")
+        assert set(last_event) == {frozenset({("topic", t)}) for t in ("vitals", "labs", "treatments")}
+        assert all(started <= v <= time.time() for v in last_event.values()), last_event
+        sent = publish_lines(list(read_lines(paths)), fresh_broker).sent
         worker.wait_for(lambda: worker.count("applied") >= sent, what=f"{sent} events")
         wait_quiet([worker])
         prom = start_prometheus([f"127.0.0.1:{worker.port}"], alertmanager=am.address)

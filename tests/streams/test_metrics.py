@@ -145,6 +145,21 @@ def test_lag_and_last_event_time() -> None:
     assert list(LAG_BUCKETS) == sorted(LAG_BUCKETS)
 
 
+def test_the_worker_start_sets_every_input_topic_last_event_time() -> None:
+    m = Metrics()
+    assert not any(n == "crswatch_input_last_event_timestamp_seconds" for n, _ in samples(exported(m)))
+    m.inputs_started(1000.0)
+    text = exported(m)
+    for topic in ("vitals", "labs", "treatments"):
+        assert value(text, "crswatch_input_last_event_timestamp_seconds", topic=topic) == 1000
+    # a message moves its own topic only; a feed that never delivers keeps the start time
+    m.observe_event("vitals", "vitals", "applied", event_time_s=1100.0, now_s=1200.0)
+    text = exported(m)
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="vitals") == 1200
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="labs") == 1000
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="treatments") == 1000
+
+
 def test_rejected_messages_are_ingested_and_dead_lettered() -> None:
     m = Metrics()
     r = Replayer(metrics=m)
