@@ -20,6 +20,8 @@ from streams.publish import create_input_topics, publish_lines
 from streams.replay import read_lines
 from tests.deploy.conftest import Alertmanager, Prometheus, wait_until
 from tests.deploy.test_end_to_end import notified
+from tests.deploy.test_grafana import unexported_panel_metrics
+from tests.deploy.test_metric_labels import case_identifiers, violations
 from tests.http_recorder import Recorder
 from tests.streams.conftest import Worker, fresh_broker, wait_quiet  # noqa: F401 (fixture)
 from tests.streams.helpers import CASES
@@ -76,5 +78,11 @@ def test_worker_metrics_in_prometheus_and_its_grade_4_page_through_alertmanager(
         key = patient_key("ruemmele-2025", SECRET.encode())
         assert webhook.wait_for(notified(webhook, "clinical-page", "firing", alertname="crs", level="4",
                                          patient_key=key, unit="haem-4"))
+        # what the real worker serves: no label value is a patient id or unbounded, and every
+        # metric a dashboard panel (or a recording rule) queries is there
+        body = scrape(worker)
+        assert len({f.name for f in text_string_to_metric_families(body)}) >= 15
+        assert violations(body, case_identifiers()) == []
+        assert unexported_panel_metrics(body) == []
     finally:
         worker.stop()
