@@ -156,7 +156,10 @@ class Runtime:
             await self.send(letters)
 
     async def send(self, outputs: list[Output]) -> None:
-        """Send and wait until the broker has them (acks=all)."""
+        """Send and wait until the broker has them (acks=all). Counted as queued first and as
+        published once confirmed: a gap that stays is a producer that does not deliver."""
+        for topic, _, _ in outputs:
+            self.metrics.queued(topic)
         pending = [await self.outputs[topic].send(key=key, value=value) for topic, key, value in outputs]
         for fut in pending:
             await fut

@@ -9,7 +9,8 @@ Per message the worker calls:
 
     metrics.observe_rejected(topic, exc.category, now_s)             # parse raised InvalidEvent
     metrics.observe_step(topic, event, result, log.state, now_s, fold_seconds)
-    metrics.published(topic, n)                                       # records written to an output topic
+    metrics.queued(topic, n)                                          # records handed to the producer
+    metrics.published(topic, n)                                       # ... and confirmed by the broker
     metrics.forget_patients(ids)                                      # partitions revoked
 
 `observe_step` is `observe_event` + `observe_records` + `set_patient_levels`; these and
@@ -35,7 +36,8 @@ Metrics (base units, `_total` counters):
                                                         outcome: accepted|rejected|ignored (observe_feed)
 - crswatch_alerts_emitted_total{kind, severity, status}
 - crswatch_records_emitted_total{type}                  crs_grade|iec_hs|icans_grade|alert|retraction
-- crswatch_records_published_total{topic}
+- crswatch_records_queued_total{topic}                  records handed to the producer for an output topic
+- crswatch_records_published_total{topic}               ... and confirmed by the broker (both 0 from the start)
 - crswatch_patients_crs_grade{grade}                    gauge, grade 0-4
 - crswatch_patients_iec_hs_level{level}                 gauge, level 0-3
 - crswatch_event_lag_seconds{topic}                     histogram: processing time - event time
@@ -135,7 +137,12 @@ class Metrics:
                               ("kind", "severity", "status"), registry=r)
         self.records = Counter("crswatch_records_emitted", "Records emitted by the fold, by type.",
                                ("type",), registry=r)
-        self.published_records = Counter("crswatch_records_published", "Records written to an output topic.",
+        self.queued_records = Counter("crswatch_records_queued",
+                                      "Records handed to the producer for an output topic "
+                                      "(crswatch_records_published_total once the broker confirms them).",
+                                      ("topic",), registry=r)
+        self.published_records = Counter("crswatch_records_published",
+                                         "Records written to an output topic (confirmed by the broker).",
                                          ("topic",), registry=r)
         self.crs_patients = Gauge("crswatch_patients_crs_grade",
                                   "Patients held by this process at each current ASTCT CRS grade.", ("grade",),
@@ -176,6 +183,10 @@ class Metrics:
         for fmt in FEED_FORMATS:
             for outcome in FEED_OUTCOMES:
                 self.feed_units.labels(fmt, outcome)
+        # From 0, so that increase() and queued - published see the first record after a start.
+        for topic in OUTPUT_TOPICS:
+            self.queued_records.labels(topic)
+            self.published_records.labels(topic)
 
     # ------------------------------------------------------------------ start-up
 
@@ -239,6 +250,9 @@ class Metrics:
         self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds)
         self.observe_records(result.records)
         self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
+
+    def queued(self, topic: str, n: int = 1) -> None:
+        self.queued_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)
 
     def published(self, topic: str, n: int = 1) -> None:
         self.published_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)

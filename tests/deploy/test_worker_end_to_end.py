@@ -74,6 +74,9 @@ def test_worker_metrics_in_prometheus_and_its_grade_4_page_through_alertmanager(
         assert prom.value('crswatch_alerts_emitted_total{kind="crs",severity="critical",status="firing"}') == 2
         assert prom.value("sum(crswatch_records_published_total)") == worker.count("out:crs-alerts") + \
             worker.count("out:patient-state")
+        # every record queued for crs-alerts was written (CrswatchAlertsTopicSilent reads the gap)
+        assert prom.value('crswatch_records_queued_total{topic="crs-alerts"}') == \
+            prom.value('crswatch_records_published_total{topic="crs-alerts"}') == worker.count("out:crs-alerts") > 0
         assert prom.value("crswatch_alertmanager_post_failures_total") == 0
         key = patient_key("ruemmele-2025", SECRET.encode())
         assert webhook.wait_for(notified(webhook, "clinical-page", "firing", alertname="crs", level="4",

@@ -202,6 +202,23 @@ def test_feed_units_are_counted_by_format_and_outcome_ignored_included() -> None
     assert "MRN1" not in text
 
 
+def test_records_queued_and_published_per_output_topic_start_at_0() -> None:
+    m = Metrics()
+    text = exported(m)
+    for topic in ("crs-alerts", "patient-state", "dead-letter"):
+        # present from the start: increase() and queued - published see the first record
+        assert value(text, "crswatch_records_queued_total", topic=topic) == 0
+        assert value(text, "crswatch_records_published_total", topic=topic) == 0
+    m.queued("crs-alerts", 3)
+    m.published("crs-alerts", 2)
+    m.queued("MRN123", 1)
+    text = exported(m)
+    assert value(text, "crswatch_records_queued_total", topic="crs-alerts") == 3
+    assert value(text, "crswatch_records_published_total", topic="crs-alerts") == 2
+    assert value(text, "crswatch_records_queued_total", topic="other") == 1
+    assert "MRN123" not in text
+
+
 def test_two_instances_share_no_series() -> None:
     a, b = Metrics(), Metrics()
     a.dead_lettered("not_json")
