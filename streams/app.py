@@ -108,6 +108,9 @@ class Runtime:
         self.counts: Counter[str] = Counter()
         self.processor = Processor(cfg, _StrKeys(self.table), self.counts)
         self.metrics = Metrics()
+        # Silence of each input feed counts from the start: a feed that died before a restart
+        # would otherwise have no series, and CrswatchInputFeedSilent would never fire.
+        self.metrics.inputs_started(time.time())
         sink_config = sink_config_from_env(os.environ)
         self.sink = None if sink_config is None else AlertmanagerSink(sink_config, self.metrics)
         self.partition_of: dict[str, int] = {}  # patients in the gauges -> their partition
@@ -153,7 +156,10 @@ class Runtime:
             await self.send(letters)
 
     async def send(self, outputs: list[Output]) -> None:
-        """Send and wait until the broker has them (acks=all)."""
+        """Send and wait until the broker has them (acks=all). Counted as queued first and as
+        published once confirmed: a gap that stays is a producer that does not deliver."""
+        for topic, _, _ in outputs:
+            self.metrics.queued(topic)
         pending = [await self.outputs[topic].send(key=key, value=value) for topic, key, value in outputs]
         for fut in pending:
             await fut

@@ -9,12 +9,16 @@ Per message the worker calls:
 
     metrics.observe_rejected(topic, exc.category, now_s)             # parse raised InvalidEvent
     metrics.observe_step(topic, event, result, log.state, now_s, fold_seconds)
-    metrics.published(topic, n)                                       # records written to an output topic
+    metrics.queued(topic, n)                                          # records handed to the producer
+    metrics.published(topic, n)                                       # ... and confirmed by the broker
     metrics.forget_patients(ids)                                      # partitions revoked
 
 `observe_step` is `observe_event` + `observe_records` + `set_patient_levels`; these and
-`dead_lettered` can also be called on their own. The Alertmanager sink reports through
-`alertmanager_sent`, `alertmanager_failed`, `alertmanager_dropped`, `alertmanager_firing`.
+`dead_lettered` can also be called on their own. At start-up the streaming worker calls
+`inputs_started(now_s)`, so a feed silent since before a restart is measured from the start
+instead of having no series until its first message (the embedded replay does not call it).
+The Alertmanager sink reports through `alertmanager_sent`, `alertmanager_failed`,
+`alertmanager_dropped`, `alertmanager_firing`.
 Output: `exposition(accept)` for an HTTP handler, `serve(port)` for a stand-alone
 endpoint, `write_textfile(path)` for `crswatch replay --metrics-file`.
 
@@ -32,11 +36,13 @@ Metrics (base units, `_total` counters):
                                                         outcome: accepted|rejected|ignored (observe_feed)
 - crswatch_alerts_emitted_total{kind, severity, status}
 - crswatch_records_emitted_total{type}                  crs_grade|iec_hs|icans_grade|alert|retraction
-- crswatch_records_published_total{topic}
+- crswatch_records_queued_total{topic}                  records handed to the producer for an output topic
+- crswatch_records_published_total{topic}               ... and confirmed by the broker (both 0 from the start)
 - crswatch_patients_crs_grade{grade}                    gauge, grade 0-4
 - crswatch_patients_iec_hs_level{level}                 gauge, level 0-3
 - crswatch_event_lag_seconds{topic}                     histogram: processing time - event time
-- crswatch_input_last_event_timestamp_seconds{topic}    gauge: processing time of the last message
+- crswatch_input_last_event_timestamp_seconds{topic}    gauge: processing time of the last message; in the
+                                                        worker the start time until a message arrives
 - crswatch_fold_duration_seconds                        histogram: one `step` call
 - crswatch_alertmanager_alerts_sent_total, crswatch_alertmanager_post_failures_total,
   crswatch_alertmanager_alerts_dropped_total, crswatch_alertmanager_firing_alerts
@@ -131,7 +137,12 @@ class Metrics:
                               ("kind", "severity", "status"), registry=r)
         self.records = Counter("crswatch_records_emitted", "Records emitted by the fold, by type.",
                                ("type",), registry=r)
-        self.published_records = Counter("crswatch_records_published", "Records written to an output topic.",
+        self.queued_records = Counter("crswatch_records_queued",
+                                      "Records handed to the producer for an output topic "
+                                      "(crswatch_records_published_total once the broker confirms them).",
+                                      ("topic",), registry=r)
+        self.published_records = Counter("crswatch_records_published",
+                                         "Records written to an output topic (confirmed by the broker).",
                                          ("topic",), registry=r)
         self.crs_patients = Gauge("crswatch_patients_crs_grade",
                                   "Patients held by this process at each current ASTCT CRS grade.", ("grade",),
@@ -142,7 +153,9 @@ class Metrics:
         self.lag = Histogram("crswatch_event_lag_seconds", "Processing time minus event time of applied events.",
                              ("topic",), buckets=LAG_BUCKETS, registry=r)
         self.last_event = Gauge("crswatch_input_last_event_timestamp_seconds",
-                                "Processing time of the last message received on an input topic.", ("topic",),
+                                "Processing time of the last message received on an input topic; the "
+                                "streaming worker sets it to its start time at start-up, so a feed silent "
+                                "since before a restart counts as silent from the start.", ("topic",),
                                 registry=r)
         self.fold = Histogram("crswatch_fold_duration_seconds", "Time of one fold step (alerts.log.step).",
                               buckets=FOLD_BUCKETS, registry=r)
@@ -170,6 +183,19 @@ class Metrics:
         for fmt in FEED_FORMATS:
             for outcome in FEED_OUTCOMES:
                 self.feed_units.labels(fmt, outcome)
+        # From 0, so that increase() and queued - published see the first record after a start.
+        for topic in OUTPUT_TOPICS:
+            self.queued_records.labels(topic)
+            self.published_records.labels(topic)
+
+    # ------------------------------------------------------------------ start-up
+
+    def inputs_started(self, now_s: float) -> None:
+        """The streaming worker starts consuming: every input topic's last-event time is `now_s`
+        until a message arrives, so `time() - crswatch_input_last_event_timestamp_seconds` measures a
+        feed that died before the start from the start (without it the series would not exist)."""
+        for topic in INPUT_TOPICS:
+            self.last_event.labels(topic).set(now_s)
 
     # ------------------------------------------------------------------ per message
 
@@ -224,6 +250,9 @@ class Metrics:
         self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds)
         self.observe_records(result.records)
         self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
+
+    def queued(self, topic: str, n: int = 1) -> None:
+        self.queued_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)
 
     def published(self, topic: str, n: int = 1) -> None:
         self.published_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)

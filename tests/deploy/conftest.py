@@ -270,6 +270,7 @@ def exercise_metrics() -> str:
         for source, line in lines:
             records = replayer.feed(line, source)
             sink.submit(records)
+            m.queued("crs-alerts", len(records))
             m.published("crs-alerts", len(records))
         replayer.feed(lines[-1][1], "duplicate")
         late = json.loads(lines[-1][1])

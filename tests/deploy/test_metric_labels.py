@@ -26,6 +26,11 @@ CLOSED = {
     "type": {"crs_grade", "iec_hs", "icans_grade", "alert", "retraction", "notice"},
     "grade": {"0", "1", "2", "3", "4"},
     "level": {"0", "1", "2", "3"},
+    "format": {"fhir", "hl7v2", "other"},
+}
+# A label whose closed set depends on the metric.
+CLOSED_FOR = {
+    "crswatch_feed_units_total": {"outcome": {"accepted", "rejected", "ignored"}},
 }
 PATTERNED = {
     "le": re.compile(r"^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$"),
@@ -58,7 +63,7 @@ def violations(text: str, identifiers: set[str]) -> list[str]:
                 if v in identifiers or any(i in v for i in identifiers if len(i) >= 6):
                     found.append(f"{where}: a patient or event id")
                 elif name in CLOSED:
-                    if v not in CLOSED[name]:
+                    if v not in CLOSED_FOR.get(s.name, {}).get(name, CLOSED[name]):
                         found.append(f"{where}: not in the closed set of {name}")
                 elif name in PATTERNED:
                     if not PATTERNED[name].match(v):
@@ -82,7 +87,10 @@ def test_the_scan_catches_a_patient_id_and_an_unbounded_value() -> None:
     c = Counter("crswatch_bad", "a metric with a patient label", ("kind", "patient"), registry=r)
     c.labels("crs", "ruemmele-2025").inc()
     c.labels("MRN-00123456", "x").inc()
+    feed = Counter("crswatch_feed_units", "an event outcome on a feed unit", ("format", "outcome"), registry=r)
+    feed.labels("fhir", "applied").inc()
     found = violations(generate_latest(r).decode(), case_identifiers())
+    assert any("crswatch_feed_units_total{outcome='applied'}" in f and "closed set" in f for f in found)
     assert any("ruemmele-2025" in f and "patient or event id" in f for f in found)
     assert any("unknown label name" in f for f in found)
     assert any("MRN-00123456" in f and "looks unbounded" in f for f in found)

@@ -145,6 +145,21 @@ def test_lag_and_last_event_time() -> None:
     assert list(LAG_BUCKETS) == sorted(LAG_BUCKETS)
 
 
+def test_the_worker_start_sets_every_input_topic_last_event_time() -> None:
+    m = Metrics()
+    assert not any(n == "crswatch_input_last_event_timestamp_seconds" for n, _ in samples(exported(m)))
+    m.inputs_started(1000.0)
+    text = exported(m)
+    for topic in ("vitals", "labs", "treatments"):
+        assert value(text, "crswatch_input_last_event_timestamp_seconds", topic=topic) == 1000
+    # a message moves its own topic only; a feed that never delivers keeps the start time
+    m.observe_event("vitals", "vitals", "applied", event_time_s=1100.0, now_s=1200.0)
+    text = exported(m)
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="vitals") == 1200
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="labs") == 1000
+    assert value(text, "crswatch_input_last_event_timestamp_seconds", topic="treatments") == 1000
+
+
 def test_rejected_messages_are_ingested_and_dead_lettered() -> None:
     m = Metrics()
     r = Replayer(metrics=m)
@@ -185,6 +200,23 @@ def test_feed_units_are_counted_by_format_and_outcome_ignored_included() -> None
     assert value(text, "crswatch_feed_units_total", format="hl7v2", outcome="accepted") == 0
     assert value(text, "crswatch_feed_units_total", format="other", outcome="accepted") == 1
     assert "MRN1" not in text
+
+
+def test_records_queued_and_published_per_output_topic_start_at_0() -> None:
+    m = Metrics()
+    text = exported(m)
+    for topic in ("crs-alerts", "patient-state", "dead-letter"):
+        # present from the start: increase() and queued - published see the first record
+        assert value(text, "crswatch_records_queued_total", topic=topic) == 0
+        assert value(text, "crswatch_records_published_total", topic=topic) == 0
+    m.queued("crs-alerts", 3)
+    m.published("crs-alerts", 2)
+    m.queued("MRN123", 1)
+    text = exported(m)
+    assert value(text, "crswatch_records_queued_total", topic="crs-alerts") == 3
+    assert value(text, "crswatch_records_published_total", topic="crs-alerts") == 2
+    assert value(text, "crswatch_records_queued_total", topic="other") == 1
+    assert "MRN123" not in text
 
 
 def test_two_instances_share_no_series() -> None:
