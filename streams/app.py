@@ -121,6 +121,7 @@ class Runtime:
         self.unsaved_since: dict[str, float] = {}
         self.unsaved_count = 0
         self.flush_seconds = settings.flush_seconds
+        self.strict_feeds = settings.strict_feeds
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
@@ -136,7 +137,8 @@ class Runtime:
 
         msg = event.message
         fmt = "fhir" if msg.topic == FHIR_IN else "hl7v2"
-        result = normalise(msg.value or b"", fmt, source=f"{msg.topic}:{msg.partition}:{msg.offset}")
+        result = normalise(msg.value or b"", fmt, source=f"{msg.topic}:{msg.partition}:{msg.offset}",
+                           strict=self.strict_feeds)
         now = time.time()
         for ev in result.events:
             fut = await self.outputs[input_topic(ev)].send(key=ev.patient_id.encode(),

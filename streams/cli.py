@@ -97,7 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
               desc="replay") as bar:
-        for source, line, normalised in _units(paths, args.input_format):
+        for source, line, normalised in _units(paths, args.input_format, args.strict):
             new = replayer.feed(line, source) if normalised is None else replayer.feed_normalised(normalised)
             bar.update(len(line.encode("utf-8")))
             if args.format == "jsonl":
@@ -130,7 +130,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
     create_input_topics(args.broker, args.partitions)
-    units = list(_units(paths, args.input_format))
+    units = list(_units(paths, args.input_format, args.strict))
     with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
         result = publish_units(units, args.broker, None if args.as_fast_as_possible else args.speed,
                                on_line=lambda _: bar.update(1))
@@ -184,6 +184,10 @@ def _env(var: str, default: str | None = None) -> str | None:
     return os.environ.get(var, default)
 
 
+STRICT_HELP = ("FHIR and HL7 files: also validate each FHIR resource with fhir.resources (R4B) and parse each HL7 "
+               "message with python-hl7, after the contract checks (slower)")
+
+
 def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     w = sub.add_parser("worker", help="run the faust streaming worker against a Kafka broker",
                        description="Every option has an environment variable; the option wins.")
@@ -204,6 +208,9 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--flush-seconds", dest="flush_seconds", type=float,
                    help="how often a changed patient's log is written to the changelog (CRSWATCH_FLUSH_SECONDS, "
                    "default 1.0)")
+    w.add_argument("--strict-feeds", dest="strict_feeds", action="store_const", const=True, default=None,
+                   help="also validate raw FHIR with fhir.resources and parse raw HL7 with python-hl7 "
+                   "(CRSWATCH_STRICT_FEEDS, default off: slower)")
     w.add_argument("--security-protocol", dest="security_protocol",
                    choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], help="CRSWATCH_SECURITY_PROTOCOL")
     w.add_argument("--sasl-mechanism", dest="sasl_mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
@@ -226,7 +233,8 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     a.set_defaults(func=cmd_alerts)
 
 
-def _units(paths: list[Path], input_format: str) -> Iterator[tuple[str, str, Normalised | None]]:
+def _units(paths: list[Path], input_format: str, strict: bool = False
+           ) -> Iterator[tuple[str, str, Normalised | None]]:
     """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
     from streams.inputs import detect_format, read_units
 
@@ -237,7 +245,7 @@ def _units(paths: list[Path], input_format: str) -> Iterator[tuple[str, str, Nor
             for source, line in read_lines([path]):
                 yield source, line, None
         else:
-            yield from read_units(path, fmt)  # type: ignore[arg-type]
+            yield from read_units(path, fmt, strict)  # type: ignore[arg-type]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -290,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                    help="input format (default: detected from each file's content)")
+    r.add_argument("--strict", action="store_true", help=STRICT_HELP)
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
@@ -304,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (the default)")
     pub.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                      help="input format (default: detected from each file's content)")
+    pub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
 

@@ -64,7 +64,7 @@ def normalise(payload: bytes | str, fmt: Format | None = None, source: str = "",
     return normalise_native(payload, source or "native")
 
 
-def read_units(path: Path, fmt: Format | None = None) -> Iterator[tuple[str, str, Normalised]]:
+def read_units(path: Path, fmt: Format | None = None, strict: bool = False) -> Iterator[tuple[str, str, Normalised]]:
     """(source, raw text, normalised) for each line (native, FHIR NDJSON), Bundle or HL7 message."""
     data = path.read_bytes()
     fmt = fmt or detect_format(data)
@@ -72,15 +72,15 @@ def read_units(path: Path, fmt: Format | None = None) -> Iterator[tuple[str, str
     if fmt == "hl7v2":
         for n, message in enumerate(split_messages(text), 1):
             where = f"{path}:message {n}"
-            yield where, message, normalise_hl7(message, where)
+            yield where, message, normalise_hl7(message, where, strict)
         return
     if fmt == "fhir" and text.lstrip().startswith("{") and _is_one_json(text):
-        yield str(path), text, normalise_fhir(text, str(path))  # one Bundle or resource over several lines
+        yield str(path), text, normalise_fhir(text, str(path), strict)  # one Bundle or resource over several lines
         return
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             where = f"{path}:{n}"
-            yield where, line, (normalise_fhir(line, where) if fmt == "fhir" else normalise_native(line, where))
+            yield where, line, (normalise_fhir(line, where, strict) if fmt == "fhir" else normalise_native(line, where))
 
 
 def _is_one_json(text: str) -> bool:

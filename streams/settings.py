@@ -39,6 +39,10 @@ class Settings:
     # In-house default: a changed patient's log is written to the changelog at most this often
     # (at once after an alert); the acks of the messages it covers wait for it.
     flush_seconds: float = 1.0
+    # Raw FHIR also validated with fhir.resources (R4B models) and raw HL7 also parsed with
+    # python-hl7, after the contract checks: full structure validation, at a fraction of the
+    # throughput (bench/README.md). Off by default.
+    strict_feeds: bool = False
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -103,6 +107,7 @@ ENV = {
     "config": "CRSWATCH_CONFIG",
     "max_idle_seconds": "CRSWATCH_MAX_IDLE_SECONDS",
     "flush_seconds": "CRSWATCH_FLUSH_SECONDS",
+    "strict_feeds": "CRSWATCH_STRICT_FEEDS",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",
@@ -125,6 +130,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
                 values[name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{var} must be an integer, not {raw!r}") from None
+        elif name == "strict_feeds":
+            flag = raw.strip().lower()
+            if flag not in ("1", "true", "yes", "0", "false", "no"):
+                raise SettingsError(f"{var} must be true or false (1/0, yes/no), not {raw!r}")
+            values[name] = flag in ("1", "true", "yes")
         elif name in ("max_idle_seconds", "flush_seconds"):
             try:
                 values[name] = float(raw)

@@ -62,3 +62,19 @@ def test_config_file_overrides_thresholds(tmp_path: Path, capsys: pytest.Capture
 def test_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "does-not-exist.jsonl"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_strict_adds_full_fhir_and_hl7_library_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = {"resourceType": "Observation", "id": "hr-1", "status": "final", "subject": {"reference": "Patient/p1"},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+           "effectiveDateTime": "2024-01-01T10:00:00+00:00",
+           "valueQuantity": {"value": 80, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}
+    not_r4 = json.loads(json.dumps(res)) | {"id": "hr-2"}
+    not_r4["valueQuantity"]["valu"] = 3  # not an R4 element; the contract checks do not read it
+    f = tmp_path / "feed.ndjson"
+    f.write_text(json.dumps(res) + "\n" + json.dumps(not_r4) + "\n")
+    assert main(["replay", str(f), "--format", "jsonl"]) == 0
+    assert "rejected" not in capsys.readouterr().err
+    assert main(["replay", str(f), "--format", "jsonl", "--strict"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("rejected") == 1 and f"{f}:2" in err and "not a valid FHIR R4 Observation" in err

@@ -10,10 +10,11 @@ from streams.settings import ENV, Settings, SettingsError, from_env
 def test_environment_variables_set_every_field() -> None:
     s = from_env({"CRSWATCH_BROKER": "k1:9092, k2:9092", "CRSWATCH_STORE": "rocksdb", "CRSWATCH_WEB_PORT": "7000",
                   "CRSWATCH_PARTITIONS": "8", "CRSWATCH_BROKER_FLAVOR": "tansu", "CRSWATCH_MAX_IDLE_SECONDS": "0.5",
-                  "CRSWATCH_FLUSH_SECONDS": "5"})
+                  "CRSWATCH_FLUSH_SECONDS": "5", "CRSWATCH_STRICT_FEEDS": "yes"})
     assert s.broker_urls == ["kafka://k1:9092", "kafka://k2:9092"]
     assert s.store_url == "rocksdb://" and s.web_port == 7000 and s.partitions == 8 and s.max_idle_seconds == 0.5
-    assert s.flush_seconds == 5.0
+    assert s.flush_seconds == 5.0 and s.strict_feeds
+    assert not from_env({}).strict_feeds and not from_env({"CRSWATCH_STRICT_FEEDS": "0"}).strict_feeds
     assert set(ENV) == set(Settings.__dataclass_fields__)
 
 
@@ -27,6 +28,7 @@ def test_environment_variables_set_every_field() -> None:
         ({"CRSWATCH_PARTITIONS": "0"}, "partitions"),
         ({"CRSWATCH_FLUSH_SECONDS": "soon"}, "number"),
         ({"CRSWATCH_FLUSH_SECONDS": "0"}, "flush seconds"),
+        ({"CRSWATCH_STRICT_FEEDS": "maybe"}, "true or false"),
     ],
 )
 def test_bad_settings_are_refused_with_the_reason(env: dict[str, str], message: str) -> None:

@@ -333,12 +333,19 @@ def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: st
     cancelled = {"resourceType": "Observation", "id": "cancelled-1", "status": "cancelled",
                  "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}}
     producer.send(FHIR_IN, key=b"x", value=json.dumps(cancelled).encode())
+    # within the contract, but not FHIR R4: rejected only because the worker runs with strict feeds
+    not_r4 = {"resourceType": "Observation", "id": "not-r4", "status": "final", "subject": {"reference": "Patient/x"},
+              "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+              "effectiveDateTime": "2024-01-01T10:00:00+00:00",
+              "valueQuantity": {"value": 80, "valu": 3, "unit": "/min", "system": "http://unitsofmeasure.org",
+                                "code": "/min"}}
+    producer.send(FHIR_IN, key=b"x", value=json.dumps(not_r4).encode())
     headers = ("MSH|^~\\&|GW|ICU|CRSWATCH|HOSP|20240101100000+0000||ORU^R01|H1|P|2.6\rPID|||hl7-patient\r"
                "OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X")
     producer.send(HL7_IN, key=b"hl7-patient", value=headers.encode())
     producer.flush()
     producer.close()
-    worker = Worker(fresh_broker, tmp_path / "data")
+    worker = Worker(fresh_broker, tmp_path / "data", extra_env={"CRSWATCH_STRICT_FEEDS": "true"})
     try:
         worker.wait_for(lambda: worker.count("applied") >= len(events) + 1, what="all normalised events")
         wait_quiet([worker])
@@ -352,14 +359,15 @@ def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: st
     feed_units = {(s.labels["format"], s.labels["outcome"]): s.value
                   for family in text_string_to_metric_families(exposition) for s in family.samples
                   if s.name == "crswatch_feed_units_total"}
-    assert feed_units == {("fhir", "accepted"): len(events), ("fhir", "rejected"): 1, ("fhir", "ignored"): 1,
+    assert feed_units == {("fhir", "accepted"): len(events), ("fhir", "rejected"): 2, ("fhir", "ignored"): 1,
                           ("hl7v2", "accepted"): 1, ("hl7v2", "rejected"): 1, ("hl7v2", "ignored"): 1}
     got, copies = topic_alerts(fresh_broker)
     _, records = embedded(paths)
     assert sorted(alert_key(r) for r in got) == sorted(alert_key(r) for r in alert_records(records))
     assert max(copies.values()) == 1
     letters = [json.loads(m.value) for m in read_topic(fresh_broker, DEAD_LETTER)]
-    assert sorted(d["topic"] for d in letters) == [FHIR_IN, HL7_IN]
+    assert sorted(d["topic"] for d in letters) == [FHIR_IN, FHIR_IN, HL7_IN]
     assert all(d["reason"] and d["category"] for d in letters)
+    assert sum("not a valid FHIR R4 Observation" in d["reason"] for d in letters) == 1
     hl7_events = [json.loads(m.value) for m in read_topic(fresh_broker, LABS) if m.key == b"hl7-patient"]
     assert [e["analyte"] for e in hl7_events] == [lab.analyte.value]
