@@ -8,7 +8,7 @@ with a TOML/JSON file (`crswatch replay --config FILE`); nothing here reads file
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.vocabulary import NON_CRS_CAUSES
 
@@ -45,12 +45,19 @@ class Thresholds(BaseModel):
     )
     non_crs_causes: tuple[str, ...] = Field(
         NON_CRS_CAUSES,
-        description="IN-HOUSE DEFAULT list (models.vocabulary.NON_CRS_CAUSES): a reason naming one of these causes "
-        "(whole words, case-insensitive) keeps support, a dose or a finding off the CRS grade, unless the reason "
-        "also names CRS. The FHIR R4 input contract gives cardiogenic shock, sepsis, diuresis and sedation as "
-        "examples of 'explicitly not CRS' and counts any other reason; explicit negations ('not CRS') always "
-        "exclude (models.vocabulary.NOT_CRS_PHRASES).",
+        description="IN-HOUSE DEFAULT list (models.vocabulary.NON_CRS_CAUSES): a reason that affirms one of these "
+        "causes (whole words, case-insensitive; not negated or in doubt: 'not septic', 'rule out sepsis') keeps "
+        "support or a dose off the CRS grade, unless the reason also names CRS. The FHIR R4 input contract gives "
+        "cardiogenic shock, sepsis, diuresis and sedation as examples of 'explicitly not CRS' and counts any other "
+        "reason; a reason that only says 'not CRS' always excludes.",
     )
+
+    @field_validator("non_crs_causes")
+    @classmethod
+    def _causes_are_words(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not c.strip() for c in v):
+            raise ValueError("non_crs_causes: an empty entry would match every reason")
+        return tuple(" ".join(c.lower().split()) for c in v)
     fever_masking_hours: float = Field(
         168.0,
         description="IN-HOUSE DEFAULT: how long after a masking dose given during CRS the fever requirement stays "

@@ -124,7 +124,7 @@ def grade_crs(
 
     hypoxia_axis = 0
     if x.oxygen is not None:
-        if not x.oxygen.attributed and counts_for_crs(x.oxygen.reason, non_crs_causes):
+        if not x.oxygen.attributed and counts_for_crs(x.oxygen.reason, non_crs_causes, oxygen=True):
             hypoxia_axis, why = oxygen_axis(x.oxygen.device, x.oxygen.flow_l_min, low_flow_max)
             if x.oxygen.reason is not None and x.oxygen.device is not OxygenDevice.ROOM_AIR:
                 evidence.append(f"{x.oxygen.device.value} for {x.oxygen.reason}: names no cause other than CRS, "

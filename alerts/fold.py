@@ -339,18 +339,20 @@ def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
         if s.day0_ts is None or ts < s.day0_ts:
             s.day0_ts = ts
         return
-    if not counts_for_crs(ev.reason, cfg.non_crs_causes):
-        return
     in_episode = s.crs_grade > 0
+    # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for
+    # the grade: the drug masks fever whatever it was given for, so the waiver ignores the reason.
+    if cls.value in cfg.fever_masking_drugs and in_episode and _newer(s.masking_dose_ts, ts):
+        s.masking_dose_ts = ts
+        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
+    if not counts_for_crs(ev.reason, cfg.non_crs_causes):
+        return  # given for something else: not treatment of CRS (no refractory clock)
     if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
         s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
         if in_episode:  # the refractory clock runs from the first dose of the episode
             s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
     if cls is DrugClass.CORTICOSTEROID and in_episode:
         s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
-    if cls.value in cfg.fever_masking_drugs and in_episode and _newer(s.masking_dose_ts, ts):
-        s.masking_dose_ts = ts
-        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
 
 
 def _on_lab(s: PatientState, ev: LabResult) -> bool:
@@ -642,14 +644,14 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
                  facts, s.vaso_course)
 
 
-def _support_counts(sup: Support, cfg: Thresholds) -> bool:
-    return not sup.attributed and counts_for_crs(sup.reason, cfg.non_crs_causes)
+def _support_counts(sup: Support, cfg: Thresholds, oxygen: bool = False) -> bool:
+    return not sup.attributed and counts_for_crs(sup.reason, cfg.non_crs_causes, oxygen)
 
 
-def _reason_note(sup: Support, cfg: Thresholds) -> str:
+def _reason_note(sup: Support, cfg: Thresholds, oxygen: bool = False) -> str:
     if sup.reason is None:
         return ""
-    if _support_counts(sup, cfg):
+    if _support_counts(sup, cfg, oxygen):
         return f" (reason {sup.reason}: names no cause other than CRS, counted)"
     return f" (reason {sup.reason}: not counted toward CRS)"
 
@@ -666,7 +668,7 @@ def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         lvl.isdigit() and int(lvl) >= grade for lvl in t.alerted
     ):
         return
-    reason = _reason_note(s.oxygen, cfg)
+    reason = _reason_note(s.oxygen, cfg, oxygen=True)
     facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
     em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
              f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)

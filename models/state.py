@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
+from models.vocabulary import attributes_to_crs
+
 
 @dataclass(slots=True)
 class Support:
@@ -156,4 +158,10 @@ def state_value(state: PatientState) -> object:
 
 
 def state_from_json(data: bytes | str) -> PatientState:
-    return _STATE_ADAPTER.validate_json(data)
+    obj = json.loads(data)
+    for sup in [*(obj.get("infusions") or {}).values(), obj.get("oxygen")]:
+        if isinstance(sup, dict) and "attributed" not in sup:
+            # Stored before Support.attributed existed, when any reason but a name of CRS excluded the
+            # support: keep that exclusion, so that an upgrade does not change a stored grade.
+            sup["attributed"] = not attributes_to_crs(sup.get("reason"))
+    return _STATE_ADAPTER.validate_python(obj)

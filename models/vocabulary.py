@@ -182,42 +182,65 @@ class CerebralEdema(StrEnum):
 # Why support, a dose or a finding was given or documented: the FHIR R4 input contract
 # (MedicationAdministration, reasonCode): "Support whose reason is explicitly not CRS (for example
 # cardiogenic shock, sepsis, diuresis, sedation) does not count toward the CRS grade; support with no
-# reason is counted." So a reason excludes only when it explicitly says "not CRS" or names another
-# cause; any other reason ("hypotension", "shock", "CRS grade 2", a bare code) counts, and the
-# grade's evidence names the reason either way, so an exclusion is never silent.
+# reason is counted." So a reason excludes only when it explicitly says CRS is not the cause, or
+# affirms another cause and does not name CRS. Any other reason ("hypotension", "shock", "CRS grade
+# 2", a bare code, "rule out sepsis") counts, and the grade's evidence names the reason either way,
+# so an exclusion is never silent. A missed grade is the worse error, so doubt counts toward CRS.
 #
 # IN-HOUSE DEFAULT (configurable: alerts.config.Thresholds.non_crs_causes): the other causes, as
-# words or phrases matched on word boundaries, case-insensitive. The contract's four examples, the
-# infections the seed cases document, and ICANS (steroids or sedation given for neurotoxicity). A
-# reason that also names CRS ("CRS, sepsis ruled out") counts: naming CRS wins over another cause.
+# words or phrases matched on word boundaries, case-insensitive: the contract's four examples, the
+# infections the seed cases document, airway protection and ICANS (support given for neurotoxicity).
 NON_CRS_CAUSES: Final[tuple[str, ...]] = (
-    "cardiogenic", "sepsis", "septic", "bacteremia", "bacteraemia", "diuresis", "sedation", "airway protection",
-    "icans", "neurotoxicity",
+    "cardiogenic", "sepsis", "urosepsis", "septic", "bacteremia", "bacteraemia", "diuresis", "sedation",
+    "airway protection", "icans", "neurotoxicity",
 )
-# Explicit negations: these exclude even when the reason names CRS.
-NOT_CRS_PHRASES: Final[tuple[str, ...]] = (
-    "not crs", "non-crs", "non crs", "not due to crs", "not related to crs", "unrelated to crs", "other than crs",
-    "not cytokine release", "not for hypoxia", "not hypoxia", "not hypoxic",
+# A mention is negated by a cue just before it (up to two words between, no punctuation) or just
+# after it, and doubtful with a cue of uncertainty (a NegEx-style scope, kept deliberately small).
+_NEGATED_BEFORE = re.compile(r"\b(?:not|no|non|without|unrelated to|negative for)\b[\s/-]*(?:\w+[\s/-]+){0,2}$")
+_NEGATED_AFTER = re.compile(r"^[\s-]*(?:\w+[\s-]+)?(?:ruled out|excluded|unlikely|negative|resolved)\b")
+_DOUBT_BEFORE = re.compile(
+    r"(?:\b(?:r/o|rule out|rule-out|ruling out|possible|possibly|suspected|suspect|query|vs|versus|ddx)\b|\?)"
+    r"[\s/:.-]*(?:\w+[\s/-]+){0,2}$"
 )
-_NAMES_CRS = re.compile(r"\b(crs|cytokine release)\b")
+_DOUBT_AFTER = re.compile(r"^[\s-]*(?:\w+[\s-]+)?(?:work-?up\b|vs\b|versus\b|suspected\b|possible\b|\?)")
+_CRS = re.compile(r"\b(?:crs|cytokine release)\b")
+# Said of oxygen or ventilation: the support is not for hypoxia, so it is off the hypoxia axis.
+_NOT_FOR_HYPOXIA = re.compile(
+    r"\b(?:not|no|non)\b[\s-]*(?:for |due to |from )?(?:hypoxia|hypoxic|hypoxemia|hypoxaemia)\b"
+)
+_HYPHENS = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"})
 
 
 @functools.lru_cache(maxsize=64)
 def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"\b(" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b")
+    return re.compile(r"\b(?:" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b")
+
+
+def _mention(text: str, m: re.Match[str]) -> str:
+    """'negated', 'doubtful' or 'affirmed': how the reason speaks of the mention m."""
+    before, after = text[max(0, m.start() - 48):m.start()], text[m.end():m.end() + 48]
+    if _NEGATED_BEFORE.search(before) or _NEGATED_AFTER.search(after):
+        return "negated"
+    if _DOUBT_BEFORE.search(before) or _DOUBT_AFTER.search(after):
+        return "doubtful"
+    return "affirmed"
 
 
 @functools.lru_cache(maxsize=4096)
-def counts_for_crs(reason: str | None, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES) -> bool:
-    """Whether support, a dose or a finding with this reason counts toward CRS (see NON_CRS_CAUSES)."""
+def counts_for_crs(reason: str | None, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES,
+                   oxygen: bool = False) -> bool:
+    """Whether support (oxygen=True: oxygen or ventilation), a dose or a finding with this reason counts
+    toward CRS: see NON_CRS_CAUSES."""
     if reason is None:
         return True
-    text = " ".join(reason.lower().split())
-    if _phrases(NOT_CRS_PHRASES).search(text):
+    text = " ".join(reason.lower().translate(_HYPHENS).split())
+    if oxygen and _NOT_FOR_HYPOXIA.search(text):
         return False
-    if _NAMES_CRS.search(text):
-        return True
-    return not (non_crs_causes and _phrases(non_crs_causes).search(text))
+    crs = [_mention(text, m) for m in _CRS.finditer(text)]
+    if crs:
+        return any(c != "negated" for c in crs)  # naming CRS (even in doubt) counts; only "not CRS" excludes
+    causes = tuple(c for c in non_crs_causes if c.strip())
+    return not causes or all(_mention(text, m) != "affirmed" for m in _phrases(causes).finditer(text))
 
 
 # An attribution event (clinician judgement) moves findings or support away from CRS unless its

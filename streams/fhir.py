@@ -200,11 +200,11 @@ def _codes(concept: Any, where: str, system: str) -> list[str | None]:
     for c in codings:
         if type(c) is not dict:
             raise Reject(f"{where}.coding must hold objects whose system and code are strings", "invalid_value")
-        code, csys = c.get("code"), c.get("system")
-        if (code is not None and type(code) is not str) or (csys is not None and type(csys) is not str):
+        code, csys = c.get("code", ""), c.get("system", "")
+        if type(code) is not str or type(csys) is not str:
             raise Reject(f"{where}.coding must hold objects whose system and code are strings", "invalid_value")
         if csys == system:
-            codes.append(code)
+            codes.append(code or None)
     return codes
 
 
@@ -740,3 +740,5 @@ def validate_structure(res: Any) -> None:
         err = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
         raise Reject(f"not a valid FHIR R4 {rtype}: {loc}: {err.get('msg')}", "invalid_value") from None
+    except Exception as exc:  # fhir.resources raises others on some inputs (e.g. an unknown contained type)
+        raise Reject(f"not a valid FHIR R4 {rtype}: {type(exc).__name__}: {exc}", "invalid_value") from None

@@ -105,7 +105,10 @@ def test_evidence_names_the_facts() -> None:
 # The contract's reasonCode rule: only a reason that is explicitly not CRS excludes support.
 @pytest.mark.parametrize("reason", [
     "hypotension", "Hypotension due to CRS", "CRS grade 2", "Cytokine release syndrome (disorder)", "shock",
-    "circulatory failure", "427573005", "CRS; sepsis ruled out",
+    "circulatory failure", "427573005", "CRS; sepsis ruled out", "CRS grade 3: hypotension, not hypoxic",
+    "CRS hypotension, no cause other than CRS identified", "hypotension, not septic", "sepsis ruled out",
+    "rule out sepsis", "r/o sepsis", "sepsis workup", "sepsis?", "possible sepsis", "sepsis vs CRS",
+    "distributive (non-cardiogenic) shock", "non-cardiogenic pulmonary edema", "suspected CRS", "no sedation",
 ])
 def test_a_reason_that_names_no_other_cause_counts(reason: str) -> None:
     a = grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, EPI, reason=reason)))
@@ -115,7 +118,8 @@ def test_a_reason_that_names_no_other_cause_counts(reason: str) -> None:
 
 @pytest.mark.parametrize("reason", [
     "cardiogenic shock", "Sepsis", "septic shock", "diuresis", "sedation", "VRE bacteremia", "not CRS",
-    "hypotension, not due to CRS", "CRS resolved, not CRS now", "steroids for ICANS",
+    "hypotension, not due to CRS", "CRS resolved, not CRS now", "steroids for ICANS", "non-CRS", "non\u2011CRS",
+    "not-CRS", "urosepsis", "sepsis; CRS ruled out", "CRS unlikely", "hypotension not responding to fluids, sepsis",
 ])
 def test_a_reason_that_is_explicitly_not_crs_excludes(reason: str) -> None:
     a = grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, EPI, reason=reason)))
@@ -129,6 +133,12 @@ def test_oxygen_for_a_non_hypoxia_reason_is_off_the_hypoxia_axis() -> None:
     assert grade_crs(CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason="circulatory failure"))).grade == 4
 
 
+def test_not_for_hypoxia_concerns_oxygen_only() -> None:
+    reason = "CRS, intubated for circulatory failure, not for hypoxia"
+    assert grade_crs(CrsInputs(fever=FEVER, oxygen=o2(D.INVASIVE_VENTILATION, reason=reason))).grade == 1
+    assert grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, EPI, reason=reason))).grade == 4
+
+
 def test_a_clinician_attribution_excludes_whatever_its_reason_says() -> None:
     item = VasoItem(NE, "CRS resolved (clinician judgement)", "NE 10 ug/min", attributed=True)
     assert grade_crs(CrsInputs(fever=FEVER, vasoactives=(item,))).grade == 1
@@ -139,6 +149,9 @@ def test_the_other_causes_are_configurable() -> None:
     assert grade_crs(inputs).grade == 3
     assert grade_crs(inputs, non_crs_causes=("pancreatitis",)).grade == 1
     assert grade_crs(CrsInputs(fever=FEVER, vasoactives=vaso(NE, reason="sepsis")), non_crs_causes=()).grade == 3
+    with pytest.raises(ValueError, match="empty entry"):
+        Thresholds(non_crs_causes=("sepsis", " "))
+    assert Thresholds(non_crs_causes=("Septic  Shock",)).non_crs_causes == ("septic shock",)
 
 
 def test_low_flow_limit_is_configurable() -> None:

@@ -57,6 +57,16 @@ def test_a_fever_documented_for_another_cause_is_not_a_crs_sign_and_the_causes_a
     assert fold(events, Thresholds(non_crs_causes=("pancreatitis",)))[0].crs_grade == 0
 
 
+def test_a_steroid_given_for_something_else_still_masks_fever_but_starts_no_refractory_clock() -> None:
+    start = [car_t(), temp(24, 39.0), infusion(25, "norepinephrine")]
+    later = temp(60, 37.0)  # the fever of 24 h has lapsed (24 h window): only the waiver keeps grade 3
+    assert fold([*start, later])[0].crs_grade == 0
+    s, _ = fold([*start, dose(26, "dexamethasone", dose=10, unit="mg", reason="ICANS grade 2"), later])
+    assert s.crs_grade == 3 and s.masking_dose_ts is not None and s.episode_steroid_ts is None
+    s, _ = fold([*start, dose(26, "dexamethasone", dose=10, unit="mg"), later])
+    assert s.crs_grade == 3 and s.episode_steroid_ts is not None
+
+
 def test_no_active_crs_judgement_ends_the_episode_without_deleting_support() -> None:
     s, out = fold([car_t(), temp(24, 39.0), oxygen(25, "unspecified"), attribution(48, ["all"], "CRS resolved")])
     assert s.crs_grade == 0 and s.oxygen is not None and s.oxygen.reason == "CRS resolved"

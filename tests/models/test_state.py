@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alerts.config import Thresholds
 from alerts.fold import apply
 from models.events import parse_event
-from models.state import PatientState, state_from_json, state_to_json, state_value
+from models.state import PatientState, Support, state_from_json, state_to_json, state_value
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "mcnerney-2022.jsonl"
 
@@ -34,3 +35,20 @@ def test_state_json_round_trip() -> None:
         if line.strip():
             apply(state, parse_event(line), Thresholds())
     assert state_value(state_from_json(state_to_json(state))) == state_value(state)
+
+
+def test_a_state_stored_before_support_attribution_keeps_its_exclusions() -> None:
+    state = PatientState("p1")
+    state.infusions["norepinephrine"] = Support("norepinephrine", 0.0, 0.0, "e1", reason="hypotension")
+    state.infusions["epinephrine"] = Support("epinephrine", 0.0, 0.0, "e2", reason="crs")
+    state.infusions["vasopressin"] = Support("vasopressin", 0.0, 0.0, "e3")
+    state.oxygen = Support("facemask", 0.0, 0.0, "e4", reason="CRS resolved (clinician judgement)")
+    stored = json.loads(state_to_json(state))
+    for sup in [*stored["infusions"].values(), stored["oxygen"]]:
+        del sup["attributed"]  # the format before the field existed
+    old = state_from_json(json.dumps(stored))
+    # then, any reason but a name of CRS excluded the support: kept as it was
+    assert [old.infusions[a].attributed for a in ("norepinephrine", "epinephrine", "vasopressin")] == [
+        True, False, False]
+    assert old.oxygen is not None and old.oxygen.attributed
+    assert not state_from_json(state_to_json(state)).infusions["norepinephrine"].attributed  # new format as stored

@@ -769,6 +769,22 @@ def test_strict_mode_adds_full_fhir_structure_validation() -> None:
     assert reason.startswith("not a valid FHIR R4 Observation")
 
 
+def test_strict_mode_rejects_what_the_library_cannot_read_instead_of_failing() -> None:
+    res = obs("8867-4", 80, "/min", contained=[{"resourceType": "NopeType", "id": "x"}])
+    assert len(run(res, strict=False).events) == 1
+    reason, category = rejected(res, strict=True)
+    assert reason.startswith("not a valid FHIR R4 Observation") and category == "invalid_value"
+
+
+@pytest.mark.parametrize("coding", [{"system": "http://loinc.org", "code": None},
+                                    {"system": None, "code": "8867-4"}, {"system": "http://loinc.org", "code": 8867}])
+def test_a_coding_whose_system_or_code_is_not_a_string_is_rejected(coding: dict[str, Any]) -> None:
+    res = obs("8867-4", 80, "/min")
+    res["code"]["coding"].insert(0, coding)
+    reason, category = rejected(res, strict=False)
+    assert "system and code are strings" in reason and category == "invalid_value"
+
+
 # ---------------------------------------------------------------- published examples
 
 
