@@ -39,6 +39,7 @@ class TimeAligner(Generic[T]):
         self.max_idle = max_idle
         self.max_behind = max_behind
         self.gave_up = 0  # releases that did not wait for a topic known to be behind
+        self.idled_out = 0  # releases after max_idle for a topic whose position was unknown
         self._queues: dict[int, dict[str, deque[tuple[float, float | None, T]]]] = {}
         self._blocked_since: dict[int, float] = {}
         self._held = 0
@@ -76,6 +77,8 @@ class TimeAligner(Generic[T]):
                     break
                 if "behind" in waits:
                     self.gave_up += 1
+                else:
+                    self.idled_out += 1
             else:
                 self._blocked_since.pop(partition, None)
             out.append(queues[topic].popleft()[2])

@@ -413,7 +413,7 @@ class Runtime:
 
     def stats(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "held": len(self.aligner), "input_lag": self.input_lag(),
-                "aligner_gave_up": self.aligner.gave_up,
+                "aligner_gave_up": self.aligner.gave_up, "aligner_idled_out": self.aligner.idled_out,
                 "unsaved": self.unsaved_count, "pending_writes": len(self.pending),
                 "assigned_input_partitions": len([tp for tp in self.app.consumer.assignment()
                                                   if tp.topic in INPUT_TOPICS]),

@@ -14,6 +14,7 @@ can repeat an alert (readers keep the first copy of an id) but never lose one.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from models.events import ClinicalEvent, InvalidEvent, parse_event
 from models.records import Alert, Notice, Record, Retraction
 from streams.normalised import dead_letter_record
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
+
+logger = logging.getLogger(__name__)
 
 _CHANGE_KEYS = ("crs_grade@", "iec_hs@", "icans_grade@")  # record_key prefixes of grade changes
 
@@ -124,8 +127,15 @@ class Processor:
         stored log that holds the event implies its outputs were delivered (a redelivery is a
         duplicate and emits nothing), and a log that does not is folded again."""
         log = self.log_for(event.patient_id)
+        newest = log.max_ts
         result = step(log, event, self.cfg)
         self.counts[result.outcome] += 1
+        if result.outcome == "late":
+            late = self.counts["late"]
+            if late <= 20 or late % 1000 == 0:  # a late event means an input fell behind: say which
+                logger.warning("late event #%d: patient %s, %s offset %s, event time %s, newest folded %s",
+                               late, event.patient_id, position, offset, event.time.isoformat(),
+                               datetime.fromtimestamp(newest, UTC).isoformat() if newest is not None else None)
         if position is not None and offset is not None:
             self.offsets[event.patient_id][position] = offset
         outputs: list[Output] = []

@@ -31,7 +31,9 @@ def test_holds_while_an_empty_topic_is_unknown_then_gives_up_after_max_idle() ->
     a.push("labs", 1, 5.0, "l5")  # the late topic delivers an older event: it goes first
     assert a.pop_ready(1, labs_behind, now=101.5) == ["l5"]
     assert a.pop_ready(1, labs_behind, now=102.0) == []  # labs empty and behind again: wait anew
+    assert a.idled_out == 0
     assert a.pop_ready(1, labs_behind, now=104.1) == ["v10"]
+    assert a.idled_out == 1 and a.gave_up == 0  # counted apart from giving up on a topic known behind
 
 
 def test_partitions_are_independent_and_dropped_on_rebalance() -> None:
