@@ -93,6 +93,13 @@ def oxygen_axis(device: OxygenDevice, flow_l_min: float | None, low_flow_max: fl
     return 2, "supplemental oxygen with no documented device: graded at least 2"
 
 
+def support_counts(reason: str | None, attributed: bool, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES,
+                   oxygen: bool = False) -> bool:
+    """Running support counts toward CRS unless a clinician attributed it elsewhere or its reason is
+    explicitly not CRS (models.vocabulary.counts_for_crs)."""
+    return not attributed and counts_for_crs(reason, non_crs_causes, oxygen)
+
+
 def grade_crs(
     x: CrsInputs, low_flow_max: float = 6.0, non_crs_causes: tuple[str, ...] = NON_CRS_CAUSES
 ) -> CrsAssessment:
@@ -104,7 +111,7 @@ def grade_crs(
         role = VASOACTIVE_ROLE[item.agent]
         if role is VasoactiveRole.INOTROPE:
             evidence.append(f"{item.agent.value} running, an inotrope: not counted as a vasopressor ({item.text})")
-        elif item.attributed or not counts_for_crs(item.reason, non_crs_causes):
+        elif not support_counts(item.reason, item.attributed, non_crs_causes):
             evidence.append(f"{item.agent.value} running for {item.reason}: not counted toward CRS ({item.text})")
         else:
             if item.reason is not None:
@@ -124,7 +131,7 @@ def grade_crs(
 
     hypoxia_axis = 0
     if x.oxygen is not None:
-        if not x.oxygen.attributed and counts_for_crs(x.oxygen.reason, non_crs_causes, oxygen=True):
+        if support_counts(x.oxygen.reason, x.oxygen.attributed, non_crs_causes, oxygen=True):
             hypoxia_axis, why = oxygen_axis(x.oxygen.device, x.oxygen.flow_l_min, low_flow_max)
             if x.oxygen.reason is not None and x.oxygen.device is not OxygenDevice.ROOM_AIR:
                 evidence.append(f"{x.oxygen.device.value} for {x.oxygen.reason}: names no cause other than CRS, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from alerts.config import Thresholds
-from alerts.crs import CrsInputs, OxygenItem, VasoItem, grade_crs, oxygen_axis
+from alerts.crs import CrsInputs, OxygenItem, VasoItem, grade_crs, oxygen_axis, support_counts
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
 from alerts.icans import IcansInput, grade_icans
 from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
@@ -236,9 +236,9 @@ def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     same_device = s.oxygen is not None and s.oxygen.name == ev.device.value
     since = s.oxygen.since if s.oxygen is not None and same_device else ev.ts
     # A documented reason stays with the same device until a row gives another one.
-    keep = ev.reason is None and s.oxygen is not None and same_device
-    reason = s.oxygen.reason if keep and s.oxygen is not None else ev.reason
-    attributed = keep and s.oxygen is not None and s.oxygen.attributed
+    kept = s.oxygen if ev.reason is None and same_device else None
+    reason = kept.reason if kept is not None else ev.reason
+    attributed = kept is not None and kept.attributed
     flow, flow_ts = ev.flow_l_min, ev.ts if ev.flow_l_min is not None else None
     if flow is None and s.oxygen is not None and s.oxygen.flow_ts == ev.ts:
         # A flow reading of the same event time as this device describes the same moment
@@ -645,7 +645,7 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
 
 
 def _support_counts(sup: Support, cfg: Thresholds, oxygen: bool = False) -> bool:
-    return not sup.attributed and counts_for_crs(sup.reason, cfg.non_crs_causes, oxygen)
+    return support_counts(sup.reason, sup.attributed, cfg.non_crs_causes, oxygen)
 
 
 def _reason_note(sup: Support, cfg: Thresholds, oxygen: bool = False) -> str:

@@ -179,18 +179,9 @@ def _effective(res: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _codings(concept: Any, where: str) -> list[dict[str, Any]]:
-    codings = _obj(concept, where).get("coding", [])
-    if not isinstance(codings, list):
-        raise Reject(f"{where}.coding must be a list", "invalid_value")
-    for c in codings:
-        if type(c) is not dict or type(c.get("code", "")) is not str or type(c.get("system", "")) is not str:
-            raise Reject(f"{where}.coding must hold objects whose system and code are strings", "invalid_value")
-    return codings
-
-
 def _codes(concept: Any, where: str, system: str) -> list[str | None]:
-    """The codes of `system` in a CodeableConcept, its codings checked as `_codings` does (one pass: hot path)."""
+    """The codes of `system` in a CodeableConcept, after checking that its codings are objects whose
+    system and code are strings."""
     if type(concept) is not dict:
         raise Reject(f"{where} must be a JSON object", "invalid_value")
     codings = concept.get("coding", [])
@@ -491,8 +482,8 @@ def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass |
                          "unsupported")
         raise Reject("medicationCodeableConcept missing (contract: a missing code is rejected)", "missing_field")
     concept = _obj(res["medicationCodeableConcept"], "medicationCodeableConcept")
-    codings = _codings(concept, "medicationCodeableConcept")
-    rx = [c.get("code") for c in codings if c.get("system") == RXNORM]
+    rx = _codes(concept, "medicationCodeableConcept", RXNORM)
+    codings: list[dict[str, Any]] = concept.get("coding", [])  # checked by _codes
     for code in rx:
         if code in RXNORM_DRUGS:
             name = RXNORM_DRUGS[code]
