@@ -12,6 +12,18 @@ from datetime import UTC, datetime
 
 from alerts.config import Thresholds
 from alerts.crs import CrsInputs, OxygenItem, VasoItem, grade_crs, oxygen_axis, support_counts
+from alerts.evolve import (
+    NEG_INF,
+    on_attribution,
+    on_context,
+    on_dose,
+    on_finding,
+    on_infusion,
+    on_lab,
+    on_neuro,
+    on_oxygen,
+    on_vitals,
+)
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
 from alerts.icans import IcansInput, grade_icans
 from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
@@ -30,24 +42,17 @@ from models.events import (
 )
 from models.labvalue import LabValue
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Severity
-from models.state import LABS_KEPT_PER_ANALYTE, LabPoint, Observation, PatientState, Support, Track
+from models.state import Observation, PatientState, Support, Track
 from models.vocabulary import (
     VASOACTIVE_ROLE,
-    AttributionTarget,
     CerebralEdema,
     Consciousness,
-    DrugClass,
     OxygenDevice,
     Seizure,
     VasoactiveAgent,
     VasoactiveRole,
-    attributes_to_crs,
-    counts_for_crs,
-    drug_class,
 )
 
-NEG_INF = float("-inf")
-_ALL_TARGETS = ("fever", "hypotension", "oxygen", "vasopressors", "icans", "masking")
 # Alert severities are routing choices of this service (Alertmanager), not clinical grades.
 _CRS_SEVERITY: dict[int, Severity] = {1: "info", 2: "warning", 3: "high", 4: "critical"}
 _IEC_SEVERITY: dict[int, Severity] = {1: "warning", 2: "high", 3: "critical"}
@@ -167,268 +172,6 @@ class _Emitter:
             evidence=tuple(evidence),
             late=self.late,
         )
-
-
-# ---------------------------------------------------------------- event handlers
-
-
-def _newer(last: float | None, ts: float) -> bool:
-    return last is None or ts >= last
-
-
-def _replaces(obs: Observation | None, ts: float, event_id: str) -> bool:
-    """Registers follow the log's total order, (event time, event_id): only a strictly newer event
-    replaces the value, so re-applying the same event is recognisably a no-op."""
-    return obs is None or (ts, event_id) > (obs.ts, obs.event_id)
-
-
-def _on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
-    ts = ev.ts
-    t = ev.temperature
-    if t is not None and t.value >= cfg.fever_c:
-        if _replaces(s.fever, ts, ev.event_id):
-            s.fever = Observation(ts, True, t.value, ev.event_id, "temperature")
-        m = s.max_fever_c
-        if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
-            s.max_fever_c = (ts, t.value)
-    sbp = ev.sbp
-    if sbp is not None and _replaces(s.hypotension, ts, ev.event_id):
-        s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
-
-
-def _on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
-    ts = ev.ts
-    kind = ev.finding.value
-    if kind in ("fever", "hypotension") and ev.present and not counts_for_crs(ev.reason, cfg.non_crs_causes):
-        # Documented as due to something else (e.g. sepsis): kept, but not a CRS sign.
-        if _replaces(s.findings.get(kind), ts, ev.event_id):
-            s.findings[kind] = Observation(ts, True, None, ev.event_id, f"documented {kind} ({ev.reason})")
-        return
-    if kind == "fever":
-        if ev.present:
-            if _replaces(s.fever, ts, ev.event_id):
-                s.fever = Observation(ts, True, None, ev.event_id, "documented fever")
-        elif s.afebrile_ts is None or ts >= s.afebrile_ts:
-            s.afebrile_ts = ts
-        return
-    if kind == "hypotension":
-        if _replaces(s.hypotension, ts, ev.event_id):
-            label = "documented hypotension" if ev.present else "documented normotension"
-            s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
-        return
-    if _replaces(s.findings.get(kind), ts, ev.event_id):
-        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
-
-
-def _on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
-    if not _newer(s.oxygen_changed, ev.ts):
-        return
-    if ev.device is None:
-        _on_oxygen_reading(s, ev)
-        return
-    s.oxygen_changed = ev.ts
-    s.support_version += 1
-    if ev.device is OxygenDevice.ROOM_AIR:
-        s.oxygen = None
-        return
-    if s.oxygen is None:
-        s.oxygen_course += 1
-    same_device = s.oxygen is not None and s.oxygen.name == ev.device.value
-    since = s.oxygen.since if s.oxygen is not None and same_device else ev.ts
-    # A documented reason stays with the same device until a row gives another one.
-    kept = s.oxygen if ev.reason is None and same_device else None
-    reason = kept.reason if kept is not None else ev.reason
-    attributed = kept is not None and kept.attributed
-    flow, flow_ts = ev.flow_l_min, ev.ts if ev.flow_l_min is not None else None
-    if flow is None and s.oxygen is not None and s.oxygen.flow_ts == ev.ts:
-        # A flow reading of the same event time as this device describes the same moment
-        # (separate FHIR Observations): keep it, whichever of the two was applied first.
-        flow, flow_ts = s.oxygen.flow_l_min, ev.ts
-    s.oxygen = Support(
-        name=ev.device.value,
-        since=since,
-        changed=ev.ts,
-        event_id=ev.event_id,
-        flow_l_min=flow,
-        reason=reason,
-        attributed=attributed,
-        flow_ts=flow_ts,
-    )
-
-
-def _on_oxygen_reading(s: PatientState, ev: OxygenSupport) -> None:
-    """A flow (or FiO2) reading without a device: it updates the running support's flow.
-
-    With no support running, a flow above 0 L/min is supplemental oxygen whose device is
-    not documented (OxygenDevice.UNSPECIFIED: graded at least 2 and flagged uncertain). FiO2
-    is not an ASTCT grading input, so an FiO2-only reading changes nothing.
-    """
-    flow = ev.flow_l_min
-    if flow is None:
-        return
-    cur = s.oxygen
-    if cur is None:
-        if flow <= 0:
-            return
-        s.oxygen_course += 1
-        s.oxygen = Support(name=OxygenDevice.UNSPECIFIED.value, since=ev.ts, changed=ev.ts, event_id=ev.event_id,
-                           flow_l_min=flow, flow_ts=ev.ts)
-    elif cur.flow_l_min == flow and cur.flow_ts == ev.ts:
-        return
-    else:
-        cur.flow_l_min, cur.flow_ts, cur.changed = flow, ev.ts, ev.ts
-    s.oxygen_changed = ev.ts
-    s.support_version += 1
-
-
-def _vasopressors_running(s: PatientState) -> int:
-    return sum(1 for a in s.infusions if VASOACTIVE_ROLE[VasoactiveAgent(a)] is not VasoactiveRole.INOTROPE)
-
-
-def _on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
-    """Returns (agent, started) when the set of running agents or a dose changed."""
-    agent = ev.agent.value
-    if not _newer(s.infusion_changed.get(agent), ev.ts):
-        return None
-    running = s.infusions.get(agent)
-    if (ev.action == "stop" and running is not None and ev.logical_id is not None
-            and running.segment is not None and running.segment != ev.logical_id):
-        return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
-    s.infusion_changed[agent] = ev.ts
-    s.support_version += 1
-    if ev.action == "stop":
-        if running is None:
-            return None
-        del s.infusions[agent]
-        return agent, False
-    if running is None:
-        inotrope = VASOACTIVE_ROLE[ev.agent] is VasoactiveRole.INOTROPE
-        pressors = _vasopressors_running(s)
-        if not inotrope and pressors == 0:
-            s.vaso_course += 1
-            s.nee_min = None
-        if inotrope and len(s.infusions) == pressors:  # no inotrope running yet
-            s.inotrope_course += 1
-        s.infusions[agent] = Support(
-            name=agent,
-            since=ev.ts,
-            changed=ev.ts,
-            event_id=ev.event_id,
-            rate=ev.rate,
-            unit=ev.unit,
-            reason=ev.reason,
-            at_max_dose=ev.at_max_dose,
-            segment=ev.logical_id,
-        )
-        return agent, True
-    running.changed = ev.ts
-    running.event_id = ev.event_id
-    running.segment = ev.logical_id
-    if ev.rate is not None:
-        running.rate, running.unit = ev.rate, ev.unit
-    if ev.reason is not None:
-        running.reason, running.attributed = ev.reason, False
-    running.at_max_dose = ev.at_max_dose
-    return agent, False
-
-
-def _on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
-    cls = ev.drug_class or drug_class(ev.drug)
-    ts = ev.ts
-    if cls is DrugClass.CAR_T:
-        if s.day0_ts is None or ts < s.day0_ts:
-            s.day0_ts = ts
-        return
-    in_episode = s.crs_grade > 0
-    # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for
-    # the grade: the drug masks fever whatever it was given for, so the waiver ignores the reason.
-    if cls.value in cfg.fever_masking_drugs and in_episode and _newer(s.masking_dose_ts, ts):
-        s.masking_dose_ts = ts
-        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
-    if not counts_for_crs(ev.reason, cfg.non_crs_causes):
-        return  # given for something else: not treatment of CRS (no refractory clock)
-    if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
-        s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
-        if in_episode:  # the refractory clock runs from the first dose of the episode
-            s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
-    if cls is DrugClass.CORTICOSTEROID and in_episode:
-        s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
-
-
-def _on_lab(s: PatientState, ev: LabResult) -> bool:
-    series = s.labs.setdefault(ev.analyte.value, [])
-    for p in series:
-        if p.event_id == ev.event_id:
-            return False
-    point = LabPoint(ev.ts, ev.value, ev.comparator, ev.unit, ev.event_id)
-    i = len(series)
-    while i > 0 and series[i - 1].ts > ev.ts:
-        i -= 1
-    if i == 0 and len(series) >= LABS_KEPT_PER_ANALYTE:
-        return False  # older than every kept value: it would be dropped at once
-    series.insert(i, point)
-    if len(series) > LABS_KEPT_PER_ANALYTE:
-        del series[0]
-    return True
-
-
-def _on_context(s: PatientState, ev: PatientContext) -> None:
-    if ev.weight is not None:
-        s.weight_kg = ev.weight.value
-    for b in ev.baselines:
-        s.baselines[b.analyte.value] = LabPoint(ev.ts, b.value, b.comparator, b.unit, ev.event_id)
-    if ev.immunosuppression is not None:
-        s.immunosuppression = ev.immunosuppression
-
-
-def _on_neuro(s: PatientState, ev: NeuroAssessment) -> None:
-    if not _newer(s.icans_ts, ev.ts):
-        return
-    s.icans_ts = ev.ts
-    # The latest assessment replaces the previous one whole: a seizure or an ICE score from an
-    # earlier assessment does not describe the patient now.
-    inputs: dict[str, str] = {"event_id": ev.event_id}
-    for name in ("ice_score", "consciousness", "seizure", "motor_weakness", "cerebral_edema"):
-        value = getattr(ev, name)
-        if value is not None:
-            inputs[name] = str(value.value if hasattr(value, "value") else value)
-    inputs["unable_to_perform_ice"] = str(ev.unable_to_perform_ice)
-    inputs["global_aphasia"] = str(ev.global_aphasia)
-    s.icans_inputs = inputs
-
-
-def _on_attribution(s: PatientState, ev: Attribution) -> None:
-    ts = ev.ts
-    targets: set[str] = set()
-    for target in ev.targets:
-        if target is AttributionTarget.ALL:
-            targets.update(_ALL_TARGETS)
-        else:
-            targets.add(target.value)
-    crs = attributes_to_crs(ev.reason)
-    reason = None if crs else ev.reason
-    s.support_version += 1
-    for t in ("fever", "hypotension", "icans", "masking"):
-        if t not in targets:
-            continue
-        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
-        if crs:
-            s.forward_reason.pop(t, None)
-            s.forward_since.pop(t, None)
-        elif ev.forward and ts >= s.forward_since.get(t, NEG_INF):
-            s.forward_reason[t] = ev.reason
-            s.forward_since[t] = ts
-    if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:
-        s.oxygen.reason, s.oxygen.attributed = reason, not crs
-        s.oxygen.changed = ts
-        s.oxygen_changed = max(ts, s.oxygen_changed or NEG_INF)  # an older row cannot undo the judgement
-    if "vasopressors" in targets:
-        for agent, sup in s.infusions.items():
-            if (ev.agent is None or ev.agent.value == agent) and sup.changed <= ts:
-                sup.reason, sup.attributed = reason, not crs
-                sup.changed = ts
-                s.infusion_changed[agent] = max(ts, s.infusion_changed.get(agent, NEG_INF))
-    s.findings[f"attribution:{','.join(sorted(targets))}"] = Observation(ts, True, None, ev.event_id, ev.reason)
 
 
 # ---------------------------------------------------------------- current signs
@@ -892,43 +635,43 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
 
     if isinstance(event, VitalSigns):
         registers = (s.fever, s.hypotension, s.max_fever_c)
-        _on_vitals(s, event, cfg)
+        on_vitals(s, event, cfg)
         if late and registers == (s.fever, s.hypotension, s.max_fever_c):
             return em.out  # an old reading that changes nothing evaluates nothing (e.g. a redelivery)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, LabResult):
         # Labs change no CRS input, so they do not re-grade CRS: the lab part of the state
         # (see LAB_TRACKS, copy_lab_part) is all a lab writes, which alerts.log relies on.
-        if _on_lab(s, event):
+        if on_lab(s, event):
             _evaluate_labs(s, em, cfg, event.analyte.value)
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, Infusion):
-        changed = _on_infusion(s, event)
+        changed = on_infusion(s, event)
         _evaluate_crs(s, em, cfg)
         if changed is not None:
             _evaluate_vasopressors(s, em, cfg, *changed)
     elif isinstance(event, OxygenSupport):
-        _on_oxygen(s, event)
+        on_oxygen(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_oxygen(s, em, cfg)
     elif isinstance(event, DrugDose):
-        _on_dose(s, event, cfg)
+        on_dose(s, event, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, Finding):
-        _on_finding(s, event, cfg)
+        on_finding(s, event, cfg)
         _evaluate_crs(s, em, cfg)
         if event.finding.value in _IEC_FINDINGS:
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, NeuroAssessment):
-        _on_neuro(s, event)
+        on_neuro(s, event)
         _evaluate_icans(s, em)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, PatientContext):
-        _on_context(s, event)
+        on_context(s, event)
         _evaluate_iec_hs(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, Attribution):
-        _on_attribution(s, event)
+        on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_icans(s, em)
     # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.

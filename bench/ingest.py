@@ -4,7 +4,7 @@ Inputs are built before timing: a deterministic mix of FHIR resources as NDJSON 
 (vital signs, blood-pressure panels, pulse oximetry with an oxygen-flow component, labs
 with and without comparators, oxygen methods, infusion segments, doses) and HL7 v2 ORU^R01
 messages (PCD-01 monitor messages with device headers, and lab messages). Timed: bytes in,
-validated native events out (`streams.fhir.normalise_fhir`, `streams.hl7v2.normalise_hl7`),
+validated native events out (`streams.feeds.fhir.normalise_fhir`, `streams.feeds.hl7v2.normalise_hl7`),
 one call per resource line / per message, as the streaming agent calls them. For scale,
 the same inputs are also parsed with fhir.resources (R4B) and python-hl7 alone.
 
@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.fhir import normalise_fhir
-from streams.hl7v2 import normalise_hl7
+from streams.feeds.fhir import normalise_fhir
+from streams.feeds.hl7v2 import normalise_hl7
 
 UCUM = "http://unitsofmeasure.org"
 T0 = datetime(2024, 1, 1, 8, 0, tzinfo=UTC)

@@ -168,7 +168,7 @@ class OxygenSupport(_EventBase):
     """The current oxygen support; a new one replaces the previous (room_air ends support).
 
     Without a device it is a flow or FiO2 reading (FHIR 3151-8 / 3150-0 on their own) that
-    updates the running support; see alerts.fold._on_oxygen.
+    updates the running support; see alerts.evolve.on_oxygen.
     """
 
     kind: Literal["oxygen"] = "oxygen"

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tomllib
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from alerts.config import Thresholds
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
-from streams.normalised import Normalised
+from streams.feeds.normalised import Normalised
 from streams.replay import Replayer, read_lines
+from streams.settings import load_thresholds
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
-
-
-def load_thresholds(path: Path | None) -> Thresholds:
-    if path is None:
-        return Thresholds()
-    text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    return Thresholds(**data)
 
 
 def record_json(r: Record) -> str:
@@ -87,7 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     total = sum(p.stat().st_size for p in paths)
     metrics = None
     if args.metrics_file is not None:
-        from streams.metrics import Metrics
+        from streams.observability.metrics import Metrics
 
         metrics = Metrics(process_metrics=False)
     replayer = Replayer(cfg, metrics=metrics)
@@ -236,7 +226,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 def _units(paths: list[Path], input_format: str, strict: bool = False
            ) -> Iterator[tuple[str, str, Normalised | None]]:
     """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
-    from streams.inputs import detect_format, read_units
+    from streams.feeds.inputs import detect_format, read_units
 
     for path in paths:
         with path.open("rb") as fh:
@@ -249,7 +239,7 @@ def _units(paths: list[Path], input_format: str, strict: bool = False
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from streams.export import export_fhir_lines
+    from streams.feeds.export import export_fhir_lines
 
     path = Path(args.file)
     if not path.is_file():

@@ -1,7 +1,7 @@
 """`crswatch mllp`: an MLLP listener for HL7 v2 ORU^R01 that ACKs each message and feeds the stream.
 
 Framing (<VT> message <FS><CR>) is python-hl7's asyncio MLLP server. Each message is
-normalised (streams.hl7v2), delivered to a sink, and then acknowledged:
+normalised (streams.feeds.hl7v2), delivered to a sink, and then acknowledged:
 - AA: every OBX gave an event or carried no value (a message of device and channel headers
   only, or of status X results, is AA: ignored, but counted in `Listener.units`);
 - AE: the message was read but some OBX were rejected (the others were delivered), or the
@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from itertools import count
 from typing import Any, Protocol, TextIO
 
-from streams.hl7v2 import Encoding, normalise_hl7, split_messages
-from streams.normalised import Normalised
+from streams.feeds.hl7v2 import Encoding, normalise_hl7, split_messages
+from streams.feeds.normalised import Normalised
 from streams.topics import DEAD_LETTER, input_topic
 
 MSA_TEXT_MAX = 80  # MSA-3 is 80 characters in HL7 v2.x

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.events import ClinicalEvent, InvalidEvent, parse_event
-from streams.normalised import Normalised
+from streams.feeds.normalised import Normalised
 from streams.replay import Rejected
 from streams.topics import INPUT_TOPICS, input_topic
 
@@ -117,7 +117,7 @@ def publish_units(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Publish input units in order: a native line (normalised None) or what an adapter made of a
-    FHIR or HL7 unit (streams.inputs.read_units). Rejections are reported, never sent; ignored
+    FHIR or HL7 unit (streams.feeds.inputs.read_units). Rejections are reported, never sent; ignored
     units (no value) are counted."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -13,11 +13,11 @@ from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, new_log, step
 from models.events import ClinicalEvent, InvalidEvent, parse_event
 from models.records import Record
-from streams.normalised import Normalised
+from streams.feeds.normalised import Normalised
 from streams.topics import input_topic
 
 if TYPE_CHECKING:
-    from streams.metrics import Metrics
+    from streams.observability.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class Replayer:
 
     With `metrics`, every event is observed as the worker would observe it, on the replay's
     clock: the patient's event-time frontier, i.e. the newest event time of that patient
-    seen so far, the clock the lateness window runs on (see streams.metrics).
+    seen so far, the clock the lateness window runs on (see streams.observability.metrics).
     """
 
     cfg: Thresholds = field(default_factory=Thresholds)

@@ -6,12 +6,16 @@ agree. Secrets (the SASL password) are read from the environment or a file, neve
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from alerts.config import Thresholds
 
 STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
 FLAVORS = ("kafka", "tansu")
@@ -146,3 +150,15 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     if password_file and "sasl_password" not in values:
         values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").strip()
     return Settings(**values)
+
+
+def load_thresholds(path: str | Path | None) -> Thresholds:
+    """The thresholds file (TOML, or JSON by any other suffix) as `Thresholds`; defaults without one.
+
+    `crswatch replay --config` and the worker's `CRSWATCH_CONFIG` both read it here."""
+    if not path:
+        return Thresholds()
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    return Thresholds(**data)

@@ -14,7 +14,7 @@ TREATMENTS = "treatments"  # infusions, doses, oxygen support, assessments, find
 ALERTS = "crs-alerts"
 PATIENT_STATE = "patient-state"
 DEAD_LETTER = "dead-letter"
-# Raw hospital feeds, normalised into the input topics by the streaming app (streams.inputs.normalise).
+# Raw hospital feeds, normalised into the input topics by the streaming app (streams.feeds.inputs.normalise).
 FHIR_IN = "fhir-in"  # FHIR R4 resources, NDJSON lines or Bundles
 HL7_IN = "hl7-in"  # HL7 v2 ORU^R01 messages
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.alertmanager import ENV_SECRET, ENV_SECRET_FILE, ENV_UNIT, ENV_URL
 from streams.cli import build_parser
+from streams.observability.alertmanager import ENV_SECRET, ENV_SECRET_FILE, ENV_UNIT, ENV_URL
 from streams.settings import ENV, from_env
 
 KNOWN_ENV = {*ENV.values(), ENV_URL, ENV_SECRET, ENV_SECRET_FILE, ENV_UNIT}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -32,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.broker import free_port
 from tests.http_recorder import Recorder, recording_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,11 +62,6 @@ def amtool() -> str:
     return binary("amtool")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http_json(url: str, data: bytes | None = None) -> Any:
@@ -256,8 +251,8 @@ def exercise_metrics() -> str:
     """The worker's exposition after both seed cases, one bad line, one duplicate, one event
     beyond the lateness window, records published, and the alert sink posting to a local
     receiver: every metric family has samples."""
-    from streams.alertmanager import AlertmanagerSink, SinkConfig
-    from streams.metrics import Metrics
+    from streams.observability.alertmanager import AlertmanagerSink, SinkConfig
+    from streams.observability.metrics import Metrics
     from streams.replay import Replayer, read_lines
     from tests.case000 import CASE_000, CASE_004
 

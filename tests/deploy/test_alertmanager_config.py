@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from models.records import Alert
-from streams.alertmanager import SinkConfig, to_am_alert
+from streams.observability.alertmanager import SinkConfig, to_am_alert
 from streams.replay import Replayer
 from tests.case000 import replay_in_two_parts
 from tests.deploy.conftest import AM_CONFIG, RULES_DIR, amtool, run_tool

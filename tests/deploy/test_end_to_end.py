@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from models.records import Alert
-from streams.alertmanager import AlertmanagerSink, SinkConfig, patient_key, split_alert_id
-from streams.metrics import Metrics
+from streams.observability.alertmanager import AlertmanagerSink, SinkConfig, patient_key, split_alert_id
+from streams.observability.metrics import Metrics
 from streams.replay import Replayer
 from tests.case000 import PATIENT_000, replay_in_two_parts
 from tests.deploy.conftest import DASHBOARDS_DIR, Alertmanager, Prometheus, free_port, wait_until

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.alertmanager import patient_key
+from streams.observability.alertmanager import patient_key
 from streams.publish import create_input_topics, publish_lines
 from streams.replay import read_lines
 from tests.deploy.conftest import Alertmanager, Prometheus, wait_until

@@ -10,9 +10,9 @@ from typing import Any
 
 from alerts.config import Thresholds
 from alerts.log import log_from_json
-from bench.fold import patient_events
 from models.state import state_to_json
 from streams.replay import Replayer, read_lines
+from tests.synthetic import patient_events
 
 CASES = Path(__file__).resolve().parents[2] / "cases"
 
@@ -43,7 +43,7 @@ def read_topic(broker: str, topic: str, idle: float = 2.0) -> list[Any]:
 
 
 def write_cohort(path: Path, patients: int, days: int, vitals_every: int = 15, seed: int = 7) -> int:
-    """A synthetic cohort (bench.fold's generator), vitals thinned to one in `vitals_every`
+    """A synthetic cohort (tests.synthetic), vitals thinned to one in `vitals_every`
     minutes so a test stays at a few thousand events. Written patient after patient."""
     n = 0
     with path.open("w", encoding="utf-8") as fh:

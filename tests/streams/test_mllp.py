@@ -21,7 +21,7 @@ import pytest
 from streams.mllp import JsonlSink, KafkaSink, Listener, start
 from streams.topics import DEAD_LETTER, VITALS
 from tests.streams.conftest import free_port
-from tests.streams.test_hl7v2 import PCD01, oru
+from tests.streams.feeds.test_hl7v2 import PCD01, oru
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
@@ -96,7 +96,7 @@ def test_aa_ae_and_ar_with_reasons(listener: tuple[int, Listener, io.StringIO, i
     assert [e["kind"] for e in events] == ["vitals", "vitals"]  # PCD01, and the good OBX of the partial message
     dead = [json.loads(line) for line in errors.getvalue().splitlines()]
     assert {d["category"] for d in dead} == {"invalid_value", "not_hl7", "unsupported"}
-    # the one dead-letter shape (streams.normalised.dead_letter_record), from a feed unit
+    # the one dead-letter shape (streams.feeds.normalised.dead_letter_record), from a feed unit
     assert all(set(d) == {"topic", "partition", "offset", "key", "source", "raw", "raw_encoding", "reason",
                           "category", "time"} and d["source"] and d["topic"] is None for d in dead)
 

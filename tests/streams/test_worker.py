@@ -319,7 +319,7 @@ def test_a_replay_published_while_the_worker_reads_it_is_aligned(fresh_broker: s
 
 
 def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: str, tmp_path: Path) -> None:
-    from streams.export import to_fhir, to_hl7
+    from streams.feeds.export import to_fhir, to_hl7
     from streams.topics import FHIR_IN, HL7_IN, LABS
 
     paths = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from streams.acks import AckGate
+from streams.worker.acks import AckGate
 
 
 def no_commit(tp: Hashable) -> int | None:

@@ -23,7 +23,7 @@ component; a completed infusion segment gives its start and its end): they share
 logical id and version and are replaced or retracted together (alerts.log).
 
 Outside the hospital contract, two crswatch extensions let `crswatch export` round-trip
-native case files (see streams/export.py): NATIVE_EVENT_URL on a `Basic` resource carries
+native case files (see streams/feeds/export.py): NATIVE_EVENT_URL on a `Basic` resource carries
 a native event the contract has no row for, and PROVENANCE_URL carries a native event's
 identity and provenance on a standard resource.
 """
@@ -43,8 +43,8 @@ import orjson
 from models.events import AGENT_RATE_UNITS, ClinicalEvent, InvalidEvent, Provenance, parse_event
 from models.units import canonical_unit_name
 from models.vocabulary import DrugClass, VasoactiveAgent
-from streams.normalised import Ignore, Ignored, Normalised, Reject, Rejection
-from streams.terminology import (
+from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
+from streams.feeds.terminology import (
     CAR_T_PRODUCT_NAMES,
     GENERIC_NAMES,
     LOINC,

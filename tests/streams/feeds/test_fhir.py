@@ -17,11 +17,11 @@ from models.events import ClinicalEvent, DrugDose, Infusion, LabResult, OxygenSu
 from models.records import CrsGradeChange, Retraction
 from models.state import state_to_json
 from models.vocabulary import VASOACTIVE_ROLE, DrugClass, OxygenDevice, VasoactiveRole, drug_class
-from streams.fhir import normalise_fhir
-from streams.normalised import Normalised
+from streams.feeds.fhir import normalise_fhir
+from streams.feeds.normalised import Normalised
+from streams.feeds.terminology import LOINC_CODES, RXNORM_DRUGS, SNOMED_DEVICE
 from streams.replay import Replayer
-from streams.terminology import LOINC_CODES, RXNORM_DRUGS, SNOMED_DEVICE
-from tests.streams import fhir_examples as ex
+from tests.streams.feeds import fhir_examples as ex
 
 T = "2024-01-01T10:00:00+00:00"
 UCUM = "http://unitsofmeasure.org"

@@ -87,7 +87,7 @@ from alerts.log import StepResult
 from models.events import EVENT_KINDS, REJECT_CATEGORIES, ClinicalEvent
 from models.records import ALERT_KINDS, SEVERITIES, Alert, Record
 from models.state import PatientState
-from streams.normalised import Normalised
+from streams.feeds.normalised import Normalised
 from streams.topics import ALERTS, DEAD_LETTER, INPUT_TOPICS, PATIENT_STATE
 
 OUTCOMES = ("applied", "duplicate", "late", "rejected", "corrected", "retracted", "superseded")

@@ -12,16 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.events import REJECT_CATEGORIES, parse_event
-from streams.export import to_fhir, to_hl7
-from streams.fhir import normalise_fhir
-from streams.hl7v2 import normalise_hl7
-from streams.inputs import normalise
-from streams.normalised import Normalised
-from streams.terminology import LOINC_CODES
-from tests.streams.test_hl7v2 import PCD01
+from streams.feeds.export import to_fhir, to_hl7
+from streams.feeds.fhir import normalise_fhir
+from streams.feeds.hl7v2 import normalise_hl7
+from streams.feeds.inputs import normalise
+from streams.feeds.normalised import Normalised
+from streams.feeds.terminology import LOINC_CODES
+from tests.streams.feeds.test_hl7v2 import PCD01
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-CASES = Path(__file__).resolve().parents[2] / "cases"
+CASES = Path(__file__).resolve().parents[3] / "cases"
 _EVENTS = [parse_event(line) for p in sorted(CASES.glob("*.jsonl")) for line in p.read_text().splitlines() if line]
 VALID_RESOURCES: list[dict[str, Any]] = []
 for _ev in _EVENTS:

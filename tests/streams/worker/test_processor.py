@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from alerts.config import Thresholds
-from streams.processor import Processor, Rejection, dead_letter_value, parse_message
 from streams.replay import Replayer, read_lines
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
+from streams.worker.processor import Processor, Rejection, dead_letter_value, parse_message
 from tests.streams.helpers import CASES
 
 

@@ -11,14 +11,14 @@ import pytest
 from models.events import ClinicalEvent, parse_event
 from models.records import Record, record_key
 from streams.cli import main
-from streams.export import to_fhir, to_hl7
-from streams.fhir import normalise_fhir
-from streams.hl7v2 import normalise_hl7
-from streams.inputs import detect_format, normalise
+from streams.feeds.export import to_fhir, to_hl7
+from streams.feeds.fhir import normalise_fhir
+from streams.feeds.hl7v2 import normalise_hl7
+from streams.feeds.inputs import detect_format, normalise
 from streams.replay import Replayer
 from tests.test_seed_cases import effective, grades_by_day
 
-CASES = Path(__file__).resolve().parents[2] / "cases"
+CASES = Path(__file__).resolve().parents[3] / "cases"
 SEEDS = [CASES / "ruemmele-2025.jsonl", CASES / "mcnerney-2022.jsonl"]
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.events import LabResult, OxygenSupport, PatientContext, VitalSigns
-from streams.hl7v2 import normalise_hl7, parse_oru
+from streams.feeds.hl7v2 import normalise_hl7, parse_oru
 
 # The ORU^R01 sample from the HL7 normative edition, as shipped in python-hl7's test data (tests/samples.py).
 NORMATIVE_SAMPLE = "\r".join([

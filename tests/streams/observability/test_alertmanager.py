@@ -1,4 +1,4 @@
-"""streams.alertmanager: crswatch alerts as Alertmanager v2 alerts, posted from a thread.
+"""streams.observability.alertmanager: crswatch alerts as Alertmanager v2 alerts, posted from a thread.
 
 The sink posts to a real HTTP server on 127.0.0.1 that records the bodies
 (tests/http_recorder.py); tests/deploy/test_end_to_end.py posts to the real Alertmanager.
@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.records import Alert, Retraction
-from streams.alertmanager import (
+from streams.observability.alertmanager import (
     AlertmanagerSink,
     SinkConfig,
     patient_key,
@@ -25,7 +25,7 @@ from streams.alertmanager import (
     split_alert_id,
     to_am_alert,
 )
-from streams.metrics import Metrics
+from streams.observability.metrics import Metrics
 from streams.replay import Replayer
 from tests.case000 import PATIENT_000, replay_in_two_parts
 from tests.http_recorder import Recorder, recording_server

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.align import Standing, TimeAligner
+from streams.worker.align import Standing, TimeAligner
 
 TOPICS = ("vitals", "labs", "treatments")
 

@@ -27,9 +27,9 @@ from typing import Any
 from models.events import ClinicalEvent, DrugDose, Infusion, LabResult, OxygenSupport, PatientContext, VitalSigns
 from models.units import VITAL_UNITS
 from models.vocabulary import DrugClass, OxygenDevice
-from streams.fhir import CRSWATCH_CODES, NATIVE_EVENT_URL, PROVENANCE_URL, from_resource
-from streams.normalised import Ignore, Reject
-from streams.terminology import (
+from streams.feeds.fhir import CRSWATCH_CODES, NATIVE_EVENT_URL, PROVENANCE_URL, from_resource
+from streams.feeds.normalised import Ignore, Reject
+from streams.feeds.terminology import (
     AGENT_NAME,
     CAR_T_PRODUCT_NAMES,
     DOSE_NAMES,

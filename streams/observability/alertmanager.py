@@ -58,7 +58,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.records import Alert, Record, Retraction
-from streams.metrics import Metrics
+from streams.observability.metrics import Metrics
 
 API_PATH = "/api/v2/alerts"
 ANNOTATION_MAX_CHARS = 8000

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from models.events import InvalidEvent, parse_event
-from streams.fhir import normalise_fhir
-from streams.hl7v2 import normalise_hl7, split_messages
-from streams.normalised import Normalised, Rejection
+from streams.feeds.fhir import normalise_fhir
+from streams.feeds.hl7v2 import normalise_hl7, split_messages
+from streams.feeds.normalised import Normalised, Rejection
 
 Format = Literal["native", "fhir", "hl7v2"]
 FORMATS: tuple[str, ...] = get_args(Format)

@@ -1,4 +1,4 @@
-"""streams.metrics: what the worker and the embedded replay export."""
+"""streams.observability.metrics: what the worker and the embedded replay export."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.log import new_log, step
 from models.records import ALERT_KINDS, Alert, Record
 from streams.cli import main
-from streams.metrics import LAG_BUCKETS, Metrics
+from streams.observability.metrics import LAG_BUCKETS, Metrics
 from streams.replay import Replayer, replay_files
 from tests.case000 import CASE_000, CASE_004, PATIENT_000, replay_in_two_parts
 from tests.factories import PID, attribution, bp, car_t, temp
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 Sample = tuple[str, frozenset[tuple[str, str]]]
 
@@ -175,8 +175,8 @@ def test_rejected_messages_are_ingested_and_dead_lettered() -> None:
 
 
 def test_feed_units_are_counted_by_format_and_outcome_ignored_included() -> None:
-    from streams.fhir import normalise_fhir
-    from streams.hl7v2 import normalise_hl7
+    from streams.feeds.fhir import normalise_fhir
+    from streams.feeds.hl7v2 import normalise_hl7
 
     obs = {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},

@@ -2,7 +2,7 @@
 
 OBX-3 carries a LOINC code of the FHIR input contract (labs, vitals, weight, oxygen flow,
 FiO2, method of oxygen delivery) or an IEEE 11073 MDC code of a bedside vital as monitor
-gateways send it (IHE PCD-01; streams.terminology.MDC_CODES); OBX-6 a UCUM unit (the
+gateways send it (IHE PCD-01; streams.feeds.terminology.MDC_CODES); OBX-6 a UCUM unit (the
 annotated `{beat}/min`, `{breath}/min` read as `/min`) or an MDC unit by reference id or
 numeric code; OBX-5 the value (NM, or SN with a comparator for labs; CWE with a SNOMED CT code
 for the oxygen method). Event time is OBX-14, else OBR-7, else MSH-7, and must carry a UTC
@@ -33,8 +33,8 @@ from typing import Any
 
 from models.events import VITAL_LIMITS, InvalidEvent, parse_event
 from models.units import VITAL_UNITS, UnitError, normalise_vital
-from streams.normalised import Ignore, Ignored, Normalised, Reject, Rejection
-from streams.terminology import (
+from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
+from streams.feeds.terminology import (
     LOINC_CODES,
     MDC_BY_REFID,
     MDC_CODES,

@@ -24,7 +24,7 @@ from alerts.config import Thresholds
 from alerts.log import PatientLog, StepResult, log_from_json, log_to_json, new_log, step
 from models.events import ClinicalEvent, InvalidEvent, parse_event
 from models.records import Alert, Notice, Record, Retraction
-from streams.normalised import dead_letter_record
+from streams.feeds.normalised import dead_letter_record
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Rejection:
 
 def dead_letter_value(topic: str, partition: int | None, offset: int | None, key: bytes | None,
                       raw: bytes | None, rejection: Rejection, now: float) -> bytes:
-    """The dead-letter record of a rejected input message (streams.normalised.dead_letter_record)."""
+    """The dead-letter record of a rejected input message (streams.feeds.normalised.dead_letter_record)."""
     record = dead_letter_record(raw, rejection.reason, rejection.category, topic=topic, partition=partition,
                                 offset=offset, key=key, now=datetime.fromtimestamp(now, UTC))
     return json.dumps(record).encode()
