@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY, PROM_CONFIG, RULE_TESTS_DIR, RULES_DIR, promtool, run_tool
@@ -26,6 +27,7 @@ def alerting_rules() -> list[dict[str, Any]]:
             if "alert" in r]
 
 
+@pytest.mark.binaries
 def test_promtool_checks_the_rules_and_the_config() -> None:
     out = run_tool([promtool(), "check", "rules", *map(str, rule_files())])
     assert out.returncode == 0, out.stdout + out.stderr
@@ -34,6 +36,7 @@ def test_promtool_checks_the_rules_and_the_config() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.binaries
 def test_promtool_unit_tests_pass() -> None:
     out = run_tool([promtool(), "test", "rules", *map(str, unit_test_files())])
     assert out.returncode == 0, out.stdout + out.stderr
@@ -63,6 +66,7 @@ def test_every_alert_has_severity_category_summary_and_a_runbook_section() -> No
         assert path == "deploy/RUNBOOK.md" and anchor in anchors, r["alert"]
 
 
+@pytest.mark.binaries
 def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     """Guard against tests that cannot fail: the same tests on a rule with a wrong threshold fail."""
     rules = tmp_path / "rules"

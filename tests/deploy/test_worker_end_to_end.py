@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.observability.alertmanager import patient_key
@@ -25,6 +26,8 @@ from tests.deploy.test_metric_labels import case_identifiers, violations
 from tests.http_recorder import Recorder
 from tests.streams.conftest import Worker, fresh_broker, wait_quiet  # noqa: F401 (fixture)
 from tests.streams.helpers import CASES
+
+pytestmark = [pytest.mark.broker, pytest.mark.binaries]
 
 SECRET = "worker-e2e-secret"
 

@@ -30,6 +30,7 @@ def consume_all(broker: str) -> list[tuple[str, int, bytes, bytes, int]]:
         consumer.close()
 
 
+@pytest.mark.broker
 def test_publish_routes_keys_timestamps_and_order(kafka_broker: str, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -62,6 +63,7 @@ def test_publish_routes_keys_timestamps_and_order(kafka_broker: str, tmp_path: P
             assert got == want
 
 
+@pytest.mark.broker
 def test_publish_reports_ignored_fhir_resources(kafka_broker: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     obs = {"resourceType": "Observation", "id": "hr1", "status": "final", "subject": {"reference": "Patient/ign-1"},
@@ -85,6 +87,7 @@ def test_publish_needs_a_broker(capsys: pytest.CaptureFixture[str], monkeypatch:
     assert "no broker" in capsys.readouterr().err
 
 
+@pytest.mark.broker
 def test_speed_replays_gaps_in_when_events_became_known_faster(kafka_broker: str) -> None:
     from streams.publish import create_input_topics, known_at, publish_lines
     from streams.replay import read_lines

@@ -36,13 +36,15 @@ from tests.streams.helpers import (
     write_cohort,
 )
 
+pytestmark = pytest.mark.broker
+
 CHANGELOG = "crswatch-patient-logs-changelog"
 
 
 def comparable(state: bytes) -> dict[str, Any]:
     """A patient's state minus `iec_eval_ts`, the time of the last hourly IEC-HS re-check: after
     a restart from the stored log it was seen (once in several CI runs) to differ by the phase of
-    that re-check while every grade, level and alert agreed. Open point, see the README."""
+    that re-check while every grade, level and alert agreed. Open point, see docs/development.md."""
     doc: dict[str, Any] = json.loads(state)
     doc.pop("iec_eval_ts")
     return doc

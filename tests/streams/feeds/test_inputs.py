@@ -140,6 +140,7 @@ def test_replay_reads_an_hl7_file(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "applied 10" in out.out and "rejected 1" in out.out and "[not_hl7]" in out.err
 
 
+@pytest.mark.broker
 def test_publish_reads_fhir_and_sends_native_events(kafka_broker: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "case.ndjson"
