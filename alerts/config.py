@@ -1,7 +1,7 @@
 """Every clinical threshold and window, with its source.
 
 This is the one config file for thresholds. Each field's description says where the
-number comes from: a citation (REFERENCE.md section and its verification mark) or
+number comes from: a published source and its verification mark (docs/clinical-rules.md) or
 "IN-HOUSE DEFAULT" where no published source gives a number. Sites override values
 with a TOML/JSON file (`crswatch replay --config FILE`); nothing here reads files.
 """
@@ -16,8 +16,8 @@ from models.vocabulary import NON_CRS_CAUSES
 class Thresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # --- ASTCT CRS grading (REFERENCE.md A.1) ---
-    fever_c: float = Field(38.0, description="ASTCT 2019: fever is temperature >= 38 degC [V2], REFERENCE.md A.1.")
+    # --- ASTCT CRS grading (Lee et al. 2019) ---
+    fever_c: float = Field(38.0, description="ASTCT 2019: fever is temperature >= 38 degC [V2] (Lee et al. 2019).")
     fever_window_hours: float = Field(
         24.0,
         description="IN-HOUSE DEFAULT: a fever (>= fever_c, or documented) counts as current for this long after the "
@@ -28,7 +28,7 @@ class Thresholds(BaseModel):
     hypotension_sbp_below: float = Field(
         90.0,
         description="IN-HOUSE DEFAULT taken from the PMC8021214 adaptation 'Hypotension (SBP <90 mm Hg)'; whether "
-        "Lee 2019 defines a number is UNVERIFIED [U], REFERENCE.md A.1. Adults; children need age-adjusted values.",
+        "Lee 2019 defines a number is UNVERIFIED [U]. Adults; children need age-adjusted values.",
     )
     hypotension_stale_hours: float = Field(
         24.0,
@@ -36,12 +36,12 @@ class Thresholds(BaseModel):
         "axis for this long; older readings no longer count.",
     )
     low_flow_max_l_min: float = Field(
-        6.0, description="ASTCT 2019: low-flow nasal cannula is <= 6 L/min, high-flow > 6 L/min [V2], REFERENCE.md A.1."
+        6.0, description="ASTCT 2019: low-flow nasal cannula is <= 6 L/min, high-flow > 6 L/min [V2] (Lee et al. 2019)."
     )
     fever_masking_drugs: tuple[str, ...] = Field(
         ("il6r_blockade", "corticosteroid"),
         description="ASTCT 2019 footnote: after tocilizumab or steroids fever is no longer required [V2], "
-        "REFERENCE.md A.1 (drug classes from models.vocabulary.DrugClass).",
+        "(Lee et al. 2019; drug classes from models.vocabulary.DrugClass).",
     )
     non_crs_causes: tuple[str, ...] = Field(
         NON_CRS_CAUSES,
@@ -73,34 +73,34 @@ class Thresholds(BaseModel):
     refractory_hours: float = Field(
         24.0,
         description="IN-HOUSE DEFAULT: hours the grade must persist after both tocilizumab (or siltuximab) and a "
-        "corticosteroid were given in the episode. No published number (REFERENCE.md G).",
+        "corticosteroid were given in the episode. No published number (docs/clinical-rules.md).",
     )
 
-    # --- Vasopressors (REFERENCE.md C) ---
+    # --- Vasopressors (Goradia 2021) ---
     nee_rise_ug_kg_min: float = Field(
         0.1,
-        description="IN-HOUSE DEFAULT (REFERENCE.md C.4 'design choices, not published thresholds'): alert when the "
+        description="IN-HOUSE DEFAULT (escalation events are design choices, not published thresholds): alert when the "
         "norepinephrine-equivalent dose rises by this much above the course's lowest computable value.",
     )
 
-    # --- Ferritin and IEC-HS (REFERENCE.md B, D) ---
+    # --- Ferritin and IEC-HS (Hines 2023 [U], CARTOX, HLH-2004) ---
     ferritin_uln_ng_ml: float = Field(
         400.0,
         description="IN-HOUSE DEFAULT: ferritin upper limit of normal; lab- and sex-specific, set it per site. Used "
         "for IEC-HS '>2x ULN' when no baseline is known.",
     )
     ferritin_fold_over_reference: float = Field(
-        2.0, description="IEC-HS: ferritin > 2x ULN or > 2x baseline at infusion [U], REFERENCE.md B.2."
+        2.0, description="IEC-HS: ferritin > 2x ULN or > 2x baseline at infusion [U] (Hines et al. 2023)."
     )
     ferritin_high_ng_ml: float = Field(
         10000.0,
-        description="CARTOX carHLH: peak ferritin > 10,000 ng/mL [V2], REFERENCE.md B.4; 'almost confirmatory' "
-        "[V2] D.1.",
+        description="CARTOX carHLH: peak ferritin > 10,000 ng/mL [V2] (Neelapu 2018); 'almost confirmatory' "
+        "of HLH [V2] in a secondary source.",
     )
     ferritin_rise_ratio: float = Field(
         1.5,
         description="IN-HOUSE DEFAULT, labelled as such: 'rapidly rising' ferritin = a value at least this many times "
-        "the previous one. No published rate exists (REFERENCE.md D.1).",
+        "the previous one. No published rate exists.",
     )
     ferritin_rise_window_hours: float = Field(
         48.0, description="IN-HOUSE DEFAULT: the two ferritin values of the rapid-rise rule are at most this far apart."
@@ -108,18 +108,18 @@ class Thresholds(BaseModel):
     fibrinogen_low_mg_dl: float = Field(
         150.0,
         description="Hypofibrinogenemia < 150 mg/dL: HLH-2004 (<=1.5 g/L) [V2]; IEC-HS wording [U], "
-        "REFERENCE.md D.4.",
+        "Henter 2007, Hines et al. 2023.",
     )
     triglycerides_high_mg_dl: float = Field(
         265.0, description="Fasting triglycerides > 265 mg/dL: IEC-HS other manifestation [U]; HLH-2004 >= 265 [V2]."
     )
     transaminase_fold_uln: float = Field(
-        5.0, description="IEC-HS transaminitis > 5x ULN, recalled [U], REFERENCE.md B.2."
+        5.0, description="IEC-HS transaminitis > 5x ULN, recalled [U] (Hines et al. 2023)."
     )
     alt_uln_u_l: float = Field(40.0, description="IN-HOUSE DEFAULT: ALT upper limit of normal; set per site.")
     ast_uln_u_l: float = Field(40.0, description="IN-HOUSE DEFAULT: AST upper limit of normal; set per site.")
     ldh_uln_u_l: float = Field(250.0, description="IN-HOUSE DEFAULT: LDH upper limit of normal; set per site.")
-    hemoglobin_low_g_dl: float = Field(9.0, description="HLH-2004 cytopenia: Hb < 90 g/L [V2], REFERENCE.md B.6.")
+    hemoglobin_low_g_dl: float = Field(9.0, description="HLH-2004 cytopenia: Hb < 90 g/L [V2] (Henter 2007).")
     platelets_low_10e9_l: float = Field(100.0, description="HLH-2004 cytopenia: platelets < 100 x10^9/L [V2].")
     anc_low_10e9_l: float = Field(1.0, description="HLH-2004 cytopenia: neutrophils < 1.0 x10^9/L [V2].")
     lab_valid_hours: float = Field(
@@ -130,7 +130,7 @@ class Thresholds(BaseModel):
     )
     crp_ferritin_window_hours: float = Field(
         72.0,
-        description="IN-HOUSE DEFAULT: CRP falling while ferritin rises after IL-6 blockade (REFERENCE.md D.2, G.6) "
+        description="IN-HOUSE DEFAULT: CRP falling while ferritin rises after IL-6 blockade (McNerney 2022, Day +9) "
         "compares consecutive values at most this far apart.",
     )
 

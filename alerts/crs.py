@@ -1,4 +1,4 @@
-"""ASTCT 2019 CRS grade (Lee et al. 2019), exactly as REFERENCE.md section A.1.
+"""ASTCT 2019 CRS grade (Lee et al. 2019), exactly as the consensus table (docs/clinical-rules.md).
 
 - Fever >= 38 degC is required for every grade, except that after tocilizumab or a
   corticosteroid given during CRS, grading is driven by hypotension and hypoxia only.
@@ -8,12 +8,12 @@
   cannula (> 6 L/min), facemask, non-rebreather or Venturi = 3; positive pressure
   (CPAP, BiPAP, mechanical ventilation) = 4.
 - Grade = the more severe axis; grade 1 = fever with neither.
-- Inotropes (dobutamine, milrinone) are not vasopressors (REFERENCE.md A.1 [U]: not
-  addressed by ASTCT; excluded but recorded, as the reference recommends).
+- Inotropes (dobutamine, milrinone) are not vasopressors ([U]: not
+  addressed by ASTCT; excluded but recorded, see docs/clinical-rules.md).
 - Support whose reason is explicitly not CRS does not count (attribution clause; the
   contract's reasonCode rule, models.vocabulary.counts_for_crs); any other reason counts.
 - Nasal cannula with unknown flow, or oxygen with no documented device, is graded as
-  at least 2 and flagged uncertain (REFERENCE.md A.1 rule 3).
+  at least 2 and flagged uncertain (ASTCT: nasal cannula without a flow cannot be graded).
 """
 
 from __future__ import annotations

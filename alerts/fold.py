@@ -563,7 +563,7 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
 
 
 def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
-    """CRP falling while ferritin rises after IL-6 blockade (REFERENCE.md D.2, G.6; case 004 days +8 to +9)."""
+    """CRP falling while ferritin rises after IL-6 blockade (McNerney 2022, case 004 days +8 to +9)."""
     if s.il6_blockade_ts is None:
         return
     now = em.now

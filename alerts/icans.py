@@ -1,15 +1,15 @@
 """ICANS grade for adults from the ICE score and the other domains (ASTCT 2019).
 
-Source: REFERENCE.md A.2 [V2] (ASTCT 2019 adult ICANS table, reproduced in PMC8403007 Table 4
+Source: Lee et al. 2019 [V2] (ASTCT 2019 adult ICANS table, reproduced in PMC8403007 Table 4
 and PMC7990806 Table 2). Pure functions, no I/O.
 
-Rules implemented (REFERENCE.md A.2):
+Rules implemented (ASTCT 2019):
 - The ICANS grade is set by the most severe domain.
 - ICE 0 while awake with global aphasia counts as grade 3, not grade 4.
 - A domain that is not given stays unknown: it is listed in ``IcansGrade.missing`` and never
   imputed. The grade is then the most severe *known* domain, i.e. a lower bound.
 
-Not implemented here, left to the caller (REFERENCE.md A.2): depressed consciousness must not be
+Not implemented here, left to the caller (ASTCT 2019): depressed consciousness must not be
 attributable to another cause (for example sedating drugs); tremor and myoclonus do not affect the
 grade; intracranial hemorrhage is excluded; children <=12 years are assessed with CAPD, not ICE.
 """
@@ -28,7 +28,7 @@ SEIZURE_DOMAIN: Final = "seizure"
 MOTOR_DOMAIN: Final = "motor_weakness"
 EDEMA_DOMAIN: Final = "cerebral_edema"
 
-# REFERENCE.md A.2, "Level of consciousness" row [V2]. The table has no "normal" level: grade 1 is
+# ASTCT 2019 ICANS table, "Level of consciousness" row [V2]. The table has no "normal" level: grade 1 is
 # "awakens spontaneously". Pass None when the level was not assessed or was not depressed.
 _CONSCIOUSNESS_GRADE: Final[dict[Consciousness, int]] = {
     Consciousness.AWAKENS_SPONTANEOUSLY: 1,
@@ -38,7 +38,7 @@ _CONSCIOUSNESS_GRADE: Final[dict[Consciousness, int]] = {
     Consciousness.UNAROUSABLE: 4,
 }
 
-# REFERENCE.md A.2, "Seizure" row [V2]: no grade 1 or 2 entry.
+# ASTCT 2019 ICANS table, "Seizure" row [V2]: no grade 1 or 2 entry.
 _SEIZURE_GRADE: Final[dict[Seizure, int]] = {
     Seizure.NONE: 0,
     # "Any clinical seizure that resolves rapidly, or non-convulsive seizure on EEG that resolves with intervention"
@@ -47,7 +47,7 @@ _SEIZURE_GRADE: Final[dict[Seizure, int]] = {
     Seizure.PROLONGED_OR_REPETITIVE: 4,
 }
 
-# REFERENCE.md A.2, "Raised ICP / cerebral edema" row [V2].
+# ASTCT 2019 ICANS table, "Raised ICP / cerebral edema" row [V2].
 _EDEMA_GRADE: Final[dict[CerebralEdema, int]] = {
     CerebralEdema.NONE: 0,
     CerebralEdema.FOCAL: 3,  # "Focal or local edema on imaging"
@@ -100,7 +100,7 @@ class IcansGrade:
 
 
 def _ice_domain(x: IcansInput) -> tuple[int, str] | None:
-    """Grade of the ICE-score domain (REFERENCE.md A.2 "ICE score" row [V2]), or None when unknown."""
+    """Grade of the ICE-score domain (ASTCT 2019 ICANS table, "ICE score" row [V2]), or None when unknown."""
     s = x.ice_score
     if s is not None and s > 0:
         if s == 10:
@@ -112,7 +112,7 @@ def _ice_domain(x: IcansInput) -> tuple[int, str] | None:
         return 3, f"ICE score {s}/10 -> grade 3"  # 1-2 (0-2 band)
     what = "ICE score 0/10" if s == 0 else "unable to perform ICE"
     if x.global_aphasia:
-        # REFERENCE.md A.2: "ICE 0 while awake with global aphasia counts as grade 3, not grade 4."
+        # ASTCT 2019: "ICE 0 while awake with global aphasia counts as grade 3, not grade 4."
         # Global aphasia alone also means the language-based ICE tasks cannot be done (ICE 0).
         return 3, f"{what} while awake with global aphasia -> grade 3"
     if x.unable_to_perform_ice:
@@ -133,7 +133,7 @@ def _ice_domain(x: IcansInput) -> tuple[int, str] | None:
 
 
 def grade_icans(x: IcansInput) -> IcansGrade:
-    """Grade ICANS by the most severe known domain (REFERENCE.md A.2 [V2])."""
+    """Grade ICANS by the most severe known domain (ASTCT 2019 [V2])."""
     domains: list[tuple[int, str]] = []
     missing: list[str] = []
 
@@ -159,7 +159,7 @@ def grade_icans(x: IcansInput) -> IcansGrade:
     if x.motor_weakness is None:
         missing.append(MOTOR_DOMAIN)
     elif x.motor_weakness:
-        # REFERENCE.md A.2 "Motor findings" row [V2]: only a grade-4 entry.
+        # ASTCT 2019 ICANS table, "Motor findings" row [V2]: only a grade-4 entry.
         domains.append((4, "deep focal motor weakness -> grade 4"))
     else:
         domains.append((0, "no deep focal motor weakness -> grade 0"))

@@ -1,7 +1,7 @@
 """IEC-HS (HLH-like syndrome) suspicion: a transparent rule set that lists its evidence.
 
-The Hines 2023 criteria and grading tables could not be retrieved; REFERENCE.md B.2
-marks every IEC-HS criterion below as UNVERIFIED [U]. The levels are therefore an
+The Hines et al. 2023 criteria and grading tables could not be retrieved; every IEC-HS
+criterion below is UNVERIFIED [U] (docs/clinical-rules.md). The levels are therefore an
 IN-HOUSE suspicion scale for review by the team, not the Hines grade:
 
 - ferritin criterion F: ferritin > 2x baseline (or > 2x ULN without a baseline) [U],
@@ -13,9 +13,9 @@ IN-HOUSE suspicion scale for review by the team, not the Hines grade:
 
 Level 3 "strongly suspected": F with >= 2 major features, or F with hemophagocytosis.
 Level 2 "suspected": F with >= 1 major or other feature.
-Level 1 "watch": F alone (ferritin-only pre-alert, REFERENCE.md E.1), or >= 2 major
+Level 1 "watch": F alone (ferritin-only pre-alert, Ruemmele 2025 Day +21), or >= 2 major
 features without F.
-Timing (REFERENCE.md B.2, G.7): "HLH-like features during active CRS" while a CRS
+Timing (Hines 2023, as recalled [U]): "HLH-like features during active CRS" while a CRS
 episode is active; "IEC-HS after CRS resolution" once CRS has resolved.
 """
 

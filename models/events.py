@@ -277,7 +277,7 @@ class LabResult(_EventBase):
 
 
 class NeuroAssessment(_EventBase):
-    """ICE score and ICANS domains (REFERENCE.md A.2); any subset may be present."""
+    """ICE score and ICANS domains (ASTCT 2019, Lee et al.); any subset may be present."""
 
     kind: Literal["neuro"] = "neuro"
     ice_score: int | None = Field(default=None, ge=0, le=10)

@@ -1,8 +1,8 @@
 """Unit normalisation: the one place where units are converted.
 
-Every measurement is stored in a canonical unit. Conversions are those of
-REFERENCE.md D.6 ("Unit conversions the normaliser must handle") and the FHIR
-input contract (accepted UCUM units per code).
+Every measurement is stored in a canonical unit. Conversions are those that the
+accepted UCUM units per code of the FHIR R4 input contract require (docs/feeds.md;
+the contract's unit conversions).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def canonical_unit_name(unit: str) -> str:
 
 
 # Lab analytes: canonical unit and accepted units with the factor to the canonical one.
-# Sources: REFERENCE.md D.6 and the FHIR R4 input contract.
+# Sources: the FHIR R4 input contract (docs/feeds.md) and its unit conversions.
 LAB_UNITS: Final[dict[str, tuple[str, dict[str, float]]]] = {
     "ferritin": ("ng/mL", {"ng/mL": 1.0, "ug/L": 1.0}),  # ng/mL = ug/L
     "crp": ("mg/L", {"mg/L": 1.0, "mg/dL": 10.0}),  # mg/dL x 10 = mg/L
@@ -56,7 +56,7 @@ LAB_UNITS: Final[dict[str, tuple[str, dict[str, float]]]] = {
     "il8": ("pg/mL", {"pg/mL": 1.0}),
     "il10": ("pg/mL", {"pg/mL": 1.0}),
     "tnf_alpha": ("pg/mL", {"pg/mL": 1.0}),
-    # sIL-2R: U/mL (HLH-2004) and pg/mL (mass assays) cannot be converted (REFERENCE.md B.6).
+    # sIL-2R: U/mL (HLH-2004, Henter 2007) and pg/mL (mass assays) cannot be converted.
     # Both are accepted and kept apart; see SEPARATE_UNITS.
     "sil2r": ("pg/mL", {"pg/mL": 1.0}),
     "cxcl9": ("pg/mL", {"pg/mL": 1.0}),
@@ -138,7 +138,7 @@ def normalise_weight_kg(value: float, unit: str) -> float:
 
 
 # Vasoactive infusion rates. Catecholamine-type agents are compared in ug/kg/min;
-# vasopressin in U/min (Goradia 2021, REFERENCE.md C.1: "dose in U/min, not per kg").
+# vasopressin in U/min (Goradia 2021: "dose in U/min, not per kg").
 RATE_UNITS: Final[frozenset[str]] = frozenset({"ug/min", "ug/kg/min", "U/min", "U/h", "ng/kg/min"})
 
 
@@ -157,7 +157,7 @@ def rate_in_ug_kg_min(value: float, unit: str, weight_kg: float | None) -> float
         return value / 1000.0
     if unit == "ug/min":
         if weight_kg is None or weight_kg <= 0:
-            return None  # REFERENCE.md C.3: mcg/min needs the patient's weight
+            return None  # Goradia 2021 NEE is per kg: mcg/min needs the patient's weight
         return value / weight_kg
     return None
 
@@ -167,7 +167,7 @@ def rate_in_units_per_min(value: float, unit: str) -> float | None:
     if unit == "U/min":
         return value
     if unit == "U/h":
-        return value / 60.0  # MIMIC charts U/h and divides by 60 (REFERENCE.md C.1)
+        return value / 60.0  # MIMIC charts U/h and divides by 60 (MIT-LCP mimic-code, Goradia 2021 NEE)
     return None
 
 

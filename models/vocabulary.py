@@ -1,7 +1,7 @@
 """Controlled vocabularies shared by events and clinical logic.
 
 Drug roles follow the FHIR R4 input contract (MedicationAdministration table) and
-REFERENCE.md A.1 / C (vasopressin counts as a vasopressor but never toward
+ASTCT 2019 (Lee et al.) and Goradia 2021 (vasopressin counts as a vasopressor but never toward
 "multiple"; dobutamine and milrinone are inotropes, recorded but not vasopressors).
 """
 
@@ -28,7 +28,7 @@ class VasoactiveAgent(StrEnum):
 class VasoactiveRole(StrEnum):
     VASOPRESSOR = "vasopressor"
     VASOPRESSIN = "vasopressin"  # a vasopressor that never counts toward "multiple" (ASTCT)
-    INOTROPE = "inotrope"  # recorded, never a vasopressor (REFERENCE.md A.1, G.4)
+    INOTROPE = "inotrope"  # recorded, never a vasopressor (not addressed by ASTCT 2019 [U]; docs/clinical-rules.md)
 
 
 VASOACTIVE_ROLE: Final[dict[VasoactiveAgent, VasoactiveRole]] = {

@@ -98,7 +98,7 @@ class Settings:
         return None
 
 
-# Settings field -> environment variable (documented in the README).
+# Settings field -> environment variable (documented in docs/operations.md).
 ENV = {
     "broker": "CRSWATCH_BROKER",
     "store": "CRSWATCH_STORE",

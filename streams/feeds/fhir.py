@@ -1,6 +1,6 @@
 """FHIR R4 adapter: Observation and MedicationAdministration in, native events out.
 
-Implements shared/contracts/fhir-r4-input.md. Every resource ends as events, as ignored
+Implements the FHIR R4 input contract (docs/feeds.md). Every resource ends as events, as ignored
 (status cancelled / not-done / registered: no value) or as a rejection whose reason names
 the contract rule it broke.
 

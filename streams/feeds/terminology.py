@@ -1,5 +1,5 @@
 """Code tables of the input adapters: LOINC, SNOMED CT, RxNorm (FHIR R4 input contract,
-shared/contracts/fhir-r4-input.md) and IEEE 11073 MDC (HL7 v2 bedside vitals).
+docs/feeds.md) and IEEE 11073 MDC (HL7 v2 bedside vitals).
 
 Only codes from those sources are listed; anything else is rejected by the adapters.
 """

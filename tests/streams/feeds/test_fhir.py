@@ -1,7 +1,7 @@
-"""FHIR R4 adapter: one test per row of shared/contracts/fhir-r4-input.md, and the published examples.
+"""FHIR R4 adapter: one test per row of the FHIR R4 input contract (docs/feeds.md), and the published examples.
 
 Expected mappings and conversion factors are written out here from the contract (and
-REFERENCE.md D.6), not taken from the adapter's own tables.
+the contract's unit conversions), not taken from the adapter's own tables.
 """
 
 from __future__ import annotations
