@@ -2,6 +2,7 @@
 
 - Every relative link in the markdown files (README.md, docs/, cases/, bench/, deploy/) names a file or
   directory of the repository, and a `#fragment` names a heading of the target file (GitHub's anchors).
+- The README's sample output is a verbatim excerpt of what `make demo` prints today.
 - No tracked text file points to the material the project was written from outside the repository:
   clinical facts are cited by their published source (docs/clinical-rules.md), the FHIR input contract is
   docs/feeds.md, the test-broker notes are in docs/development.md.
@@ -14,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from streams.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", "__pycache__"}
@@ -139,3 +142,13 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
                 if needle in line:
                     found.append(f"{path.relative_to(ROOT)}:{n}: {needle}")
     assert found == []
+
+
+def test_the_readme_sample_is_what_make_demo_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    demo = re.search(r"^demo:.*\n\t\$\(VENV\)/bin/crswatch (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert demo is not None
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    samples = re.findall(r"^```\n(Day [+-]\d+\n.*?)^```", readme, re.M | re.S)
+    assert len(samples) == 1 and len(samples[0].splitlines()) >= 10
+    assert main([str(ROOT / a) if a.startswith("cases/") else a for a in demo.group(1).split()]) == 0
+    assert samples[0] in capsys.readouterr().out
