@@ -2,6 +2,8 @@
 
 - Every relative link in the markdown files (README.md, docs/, cases/, bench/, deploy/) names a file or
   directory of the repository, and a `#fragment` names a heading of the target file (GitHub's anchors).
+- Every field of `alerts.config.Thresholds` is documented in docs/clinical-rules.md, and every IN-HOUSE
+  DEFAULT field in its "In-house defaults" table.
 - The README's sample output is a verbatim excerpt of what `make demo` prints today.
 - No tracked text file points to the material the project was written from outside the repository:
   clinical facts are cited by their published source (docs/clinical-rules.md), the FHIR input contract is
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.config import Thresholds
 from streams.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,3 +155,15 @@ def test_the_readme_sample_is_what_make_demo_prints(capsys: pytest.CaptureFixtur
     assert len(samples) == 1 and len(samples[0].splitlines()) >= 10
     assert main([str(ROOT / a) if a.startswith("cases/") else a for a in demo.group(1).split()]) == 0
     assert samples[0] in capsys.readouterr().out
+
+
+def test_every_threshold_is_documented_and_every_in_house_default_is_in_the_table() -> None:
+    doc = (ROOT / "docs" / "clinical-rules.md").read_text(encoding="utf-8")
+    table = doc.split("## In-house defaults", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    rows = {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
+    fields = Thresholds.model_fields
+    in_house = {name for name, f in fields.items() if "IN-HOUSE" in (f.description or "")}
+    assert in_house and in_house <= rows, sorted(in_house - rows)
+    assert rows <= in_house, sorted(rows - in_house)  # a published number is not listed as in-house
+    assert [name for name in fields if f"`{name}`" not in doc] == []
