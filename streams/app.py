@@ -46,6 +46,11 @@ def make_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,  # held (unacked) messages must not stall a rebalance
         producer_acks=-1,
         autodiscover=False,
+        # faust's table, router, graph and stats pages: closed unless CRSWATCH_FAUST_WEB_APPS (docs/privacy.md)
+        web_tables_enabled=settings.faust_web_apps,
+        web_router_enabled=settings.faust_web_apps,
+        web_graph_enabled=settings.faust_web_apps,
+        web_stats_enabled=settings.faust_web_apps,
         **extra,
     )
 
@@ -90,6 +95,13 @@ async def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@app.task
+async def declare_raw_input_topics() -> None:
+    """Create the topics that keep raw input with their retention (docs/privacy.md); an existing topic
+    keeps its own configuration."""
+    await runtime.declare_raw_input_topics()
 
 
 @app.task

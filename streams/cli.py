@@ -266,13 +266,45 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_mllp(args: argparse.Namespace) -> int:
-    from streams.mllp import serve_forever
+    from streams.mllp import Limits, serve_forever
 
     broker = None if args.out else args.broker  # --out wins over CRSWATCH_BROKER
     if not broker and not args.out:
         print("crswatch: give --broker (or CRSWATCH_BROKER) or --out FILE|-", file=sys.stderr)
         return 2
-    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict)
+    limits = Limits(args.max_message_bytes, args.idle_seconds, args.max_connections)
+    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict, limits=limits)
+
+
+def cmd_resolve_key(args: argparse.Namespace) -> int:
+    """The patient behind an Alertmanager `patient_key`, for a user holding the secret."""
+    from streams.observability.alertmanager import ENV_SECRET, ENV_SECRET_FILE, resolve_patient_key
+
+    secret = os.environ.get(ENV_SECRET, "").encode("utf-8")
+    if not secret and os.environ.get(ENV_SECRET_FILE):
+        secret = Path(os.environ[ENV_SECRET_FILE]).read_bytes().strip()
+    if not secret:
+        print(f"crswatch: set {ENV_SECRET} or {ENV_SECRET_FILE} (the secret the worker keys patients with)",
+              file=sys.stderr)
+        return 2
+    candidates: set[str] = set()
+    if args.ids:
+        candidates.update(line.strip() for line in Path(args.ids).read_text(encoding="utf-8").splitlines()
+                          if line.strip())
+    if args.broker:
+        from streams.read_alerts import patient_ids
+
+        candidates.update(patient_ids(args.broker, args.max_wait))
+    if not candidates:
+        print("crswatch: no candidate patient ids: give --ids FILE or --broker", file=sys.stderr)
+        return 2
+    found = resolve_patient_key(args.key, candidates, secret)
+    for pid in found:
+        print(pid)
+    if not found:
+        print(f"crswatch: no patient among {len(candidates)} has key {args.key}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,7 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--out", default=None,
                     help="without a broker: write native JSONL events to this file ('-' = stdout)")
     ml.add_argument("--strict", action="store_true", help="also parse every message with python-hl7")
+    ml.add_argument("--max-message-bytes", type=int, default=1_048_576,
+                    help="refuse (AR) a message over this size and close its connection (default 1 MiB)")
+    ml.add_argument("--idle-seconds", type=float, default=120.0,
+                    help="close a connection with no complete message for this long (default 120)")
+    ml.add_argument("--max-connections", type=int, default=64,
+                    help="close connections beyond this many at once (default 64)")
     ml.set_defaults(func=cmd_mllp)
+
+    rk = sub.add_parser("resolve-key", help="find the patient behind an Alertmanager patient_key (needs the secret)")
+    rk.add_argument("key", help="the patient_key label of an Alertmanager alert")
+    rk.add_argument("--ids", help="a file of candidate patient ids, one a line")
+    rk.add_argument("--broker", default=os.environ.get("CRSWATCH_BROKER"),
+                    help="take the candidates from the keys of the patient-state topic (env CRSWATCH_BROKER)")
+    rk.add_argument("--max-wait", type=float, default=5.0, help="seconds to read the topic (default 5)")
+    rk.set_defaults(func=cmd_resolve_key)
     return p
 
 

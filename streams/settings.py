@@ -47,6 +47,13 @@ class Settings:
     # python-hl7, after the contract checks: full structure validation, at a fraction of the
     # throughput (bench/README.md). Off by default.
     strict_feeds: bool = False
+    # faust's own web apps (/table/, /router/, /graph/, stats) list tables and partition owners; off
+    # unless an operator turns them on for debugging (docs/privacy.md).
+    faust_web_apps: bool = False
+    # IN-HOUSE DEFAULT: retention of the topics that keep raw input (PHI included): the dead-letter
+    # topic and the raw feeds fhir-in and hl7-in. Set when crswatch creates the topic (docs/privacy.md).
+    dead_letter_retention_hours: float = 168.0
+    raw_feed_retention_hours: float = 168.0
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -68,6 +75,8 @@ class Settings:
             raise SettingsError("SASL needs CRSWATCH_SASL_USERNAME and CRSWATCH_SASL_PASSWORD")
         if self.partitions < 1 or not 0 < self.web_port < 65536:
             raise SettingsError("partitions must be >= 1 and the web port in 1..65535")
+        if not (self.dead_letter_retention_hours > 0 and self.raw_feed_retention_hours > 0):
+            raise SettingsError("retention hours must be > 0")
         if not (self.max_idle_seconds >= 0 and self.flush_seconds > 0):
             raise SettingsError("max idle seconds must be >= 0 and flush seconds > 0")
         if not self.broker.strip():
@@ -112,6 +121,9 @@ ENV = {
     "max_idle_seconds": "CRSWATCH_MAX_IDLE_SECONDS",
     "flush_seconds": "CRSWATCH_FLUSH_SECONDS",
     "strict_feeds": "CRSWATCH_STRICT_FEEDS",
+    "faust_web_apps": "CRSWATCH_FAUST_WEB_APPS",
+    "dead_letter_retention_hours": "CRSWATCH_DEAD_LETTER_RETENTION_HOURS",
+    "raw_feed_retention_hours": "CRSWATCH_RAW_FEED_RETENTION_HOURS",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",
@@ -134,12 +146,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
                 values[name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{var} must be an integer, not {raw!r}") from None
-        elif name == "strict_feeds":
+        elif name in ("strict_feeds", "faust_web_apps"):
             flag = raw.strip().lower()
             if flag not in ("1", "true", "yes", "0", "false", "no"):
                 raise SettingsError(f"{var} must be true or false (1/0, yes/no), not {raw!r}")
             values[name] = flag in ("1", "true", "yes")
-        elif name in ("max_idle_seconds", "flush_seconds"):
+        elif name in ("max_idle_seconds", "flush_seconds", "dead_letter_retention_hours", "raw_feed_retention_hours"):
             try:
                 values[name] = float(raw)
             except ValueError:
@@ -162,3 +174,15 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     return Thresholds(**data)
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Kafka topic configs crswatch sets when it creates a topic: retention of raw input (PHI)."""
+    from streams.topics import DEAD_LETTER, FHIR_IN, HL7_IN
+
+    raw = str(int(settings.raw_feed_retention_hours * 3_600_000))
+    return {
+        DEAD_LETTER: {"retention.ms": str(int(settings.dead_letter_retention_hours * 3_600_000))},
+        FHIR_IN: {"retention.ms": raw},
+        HL7_IN: {"retention.ms": raw},
+    }

@@ -63,12 +63,13 @@ class Runtime:
         self.table = app.Table(TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
         raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
         self.inputs = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, **raw)
-        self.raw_feeds = app.topic(FHIR_IN, HL7_IN, key_type=bytes, value_type=bytes, **raw)
+        self.raw_feeds = app.topic(FHIR_IN, HL7_IN, key_type=bytes, value_type=bytes,
+                                   retention=settings.raw_feed_retention_hours * 3600, **raw)
         self.outputs = {
             **{t: app.topic(t, **raw) for t in INPUT_TOPICS},
             ALERTS: app.topic(ALERTS, **raw),
             PATIENT_STATE: app.topic(PATIENT_STATE, compacting=True, **raw),
-            DEAD_LETTER: app.topic(DEAD_LETTER, **raw),
+            DEAD_LETTER: app.topic(DEAD_LETTER, retention=settings.dead_letter_retention_hours * 3600, **raw),
         }
         self.counts: Counter[str] = Counter()
         self.processor = Processor(cfg, _StrKeys(self.table), self.counts)
@@ -93,6 +94,10 @@ class Runtime:
         self.pending: set[Any] = set()  # changelog writes the broker has not confirmed yet
         self.paused = False  # from a revoke to the next assignment: nothing is folded
         self.gate: AckGate[Any] = AckGate(lambda event: event.ack(), self._committed_offset)
+
+    async def declare_raw_input_topics(self) -> None:
+        for topic in (self.raw_feeds, self.outputs[DEAD_LETTER]):
+            await topic.maybe_declare()
 
     async def normalise_feed(self, event: Any) -> None:
         """A raw FHIR R4 or HL7 v2 message -> native events on the input topics (keyed by
