@@ -13,7 +13,7 @@ from typing import TextIO
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
 from streams.feeds.normalised import Normalised
 from streams.replay import Replayer, read_lines
-from streams.settings import load_thresholds
+from streams.settings import check_broker, load_thresholds
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
 
@@ -119,6 +119,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not args.broker:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
+    check_broker(args.broker)
     create_input_topics(args.broker, args.partitions)
     units = list(_units(paths, args.input_format, args.strict))
     with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
@@ -140,7 +141,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[var] = str(value)
     try:
-        from_env()
+        load_thresholds(from_env().config)
     except SettingsError as exc:
         print(f"crswatch: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +161,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 2
     n = 0
     try:
+        check_broker(args.broker)
         for record, _ in read_alerts(args.broker, args.follow, args.max_wait):
             n += 1
             line = record_json(record) if args.format == "jsonl" else alert_line(record)
@@ -269,11 +271,14 @@ def cmd_mllp(args: argparse.Namespace) -> int:
     from streams.mllp import Limits, serve_forever
 
     broker = None if args.out else args.broker  # --out wins over CRSWATCH_BROKER
+    if broker:
+        check_broker(broker)
     if not broker and not args.out:
         print("crswatch: give --broker (or CRSWATCH_BROKER) or --out FILE|-", file=sys.stderr)
         return 2
     limits = Limits(args.max_message_bytes, args.idle_seconds, args.max_connections)
-    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict, limits=limits)
+    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict, limits=limits,
+                         metrics_port=args.metrics_port)
 
 
 def cmd_resolve_key(args: argparse.Namespace) -> int:
@@ -294,6 +299,7 @@ def cmd_resolve_key(args: argparse.Namespace) -> int:
     if args.broker:
         from streams.read_alerts import patient_ids
 
+        check_broker(args.broker)
         candidates.update(patient_ids(args.broker, args.max_wait))
     if not candidates:
         print("crswatch: no candidate patient ids: give --ids FILE or --broker", file=sys.stderr)
@@ -359,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="refuse (AR) a message over this size and close its connection (default 1 MiB)")
     ml.add_argument("--idle-seconds", type=float, default=120.0,
                     help="close a connection with no complete message for this long (default 120)")
+    ml.add_argument("--metrics-port", type=int, default=None,
+                    help="serve Prometheus /metrics on this port of --host: dead letters by reason, feed units")
     ml.add_argument("--max-connections", type=int, default=64,
                     help="close connections beyond this many at once (default 64)")
     ml.set_defaults(func=cmd_mllp)
@@ -370,12 +378,37 @@ def build_parser() -> argparse.ArgumentParser:
                     help="take the candidates from the keys of the patient-state topic (env CRSWATCH_BROKER)")
     rk.add_argument("--max-wait", type=float, default=5.0, help="seconds to read the topic (default 5)")
     rk.set_defaults(func=cmd_resolve_key)
+
+    cf = sub.add_parser("config", help="print every threshold with its default, source and unit (TOML)")
+    cf.add_argument("--check", metavar="FILE", help="check a thresholds file instead: ok, or one line saying why not")
+    cf.set_defaults(func=cmd_config)
     return p
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from streams.settings import thresholds_toml
+
+    if args.check:
+        load_thresholds(args.check)
+        print(f"{args.check}: ok")
+        return 0
+    sys.stdout.write(thresholds_toml())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from streams.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    rc: int = args.func(args)
+    try:
+        rc: int = args.func(args)
+    except SettingsError as exc:  # a bad setting or thresholds file: one line, no traceback
+        print(f"crswatch: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`crswatch replay ... | head`): not an error
+        # Python's own advice: point stdout at devnull so the flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return rc
 
 

@@ -27,11 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from streams.feeds.hl7v2 import Encoding, normalise_hl7, split_messages
 from streams.feeds.normalised import Normalised
 from streams.topics import DEAD_LETTER, input_topic
+
+if TYPE_CHECKING:
+    from streams.observability.metrics import Metrics
 
 MSA_TEXT_MAX = 80  # MSA-3 is 80 characters in HL7 v2.x
 
@@ -152,8 +155,9 @@ class Listener:
     rejected, ignored (no value: a message of device headers only is ACKed AA and counted)."""
 
     def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, metrics: Metrics | None = None) -> None:
         self.sink, self.strict, self.on_message = sink, strict, on_message
+        self.metrics = metrics  # the worker's metric names: dead letters by reason, feed units by outcome
         self.limits = limits if limits is not None else Limits()
         self.connections = 0
         # refusals by the listener's limits: oversized messages, idle connections, connections over the limit
@@ -174,6 +178,10 @@ class Listener:
             self.units["accepted"] += result.accepted
             self.units["rejected"] += len(result.rejected)
             self.units["ignored"] += len(result.ignored)
+            if self.metrics is not None:
+                self.metrics.observe_feed("hl7v2", result)
+                for rej in result.rejected:
+                    self.metrics.dead_lettered(rej.category)
         self.acks[code] += 1
         if self.on_message is not None:
             self.on_message(code, result)
@@ -227,13 +235,20 @@ async def start(listener: Listener, host: str, port: int) -> asyncio.Server:
 
 
 def serve_forever(host: str, port: int, broker: str | None = None, out: str | None = None,
-                  strict: bool = False, limits: Limits | None = None) -> int:
+                  strict: bool = False, limits: Limits | None = None, metrics_port: int | None = None) -> int:
     sink: Sink
     if broker:
         sink = KafkaSink(broker)
     else:
         sink = JsonlSink(sys.stdout if out in (None, "-") else open(str(out), "a", encoding="utf-8"))
-    listener = Listener(sink, strict, limits=limits)
+    metrics = None
+    if metrics_port is not None:
+        from streams.observability.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.serve(metrics_port, host)
+        print(f"crswatch mllp: metrics on {host}:{metrics_port}/metrics", file=sys.stderr, flush=True)
+    listener = Listener(sink, strict, limits=limits, metrics=metrics)
 
     async def main() -> None:
         server = await start(listener, host, port)

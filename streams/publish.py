@@ -28,7 +28,7 @@ from models.events import ClinicalEvent, InvalidEvent, parse_event
 from streams.feeds.normalised import Normalised
 from streams.replay import Rejected
 from streams.settings import Settings, from_env, topic_configs
-from streams.topics import INPUT_TOPICS, input_topic
+from streams.topics import INPUT_TOPICS, REPLAY_HEADER, input_topic
 
 # In-house: an eighth of the default 240 min lateness window (alerts.config.Thresholds).
 SKEW_SECONDS = 30 * 60
@@ -169,6 +169,7 @@ def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: flo
         key=event.patient_id.encode(),
         value=event.model_dump_json(exclude_none=True).encode(),
         timestamp_ms=int(event.ts * 1000),
+        headers=[(REPLAY_HEADER, b"1")],
     )
     result.sent += 1
     result.by_topic[topic] = result.by_topic.get(topic, 0) + 1

@@ -6,14 +6,19 @@ agree. Secrets (the SASL password) are read from the environment or a file, neve
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import socket
 import ssl
+import textwrap
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from alerts.config import Thresholds
 
@@ -164,16 +169,95 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(**values)
 
 
+class ConfigError(SettingsError):
+    """A thresholds file that cannot be used: one line naming the file, the key and what is accepted."""
+
+
 def load_thresholds(path: str | Path | None) -> Thresholds:
     """The thresholds file (TOML, or JSON by any other suffix) as `Thresholds`; defaults without one.
 
-    `crswatch replay --config` and the worker's `CRSWATCH_CONFIG` both read it here."""
+    `crswatch replay --config` and the worker's `CRSWATCH_CONFIG` both read it here. Every problem is
+    a ConfigError whose message is one line (examples/site.toml lists every key)."""
     if not path:
         return Thresholds()
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    return Thresholds(**data)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the thresholds file ({exc.strerror}); "
+                          "examples/site.toml lists every key with its default") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise ConfigError(f"{path}: not valid {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the thresholds file must be a table of key = value")
+    try:
+        return Thresholds(**data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key = ".".join(str(x) for x in first["loc"]) or "?"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        fields = Thresholds.model_fields
+        if first["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, list(fields), n=3)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"accepted keys: {', '.join(fields)}"
+            raise ConfigError(f"{path}: unknown key {key!r}; {hint}{more}") from None
+        name = str(first["loc"][0]) if first["loc"] else ""
+        default = fields[name].default if name in fields else None
+        raise ConfigError(f"{path}: {key} = {first.get('input')!r} is not accepted: {first['msg']} "
+                          f"(default {default!r}, unit {threshold_unit(name)}){more}") from None
+
+
+# Units of the thresholds, by the ending of the field name (alerts.config names carry their unit).
+_UNIT_SUFFIXES = (
+    ("_ug_kg_min", "ug/kg/min"), ("_10e9_l", "10^9/L"), ("_ng_ml", "ng/mL"), ("_mg_dl", "mg/dL"),
+    ("_g_dl", "g/dL"), ("_u_l", "U/L"), ("_l_min", "L/min"), ("_hours", "h"), ("_minutes", "min"),
+    ("_seconds", "s"), ("_mmhg", "mm[Hg]"), ("_mm_hg", "mm[Hg]"), ("_c", "degC"), ("_days", "d"),
+)
+
+
+def threshold_unit(name: str) -> str:
+    for suffix, unit in _UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return unit
+    for part, unit in (("ratio", "ratio"), ("fold", "ratio"), ("grade", "grade"), ("below", "mm[Hg]")):
+        if part in name:
+            return unit
+    field = Thresholds.model_fields.get(name)
+    return "list" if field is not None and field.annotation not in (int, float) else "count"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def thresholds_toml() -> str:
+    """Every threshold of alerts.config.Thresholds with its default, source and unit, as a TOML file
+    that loads to the defaults (examples/site.toml is this text; a test keeps them equal)."""
+    lines = [
+        "# crswatch thresholds: every key with its default, source and unit (`crswatch config` prints this).",
+        "# Copy the file, keep the keys you change, pass it as `crswatch replay --config FILE` or CRSWATCH_CONFIG.",
+        "# 'IN-HOUSE DEFAULT' marks a number no published source gives: set it for your site.",
+        "",
+    ]
+    for name, field in Thresholds.model_fields.items():
+        lines.append("")
+        lines.extend(textwrap.wrap(field.description or "", width=100, initial_indent="# ",
+                                   subsequent_indent="# "))
+        lines.append(f"# unit: {threshold_unit(name)}")
+        lines.append(f"{name} = {_toml_value(field.default)}")
+    return "\n".join(lines) + "\n"
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -186,3 +270,18 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         FHIR_IN: {"retention.ms": raw},
         HL7_IN: {"retention.ms": raw},
     }
+
+
+def check_broker(broker: str, timeout: float = 3.0) -> None:
+    """Fail fast, in one line, when no bootstrap server of `broker` accepts a TCP connection: the Kafka
+    clients would otherwise retry in silence for tens of seconds."""
+    problems = []
+    for server in (s.strip() for s in broker.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            socket.create_connection((host or server, int(port or 9092)), timeout=timeout).close()
+            return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
+    raise SettingsError(f"cannot reach the Kafka broker ({'; '.join(problems) or 'no address given'}): "
+                        "check --broker / CRSWATCH_BROKER and that the broker is running and listening there")

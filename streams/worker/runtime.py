@@ -27,7 +27,16 @@ from alerts.config import Thresholds
 from streams.observability.alertmanager import AlertmanagerSink, sink_config_from_env
 from streams.observability.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import ALERTS, DEAD_LETTER, FHIR_IN, HL7_IN, INPUT_TOPICS, PATIENT_STATE, input_topic
+from streams.topics import (
+    ALERTS,
+    DEAD_LETTER,
+    FHIR_IN,
+    HL7_IN,
+    INPUT_TOPICS,
+    PATIENT_STATE,
+    REPLAY_HEADER,
+    input_topic,
+)
 from streams.worker.acks import AckGate
 from streams.worker.align import Standing, TimeAligner
 from streams.worker.processor import Output, Processor, Rejection, parse_message, stored_levels
@@ -40,6 +49,11 @@ FLUSH_EVENTS = 2000
 # In-house: how long a rebalance or a shutdown waits for the changelog writes in flight
 # (unconfirmed ones are not acked, so their events are folded again by the next owner).
 DRAIN_SECONDS = 10.0
+
+
+def _replayed(msg: Any) -> bool:
+    return any(k == REPLAY_HEADER for k, _ in (msg.headers.items() if isinstance(msg.headers, dict)
+                                              else msg.headers or ()))
 
 
 class _StrKeys:
@@ -218,7 +232,7 @@ class Runtime:
             fold_seconds = time.perf_counter() - started
             self.partition_of[parsed.patient_id] = msg.partition
             self.metrics.observe_step(msg.topic, parsed, result, self.processor.cache[parsed.patient_id].head,
-                                      time.time(), fold_seconds)
+                                      time.time(), fold_seconds, replayed=_replayed(msg))
             if result.outcome != "duplicate":
                 if outputs:
                     # Outputs first: a stored log that holds the event must imply they went out.
