@@ -10,7 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
+from models.events import parse_event
+from models.records import (
+    Alert,
+    CrsGradeChange,
+    IcansGradeChange,
+    IecHsChange,
+    Notice,
+    Record,
+    Retraction,
+    record_key,
+)
 from streams.feeds.normalised import Normalised
 from streams.replay import Replayer, read_lines
 from streams.settings import check_broker, load_thresholds
@@ -26,16 +36,83 @@ def _fmt_day(day: int | None) -> str:
     return "Day ?" if day is None else f"Day {day:+d}"
 
 
+LEGEND = """\
+How to read the timeline (crswatch replay --legend)
+  Day +N          days since the CAR-T infusion (Day 0 = the infusion's calendar day); 'Day ?' when the
+                  input has no CAR-T administration for the patient, so no day can be counted
+  HH:MM           event time (UTC unless the input's offset is kept) of the fact that changed the grade
+  CRS grade a -> b (episode n)   ASTCT 2019 CRS grade changed; episodes count CRS courses of the patient
+  ICANS grade a -> b             ASTCT 2019 ICANS grade changed (most severe domain)
+  IEC-HS level a -> b: label     in-house IEC-HS suspicion level (0 none .. 3 likely); HScore and HLH-2004
+                                 partial scores under it
+  ALERT [severity] summary (id)  an alert; the id is <patient>:<kind>:<episode>:<level> and is stable
+  RETRACTED ...   an earlier record that a late event showed to be wrong; the record it names is above
+  NOTICE ...      a correction that could not be applied exactly (older than the lateness window): review
+  (late)          folded on arrival, older than the lateness window: earlier records were not re-ordered
+  (correction)    re-emitted after a late event re-ordered history; printed after what it corrects
+  - ...           evidence: the facts behind the record, with their times and source ids
+  [V] [V2]        criterion verified against the published source (V2: secondary source)
+  [U]             criterion not verified against the published source (IEC-HS: Hines et al. 2023)
+  uncertain       the grade rests on an assumption (e.g. an oxygen device not documented): check the chart
+  => now: ...     the patient's current CRS grade, ICANS grade and IEC-HS level after the record
+"""
+
+
+def _describe(r: Record) -> str:
+    when = f"{_fmt_day(r.day)} {r.time[11:16]}"
+    if isinstance(r, CrsGradeChange):
+        return f"CRS grade {r.previous} -> {r.grade} of {when}"
+    if isinstance(r, IcansGradeChange):
+        return f"ICANS grade {r.previous} -> {r.grade} of {when}"
+    if isinstance(r, IecHsChange):
+        return f"IEC-HS level {r.previous} -> {r.level} of {when}"
+    if isinstance(r, Alert):
+        return f"alert {r.id} of {when}"
+    return f"{r.type} of {when}"
+
+
+def _display_order(recs: list[Record]) -> list[Record]:
+    """Records by event time, except that the corrections and retractions a late event emitted (one run
+    in emission order) come right after the latest record they retract: a correction's own time is
+    earlier than what it corrects when a late event re-ordered history."""
+    by_key: dict[str, Record] = {}
+    when = [r.time for r in recs]
+    i = 0
+    while i < len(recs):
+        j = i
+        while j < len(recs) and (recs[j].correction or isinstance(recs[j], Retraction)):
+            j += 1
+        if j > i:  # recs[i:j] is one batch of corrections and retractions
+            retracted = [by_key[r.retracts].time for r in recs[i:j]
+                         if isinstance(r, Retraction) and r.retracts in by_key]
+            latest = max([*retracted, *when[i:j]])
+            when[i:j] = [latest] * (j - i)
+            for r in recs[i:j]:
+                by_key.setdefault(record_key(r), r)
+            i = j
+        else:
+            by_key.setdefault(record_key(recs[i]), recs[i])
+            i += 1
+    order = sorted(range(len(recs)), key=lambda k: when[k])
+    return [recs[k] for k in order]
+
+
 def print_timeline(records: list[Record], out: TextIO) -> None:
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_patient[r.patient_id].append(r)
+    out.write("crswatch timeline: grade changes and alerts per patient (what each mark means: "
+              "crswatch replay --legend)\n")
     for pid, recs in by_patient.items():
         out.write(f"\n=== patient {pid} ===\n")
+        if any(r.day is None for r in recs):
+            out.write("(no CAR-T administration in the input for this patient: days since infusion unknown, "
+                      "shown as 'Day ?')\n")
         crs, icans, iec = 0, 0, 0
         day: int | str | None = "start"
         last_evidence: tuple[str, ...] = ()
-        for r in sorted(recs, key=lambda x: x.time):
+        printed: dict[str, Record] = {}
+        for r in _display_order(recs):
             if r.day != day:
                 day = r.day
                 out.write(f"\n{_fmt_day(r.day)}\n")
@@ -54,9 +131,12 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
             elif isinstance(r, Alert):
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
-                out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
+                target = printed.get(r.retracts)
+                what = _describe(target) + " (above)" if target is not None else r.retracts
+                out.write(f"  {hhmm}  RETRACTED {what}\n")
             elif isinstance(r, Notice):
                 out.write(f"  {hhmm}  NOTICE {r.refers_to}\n")
+            printed.setdefault(record_key(r), r)
             if r.evidence and r.evidence == last_evidence:
                 out.write("           - (evidence as above)\n")
             else:
@@ -68,6 +148,12 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.legend:
+        sys.stdout.write(LEGEND)
+        return 0
+    if not args.files:
+        print("crswatch: give the files to replay (or --legend)", file=sys.stderr)
+        return 2
     cfg = load_thresholds(args.config)
     paths = [Path(p) for p in args.files]
     for p in paths:
@@ -241,29 +327,43 @@ def _units(paths: list[Path], input_format: str, strict: bool = False
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from streams.feeds.export import export_fhir_lines
+    from streams.feeds.export import export_fhir_lines, to_hl7
+    from streams.feeds.normalised import Reject
 
     path = Path(args.file)
     if not path.is_file():
         print(f"crswatch: no such file: {path}", file=sys.stderr)
         return 2
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8", newline="")
     try:
-        standard = extension = 0
+        standard = extension = skipped = 0
         for source, line in read_lines([path]):
             try:
-                text, is_standard = export_fhir_lines(line)
-            except ValueError as exc:
+                if args.format == "fhir":
+                    text, is_standard = export_fhir_lines(line)
+                else:
+                    event = parse_event(line)
+                    message = to_hl7(event, event.event_id)
+                    if message is None:  # treatments, context, assessments: no ORU^R01 form
+                        skipped += 1
+                        continue
+                    text, is_standard = message.rstrip("\r"), True
+            except (ValueError, Reject) as exc:
                 print(f"crswatch: rejected {source}: {exc}", file=sys.stderr)
                 continue
-            out.write(text + "\n")
+            out.write(text + ("\n" if args.format == "fhir" else "\r\n"))
             standard += is_standard
             extension += not is_standard
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {standard + extension} events: {standard} as contract resources, {extension} as crswatch "
-          "native-event resources (outside the hospital contract)", file=sys.stderr)
+    if args.format == "fhir":
+        print(f"exported {standard + extension} events: {standard} as contract resources, {extension} as crswatch "
+              "native-event resources (outside the hospital contract)", file=sys.stderr)
+    else:
+        print(f"exported {standard} events as HL7 v2 ORU^R01 messages (vitals and labs); {skipped} events have no "
+              "ORU^R01 form here (treatments, assessments, context, labs without a contract LOINC code: use "
+              "--format fhir)", file=sys.stderr)
     return 0
 
 
@@ -317,13 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay case files through the fold in-process (no broker)")
-    r.add_argument("files", nargs="+", help="native JSONL event files")
+    r.add_argument("files", nargs="*", help="native JSONL event files")
     r.add_argument("--format", choices=["text", "jsonl"], default="text")
+    r.add_argument("--legend", action="store_true", help="explain the text timeline's marks, and exit")
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
     r.add_argument("--metrics-file", type=Path, default=None,
                    help="write the worker's Prometheus metrics (text format) here at the end")
-
-
     r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                    help="input format (default: detected from each file's content)")
     r.add_argument("--strict", action="store_true", help=STRICT_HELP)
@@ -349,7 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a native case file in another format")
     ex.add_argument("file", help="native JSONL event file")
-    ex.add_argument("--format", choices=["fhir"], required=True, help="fhir: FHIR R4 NDJSON")
+    ex.add_argument("--format", choices=["fhir", "hl7"], required=True,
+                    help="fhir: FHIR R4 NDJSON (every event); hl7: HL7 v2 ORU^R01 messages (vitals and labs)")
     ex.add_argument("-o", "--output", default=None, help="output file (default stdout)")
     ex.set_defaults(func=cmd_export)
 

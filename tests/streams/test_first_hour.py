@@ -148,3 +148,64 @@ def test_replayed_history_is_folded_but_not_measured_as_feed_lag() -> None:
     assert _replayed(SimpleNamespace(headers={REPLAY_HEADER: b"1"}))
     assert not _replayed(SimpleNamespace(headers=[]))
     assert not _replayed(SimpleNamespace(headers=None))
+
+
+# ---------------------------------------------------------------- export round trips through HL7 v2
+
+
+def test_export_hl7_reads_back_to_the_same_vitals_and_labs(tmp_path: Path) -> None:
+    from models.events import LabResult, VitalSigns, parse_event
+    from streams.feeds.export import to_hl7
+    from streams.feeds.hl7v2 import normalise_hl7
+
+    out = tmp_path / "case.hl7"
+    done = cli("export", str(SEED), "--format", "hl7", "-o", str(out))
+    assert done.returncode == 0 and "have no ORU^R01 form" in done.stderr
+    native = [parse_event(line) for line in SEED.read_text().splitlines() if line.strip()]
+    want = sorted((e.kind, e.ts, e.model_dump_json(include={"temperature", "sbp", "heart_rate", "spo2", "analyte",
+                                                             "value", "unit"}))
+                  for e in native if isinstance(e, (VitalSigns, LabResult)) and to_hl7(e, e.event_id) is not None)
+    read = normalise_hl7(out.read_text(), "export")
+    assert not read.rejected
+    got = sorted((e.kind, e.ts, e.model_dump_json(include={"temperature", "sbp", "heart_rate", "spo2", "analyte",
+                                                            "value", "unit"}))
+                 for e in read.events)
+    assert len(want) >= 8 and got == want
+    assert f"exported {len(want)} events as HL7 v2" in done.stderr
+
+
+# ---------------------------------------------------------------- reading the text timeline
+
+_LATE = [
+    '{"event_id": "d0", "patient_id": "p1", "kind": "dose", "time": "2024-01-01T10:00:00+00:00", '
+    '"drug": "tisagenlecleucel", "drug_class": "car_t", "provenance": {"source": "t"}}',
+    '{"event_id": "v2", "patient_id": "p1", "kind": "vitals", "time": "2024-01-03T10:00:00+00:00", '
+    '"temperature": {"value": 38.6, "unit": "Cel"}, "provenance": {"source": "t"}}',
+    # arrives after v2 but happened an hour before it: the onset moves to 09:00
+    '{"event_id": "v1", "patient_id": "p1", "kind": "vitals", "time": "2024-01-03T09:00:00+00:00", '
+    '"temperature": {"value": 38.4, "unit": "Cel"}, "provenance": {"source": "t"}}',
+    '{"event_id": "x1", "patient_id": "p2", "kind": "vitals", "time": "2024-01-03T09:00:00+00:00", '
+    '"temperature": {"value": 39.0, "unit": "Cel"}, "provenance": {"source": "t"}}',
+]
+
+
+def test_corrections_follow_what_they_correct_and_retractions_name_a_printed_record(tmp_path: Path) -> None:
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(_LATE) + "\n")
+    text = cli("replay", str(path)).stdout
+    p1 = text.split("=== patient p1 ===")[1].split("=== patient")[0]
+    original = p1.index("10:00  CRS grade 0 -> 1 (episode 1)\n")
+    correction = p1.index("09:00  CRS grade 0 -> 1 (episode 1) (correction)")
+    retraction = p1.index("RETRACTED CRS grade 0 -> 1 of Day +2 10:00 (above)")
+    assert original < correction < retraction
+    assert p1.count("no CAR-T administration") == 0
+    p2 = text.split("=== patient p2 ===")[1]
+    assert p2.count("no CAR-T administration in the input for this patient") == 1 and "Day ?" in p2
+
+
+def test_the_legend_explains_every_mark_the_timeline_uses() -> None:
+    done = cli("replay", "--legend")
+    assert done.returncode == 0
+    for mark in ("Day ?", "(late)", "(correction)", "RETRACTED", "NOTICE", "[U]", "[V2]", "uncertain", "=> now:"):
+        assert mark in done.stdout, mark
+    assert "crswatch replay --legend" in cli("replay", str(SEED)).stdout.splitlines()[0]
