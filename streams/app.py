@@ -22,13 +22,14 @@ import faust
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from streams.settings import Settings, from_env, load_thresholds
+from streams.settings import Settings, detect_flavor, from_env, load_thresholds
 from streams.worker.runtime import Runtime
+from streams.worker.startup import StartupLog
 
 
-def make_app(settings: Settings) -> faust.App:
+def make_app(settings: Settings, flavor: str | None = None) -> faust.App:
     extra: dict[str, Any] = {}
-    if settings.broker_flavor == "tansu":
+    if (flavor or settings.broker_flavor) == "tansu":
         from streams.worker import tansu_compat
 
         extra = tansu_compat.apply()
@@ -55,9 +56,13 @@ def make_app(settings: Settings) -> faust.App:
     )
 
 
+startup = StartupLog()
 settings = from_env()
-app = make_app(settings)
+flavor, why = detect_flavor(settings)
+startup.phase(f"broker flavor {flavor} ({why})")
+app = make_app(settings, flavor)
 runtime = Runtime(app, settings, load_thresholds(settings.config))
+startup.phase("app built")
 
 
 @app.agent(runtime.inputs)
@@ -134,8 +139,21 @@ async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
 
 @app.on_partitions_assigned.connect
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    startup.once("group joined, partitions assigned", f"{len(assigned)} partitions")
     async with runtime.lock:
         await runtime.on_assigned(assigned)
+
+
+def is_ready() -> bool:
+    return not app.rebalancing and not getattr(app, "in_recovery", False) and bool(app.consumer.assignment())
+
+
+@app.timer(interval=0.5)
+async def log_ready() -> None:
+    startup.flush()
+    if not startup.done and is_ready():
+        startup.once("changelog recovered, ready")
+        startup.done = True
 
 
 @app.page("/crswatch/stats/")
@@ -147,5 +165,5 @@ class Stats(View):
 @app.page("/crswatch/ready/")
 class Ready(View):
     async def get(self, request: Request) -> Response:
-        ready = not app.rebalancing and not getattr(app, "in_recovery", False) and bool(app.consumer.assignment())
+        ready = is_ready()
         return self.json({"ready": ready}, status=200 if ready else 503)

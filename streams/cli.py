@@ -277,8 +277,9 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--web-port", dest="web_port", type=int, help="web port (CRSWATCH_WEB_PORT, default 6066)")
     w.add_argument("--partitions", type=int, help="partitions of the topics it declares (CRSWATCH_PARTITIONS, "
                    "default 4)")
-    w.add_argument("--broker-flavor", dest="broker_flavor", choices=["kafka", "tansu"],
-                   help="tansu enables the test-broker workarounds (CRSWATCH_BROKER_FLAVOR, default kafka)")
+    w.add_argument("--broker-flavor", dest="broker_flavor", choices=["auto", "kafka", "tansu"],
+                   help="tansu enables the test-broker workarounds; auto (default) takes Tansu when the broker's "
+                   "cluster id says so (CRSWATCH_BROKER_FLAVOR)")
     w.add_argument("--app-id", dest="app_id", help="consumer group and table prefix (CRSWATCH_APP_ID)")
     w.add_argument("--config", help="thresholds file, TOML or JSON (CRSWATCH_CONFIG)")
     w.add_argument("--max-idle-seconds", dest="max_idle_seconds", type=float,

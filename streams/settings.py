@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from alerts.config import Thresholds
 
 STORES = {"memory": "memory://", "rocksdb": "rocksdb://"}
-FLAVORS = ("kafka", "tansu")
+FLAVORS = ("auto", "kafka", "tansu")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -40,7 +40,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     partitions: int = 4
-    broker_flavor: str = "kafka"
+    # auto: Tansu (the test broker) when its cluster id says so, else Apache Kafka (detect_flavor)
+    broker_flavor: str = "auto"
     app_id: str = "crswatch"
     config: str | None = None  # thresholds file (TOML or JSON)
     # In-house default: how long a partition's messages wait for an input topic that is behind.
@@ -285,3 +286,31 @@ def check_broker(broker: str, timeout: float = 3.0) -> None:
             problems.append(f"{server}: {getattr(exc, 'strerror', None) or exc}")
     raise SettingsError(f"cannot reach the Kafka broker ({'; '.join(problems) or 'no address given'}): "
                         "check --broker / CRSWATCH_BROKER and that the broker is running and listening there")
+
+
+def detect_flavor(settings: Settings, timeout: float = 3.0) -> tuple[str, str]:
+    """(flavor, why) for `broker_flavor = auto`: Tansu names its cluster `tansu_cluster` by default, and
+    its deviations (docs/development.md) need the workarounds, or start-up is slow (a group join waits
+    half the session timeout) and changelog recovery can come back stale. Anything else is Kafka."""
+    if settings.broker_flavor != "auto":
+        return settings.broker_flavor, "set"
+    if settings.security_protocol != "PLAINTEXT":
+        return "kafka", "auto: a secured broker is taken for Apache Kafka"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.broker, client_id="crswatch-flavor",
+                                 request_timeout_ms=int(timeout * 1000))
+        try:
+            cluster = str(admin.describe_cluster().get("cluster_id") or "")
+        finally:
+            admin.close()
+    except Exception as exc:  # an old broker without DescribeCluster, or none reachable: the worker says so later
+        return "kafka", f"auto: cluster id not read ({type(exc).__name__}), taken for Apache Kafka"
+    if cluster.startswith("tansu"):
+        return "tansu", f"auto: cluster id {cluster!r} is Tansu's"
+    return "kafka", f"auto: cluster id {cluster!r}"
