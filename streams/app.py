@@ -60,6 +60,11 @@ startup = StartupLog()
 settings = from_env()
 flavor, why = detect_flavor(settings)
 startup.phase(f"broker flavor {flavor} ({why})")
+if settings.app_id != Settings().app_id:
+    startup.warn(f"app id {settings.app_id!r} is not the default {Settings().app_id!r}: this worker is a consumer "
+                 "group of its own, reads every input from the beginning and writes its alerts, states and dead "
+                 "letters to the same shared topics (crs-alerts, patient-state, dead-letter) as any other app id: "
+                 "readers see those alerts again. Give a second app id its own broker, or use it only for tests.")
 app = make_app(settings, flavor)
 runtime = Runtime(app, settings, load_thresholds(settings.config))
 startup.phase("app built")

@@ -36,6 +36,7 @@ class StartupLog:
         self.seen: set[str] = set()
         self.done = False
         self.pending: list[tuple[str, float, float, str]] = []
+        self.warnings: list[str] = []
 
     def phase(self, name: str, detail: str = "") -> None:
         now = time.monotonic()
@@ -43,12 +44,19 @@ class StartupLog:
         self.last = now
         self.flush()
 
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.flush()
+
     def flush(self) -> None:
         if not logging.getLogger().handlers:
             return
         for name, total, delta, detail in self.pending:
             logger.info("start-up: %s after %.1f s (+%.1f s)%s", name, total, delta, detail)
+        for message in self.warnings:
+            logger.warning("start-up: %s", message)
         self.pending.clear()
+        self.warnings.clear()
 
     def once(self, name: str, detail: str = "") -> None:
         if name not in self.seen:

@@ -40,3 +40,13 @@ def test_a_set_flavor_is_kept_and_an_unreachable_broker_is_taken_for_kafka() -> 
     flavor, why = detect_flavor(Settings(broker=f"127.0.0.1:{free_port()}"), timeout=1.0)
     assert flavor == "kafka" and why.startswith("auto: cluster id not read")
     assert detect_flavor(Settings(security_protocol="SSL"))[0] == "kafka"
+
+
+def test_a_second_app_id_is_warned_about_at_start(fresh_broker: str, tmp_path: Path) -> None:
+    worker = Worker(fresh_broker, tmp_path / "data", extra_env={"CRSWATCH_APP_ID": "crswatch-test-2"})
+    try:
+        worker.wait_for(lambda: "start-up: app id 'crswatch-test-2' is not the default" in worker.tail(),
+                        timeout=60, what="the app id warning")
+    finally:
+        worker.stop()
+    assert "readers see those alerts again" in worker.log_path.read_text(errors="replace")
