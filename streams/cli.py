@@ -10,10 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
+from models.events import parse_event
+from models.records import (
+    Alert,
+    CrsGradeChange,
+    IcansGradeChange,
+    IecHsChange,
+    Notice,
+    Record,
+    Retraction,
+    record_key,
+)
 from streams.feeds.normalised import Normalised
 from streams.replay import Replayer, read_lines
-from streams.settings import load_thresholds
+from streams.settings import check_broker, load_thresholds
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
 
@@ -26,16 +36,83 @@ def _fmt_day(day: int | None) -> str:
     return "Day ?" if day is None else f"Day {day:+d}"
 
 
+LEGEND = """\
+How to read the timeline (crswatch replay --legend)
+  Day +N          days since the CAR-T infusion (Day 0 = the infusion's calendar day); 'Day ?' when the
+                  input has no CAR-T administration for the patient, so no day can be counted
+  HH:MM           event time (UTC unless the input's offset is kept) of the fact that changed the grade
+  CRS grade a -> b (episode n)   ASTCT 2019 CRS grade changed; episodes count CRS courses of the patient
+  ICANS grade a -> b             ASTCT 2019 ICANS grade changed (most severe domain)
+  IEC-HS level a -> b: label     in-house IEC-HS suspicion level (0 none .. 3 likely); HScore and HLH-2004
+                                 partial scores under it
+  ALERT [severity] summary (id)  an alert; the id is <patient>:<kind>:<episode>:<level> and is stable
+  RETRACTED ...   an earlier record that a late event showed to be wrong; the record it names is above
+  NOTICE ...      a correction that could not be applied exactly (older than the lateness window): review
+  (late)          folded on arrival, older than the lateness window: earlier records were not re-ordered
+  (correction)    re-emitted after a late event re-ordered history; printed after what it corrects
+  - ...           evidence: the facts behind the record, with their times and source ids
+  [V] [V2]        criterion verified against the published source (V2: secondary source)
+  [U]             criterion not verified against the published source (IEC-HS: Hines et al. 2023)
+  uncertain       the grade rests on an assumption (e.g. an oxygen device not documented): check the chart
+  => now: ...     the patient's current CRS grade, ICANS grade and IEC-HS level after the record
+"""
+
+
+def _describe(r: Record) -> str:
+    when = f"{_fmt_day(r.day)} {r.time[11:16]}"
+    if isinstance(r, CrsGradeChange):
+        return f"CRS grade {r.previous} -> {r.grade} of {when}"
+    if isinstance(r, IcansGradeChange):
+        return f"ICANS grade {r.previous} -> {r.grade} of {when}"
+    if isinstance(r, IecHsChange):
+        return f"IEC-HS level {r.previous} -> {r.level} of {when}"
+    if isinstance(r, Alert):
+        return f"alert {r.id} of {when}"
+    return f"{r.type} of {when}"
+
+
+def _display_order(recs: list[Record]) -> list[Record]:
+    """Records by event time, except that the corrections and retractions a late event emitted (one run
+    in emission order) come right after the latest record they retract: a correction's own time is
+    earlier than what it corrects when a late event re-ordered history."""
+    by_key: dict[str, Record] = {}
+    when = [r.time for r in recs]
+    i = 0
+    while i < len(recs):
+        j = i
+        while j < len(recs) and (recs[j].correction or isinstance(recs[j], Retraction)):
+            j += 1
+        if j > i:  # recs[i:j] is one batch of corrections and retractions
+            retracted = [by_key[r.retracts].time for r in recs[i:j]
+                         if isinstance(r, Retraction) and r.retracts in by_key]
+            latest = max([*retracted, *when[i:j]])
+            when[i:j] = [latest] * (j - i)
+            for r in recs[i:j]:
+                by_key.setdefault(record_key(r), r)
+            i = j
+        else:
+            by_key.setdefault(record_key(recs[i]), recs[i])
+            i += 1
+    order = sorted(range(len(recs)), key=lambda k: when[k])
+    return [recs[k] for k in order]
+
+
 def print_timeline(records: list[Record], out: TextIO) -> None:
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_patient[r.patient_id].append(r)
+    out.write("crswatch timeline: grade changes and alerts per patient (what each mark means: "
+              "crswatch replay --legend)\n")
     for pid, recs in by_patient.items():
         out.write(f"\n=== patient {pid} ===\n")
+        if any(r.day is None for r in recs):
+            out.write("(no CAR-T administration in the input for this patient: days since infusion unknown, "
+                      "shown as 'Day ?')\n")
         crs, icans, iec = 0, 0, 0
         day: int | str | None = "start"
         last_evidence: tuple[str, ...] = ()
-        for r in sorted(recs, key=lambda x: x.time):
+        printed: dict[str, Record] = {}
+        for r in _display_order(recs):
             if r.day != day:
                 day = r.day
                 out.write(f"\n{_fmt_day(r.day)}\n")
@@ -54,9 +131,12 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
             elif isinstance(r, Alert):
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
-                out.write(f"  {hhmm}  RETRACTED {r.retracts}\n")
+                target = printed.get(r.retracts)
+                what = _describe(target) + " (above)" if target is not None else r.retracts
+                out.write(f"  {hhmm}  RETRACTED {what}\n")
             elif isinstance(r, Notice):
                 out.write(f"  {hhmm}  NOTICE {r.refers_to}\n")
+            printed.setdefault(record_key(r), r)
             if r.evidence and r.evidence == last_evidence:
                 out.write("           - (evidence as above)\n")
             else:
@@ -68,6 +148,12 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.legend:
+        sys.stdout.write(LEGEND)
+        return 0
+    if not args.files:
+        print("crswatch: give the files to replay (or --legend)", file=sys.stderr)
+        return 2
     cfg = load_thresholds(args.config)
     paths = [Path(p) for p in args.files]
     for p in paths:
@@ -119,6 +205,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not args.broker:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
+    check_broker(args.broker)
     create_input_topics(args.broker, args.partitions)
     units = list(_units(paths, args.input_format, args.strict))
     with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
@@ -140,7 +227,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[var] = str(value)
     try:
-        from_env()
+        load_thresholds(from_env().config)
     except SettingsError as exc:
         print(f"crswatch: {exc}", file=sys.stderr)
         return 2
@@ -160,6 +247,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 2
     n = 0
     try:
+        check_broker(args.broker)
         for record, _ in read_alerts(args.broker, args.follow, args.max_wait):
             n += 1
             line = record_json(record) if args.format == "jsonl" else alert_line(record)
@@ -189,8 +277,9 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--web-port", dest="web_port", type=int, help="web port (CRSWATCH_WEB_PORT, default 6066)")
     w.add_argument("--partitions", type=int, help="partitions of the topics it declares (CRSWATCH_PARTITIONS, "
                    "default 4)")
-    w.add_argument("--broker-flavor", dest="broker_flavor", choices=["kafka", "tansu"],
-                   help="tansu enables the test-broker workarounds (CRSWATCH_BROKER_FLAVOR, default kafka)")
+    w.add_argument("--broker-flavor", dest="broker_flavor", choices=["auto", "kafka", "tansu"],
+                   help="tansu enables the test-broker workarounds; auto (default) takes Tansu when the broker's "
+                   "cluster id says so (CRSWATCH_BROKER_FLAVOR)")
     w.add_argument("--app-id", dest="app_id", help="consumer group and table prefix (CRSWATCH_APP_ID)")
     w.add_argument("--config", help="thresholds file, TOML or JSON (CRSWATCH_CONFIG)")
     w.add_argument("--max-idle-seconds", dest="max_idle_seconds", type=float,
@@ -239,53 +328,102 @@ def _units(paths: list[Path], input_format: str, strict: bool = False
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from streams.feeds.export import export_fhir_lines
+    from streams.feeds.export import export_fhir_lines, to_hl7
+    from streams.feeds.normalised import Reject
 
     path = Path(args.file)
     if not path.is_file():
         print(f"crswatch: no such file: {path}", file=sys.stderr)
         return 2
-    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8", newline="")
     try:
-        standard = extension = 0
+        standard = extension = skipped = 0
         for source, line in read_lines([path]):
             try:
-                text, is_standard = export_fhir_lines(line)
-            except ValueError as exc:
+                if args.format == "fhir":
+                    text, is_standard = export_fhir_lines(line)
+                else:
+                    event = parse_event(line)
+                    message = to_hl7(event, event.event_id)
+                    if message is None:  # treatments, context, assessments: no ORU^R01 form
+                        skipped += 1
+                        continue
+                    text, is_standard = message.rstrip("\r"), True
+            except (ValueError, Reject) as exc:
                 print(f"crswatch: rejected {source}: {exc}", file=sys.stderr)
                 continue
-            out.write(text + "\n")
+            out.write(text + ("\n" if args.format == "fhir" else "\r\n"))
             standard += is_standard
             extension += not is_standard
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"exported {standard + extension} events: {standard} as contract resources, {extension} as crswatch "
-          "native-event resources (outside the hospital contract)", file=sys.stderr)
+    if args.format == "fhir":
+        print(f"exported {standard + extension} events: {standard} as contract resources, {extension} as crswatch "
+              "native-event resources (outside the hospital contract)", file=sys.stderr)
+    else:
+        print(f"exported {standard} events as HL7 v2 ORU^R01 messages (vitals and labs); {skipped} events have no "
+              "ORU^R01 form here (treatments, assessments, context, labs without a contract LOINC code: use "
+              "--format fhir)", file=sys.stderr)
     return 0
 
 
 def cmd_mllp(args: argparse.Namespace) -> int:
-    from streams.mllp import serve_forever
+    from streams.mllp import Limits, serve_forever
 
     broker = None if args.out else args.broker  # --out wins over CRSWATCH_BROKER
+    if broker:
+        check_broker(broker)
     if not broker and not args.out:
         print("crswatch: give --broker (or CRSWATCH_BROKER) or --out FILE|-", file=sys.stderr)
         return 2
-    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict)
+    limits = Limits(args.max_message_bytes, args.idle_seconds, args.max_connections)
+    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict, limits=limits,
+                         metrics_port=args.metrics_port)
+
+
+def cmd_resolve_key(args: argparse.Namespace) -> int:
+    """The patient behind an Alertmanager `patient_key`, for a user holding the secret."""
+    from streams.observability.alertmanager import ENV_SECRET, ENV_SECRET_FILE, resolve_patient_key
+
+    secret = os.environ.get(ENV_SECRET, "").encode("utf-8")
+    if not secret and os.environ.get(ENV_SECRET_FILE):
+        secret = Path(os.environ[ENV_SECRET_FILE]).read_bytes().strip()
+    if not secret:
+        print(f"crswatch: set {ENV_SECRET} or {ENV_SECRET_FILE} (the secret the worker keys patients with)",
+              file=sys.stderr)
+        return 2
+    candidates: set[str] = set()
+    if args.ids:
+        candidates.update(line.strip() for line in Path(args.ids).read_text(encoding="utf-8").splitlines()
+                          if line.strip())
+    if args.broker:
+        from streams.read_alerts import patient_ids
+
+        check_broker(args.broker)
+        candidates.update(patient_ids(args.broker, args.max_wait))
+    if not candidates:
+        print("crswatch: no candidate patient ids: give --ids FILE or --broker", file=sys.stderr)
+        return 2
+    found = resolve_patient_key(args.key, candidates, secret)
+    for pid in found:
+        print(pid)
+    if not found:
+        print(f"crswatch: no patient among {len(candidates)} has key {args.key}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay case files through the fold in-process (no broker)")
-    r.add_argument("files", nargs="+", help="native JSONL event files")
+    r.add_argument("files", nargs="*", help="native JSONL event files")
     r.add_argument("--format", choices=["text", "jsonl"], default="text")
+    r.add_argument("--legend", action="store_true", help="explain the text timeline's marks, and exit")
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
     r.add_argument("--metrics-file", type=Path, default=None,
                    help="write the worker's Prometheus metrics (text format) here at the end")
-
-
     r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                    help="input format (default: detected from each file's content)")
     r.add_argument("--strict", action="store_true", help=STRICT_HELP)
@@ -311,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a native case file in another format")
     ex.add_argument("file", help="native JSONL event file")
-    ex.add_argument("--format", choices=["fhir"], required=True, help="fhir: FHIR R4 NDJSON")
+    ex.add_argument("--format", choices=["fhir", "hl7"], required=True,
+                    help="fhir: FHIR R4 NDJSON (every event); hl7: HL7 v2 ORU^R01 messages (vitals and labs)")
     ex.add_argument("-o", "--output", default=None, help="output file (default stdout)")
     ex.set_defaults(func=cmd_export)
 
@@ -323,13 +462,54 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--out", default=None,
                     help="without a broker: write native JSONL events to this file ('-' = stdout)")
     ml.add_argument("--strict", action="store_true", help="also parse every message with python-hl7")
+    ml.add_argument("--max-message-bytes", type=int, default=1_048_576,
+                    help="refuse (AR) a message over this size and close its connection (default 1 MiB)")
+    ml.add_argument("--idle-seconds", type=float, default=120.0,
+                    help="close a connection with no complete message for this long (default 120)")
+    ml.add_argument("--metrics-port", type=int, default=None,
+                    help="serve Prometheus /metrics on this port of --host: dead letters by reason, feed units")
+    ml.add_argument("--max-connections", type=int, default=64,
+                    help="close connections beyond this many at once (default 64)")
     ml.set_defaults(func=cmd_mllp)
+
+    rk = sub.add_parser("resolve-key", help="find the patient behind an Alertmanager patient_key (needs the secret)")
+    rk.add_argument("key", help="the patient_key label of an Alertmanager alert")
+    rk.add_argument("--ids", help="a file of candidate patient ids, one a line")
+    rk.add_argument("--broker", default=os.environ.get("CRSWATCH_BROKER"),
+                    help="take the candidates from the keys of the patient-state topic (env CRSWATCH_BROKER)")
+    rk.add_argument("--max-wait", type=float, default=5.0, help="seconds to read the topic (default 5)")
+    rk.set_defaults(func=cmd_resolve_key)
+
+    cf = sub.add_parser("config", help="print every threshold with its default, source and unit (TOML)")
+    cf.add_argument("--check", metavar="FILE", help="check a thresholds file instead: ok, or one line saying why not")
+    cf.set_defaults(func=cmd_config)
     return p
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from streams.settings import thresholds_toml
+
+    if args.check:
+        load_thresholds(args.check)
+        print(f"{args.check}: ok")
+        return 0
+    sys.stdout.write(thresholds_toml())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from streams.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    rc: int = args.func(args)
+    try:
+        rc: int = args.func(args)
+    except SettingsError as exc:  # a bad setting or thresholds file: one line, no traceback
+        print(f"crswatch: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`crswatch replay ... | head`): not an error
+        # Python's own advice: point stdout at devnull so the flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return rc
 
 

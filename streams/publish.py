@@ -27,7 +27,8 @@ from typing import Any
 from models.events import ClinicalEvent, InvalidEvent, parse_event
 from streams.feeds.normalised import Normalised
 from streams.replay import Rejected
-from streams.topics import INPUT_TOPICS, input_topic
+from streams.settings import Settings, from_env, topic_configs
+from streams.topics import INPUT_TOPICS, REPLAY_HEADER, input_topic
 
 # In-house: an eighth of the default 240 min lateness window (alerts.config.Thresholds).
 SKEW_SECONDS = 30 * 60
@@ -42,8 +43,13 @@ class PublishResult:
     flushes: int = 0  # flushes that kept the topics within SKEW_SECONDS of each other
 
 
-def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = ()) -> None:
-    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count)."""
+def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = (),
+                        settings: Settings | None = None) -> None:
+    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count).
+
+    Topics that keep raw input (dead-letter, fhir-in, hl7-in) get their retention from `settings`
+    (CRSWATCH_*_RETENTION_HOURS; docs/privacy.md)."""
+    configs = topic_configs(settings if settings is not None else from_env())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
@@ -53,7 +59,8 @@ def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = (
     admin = KafkaAdminClient(bootstrap_servers=broker, client_id="crswatch-publish")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in (*INPUT_TOPICS, *extra) if t not in existing]
+        missing = [NewTopic(t, partitions, 1, topic_configs=configs.get(t, {}))
+                   for t in (*INPUT_TOPICS, *extra) if t not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -162,6 +169,7 @@ def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: flo
         key=event.patient_id.encode(),
         value=event.model_dump_json(exclude_none=True).encode(),
         timestamp_ms=int(event.ts * 1000),
+        headers=[(REPLAY_HEADER, b"1")],
     )
     result.sent += 1
     result.by_topic[topic] = result.by_topic.get(topic, 0) + 1

@@ -83,3 +83,15 @@ def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     (tests / clinical.name).write_text(clinical.read_text())
     out = run_tool([promtool(), "test", "rules", str(tests / clinical.name)])
     assert out.returncode != 0 and "CrswatchPatientsCrsGrade3OrAbove" in out.stdout + out.stderr
+
+
+def test_the_local_config_loads_its_rules_and_scrapes_only_loopback() -> None:
+    local = PROM_CONFIG.with_name("prometheus-local.yml")
+    out = run_tool([promtool(), "check", "config", str(local)])  # not --syntax-only: the rule files load
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(rule_files())} rule files found" in out.stdout + out.stderr
+    doc = yaml.safe_load(local.read_text())
+    targets = [t for job in doc["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    targets += [t for am in doc["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets and all(t.startswith("127.0.0.1:") for t in targets)
+    assert {job["job_name"] for job in doc["scrape_configs"]} >= {"crswatch-worker", "crswatch-mllp"}
