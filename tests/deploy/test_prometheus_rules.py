@@ -85,6 +85,7 @@ def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     assert out.returncode != 0 and "CrswatchPatientsCrsGrade3OrAbove" in out.stdout + out.stderr
 
 
+@pytest.mark.binaries
 def test_the_local_config_loads_its_rules_and_scrapes_only_loopback() -> None:
     local = PROM_CONFIG.with_name("prometheus-local.yml")
     out = run_tool([promtool(), "check", "config", str(local)])  # not --syntax-only: the rule files load

@@ -38,6 +38,7 @@ def _status(url: str) -> int:
         return int(exc.code)
 
 
+@pytest.mark.broker
 def test_a_default_worker_closes_faust_web_apps_and_logs_no_patient_id(
         proxied_broker: tuple[str, PausableProxy], tmp_path: Path) -> None:
     broker, proxy = proxied_broker
@@ -79,6 +80,7 @@ def test_a_default_worker_closes_faust_web_apps_and_logs_no_patient_id(
     assert b"retention.ms" in proxy.to_broker and week_ms in proxy.to_broker
 
 
+@pytest.mark.broker
 def test_create_input_topics_sets_the_retention_of_raw_input(
         proxied_broker: tuple[str, PausableProxy]) -> None:
     broker, proxy = proxied_broker

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from streams.settings import Settings, detect_flavor
 from tests.broker import free_port
 from tests.streams.conftest import Worker
@@ -18,6 +20,7 @@ def _ready(worker: Worker) -> bool:
         return False
 
 
+@pytest.mark.broker
 def test_the_worker_detects_the_test_broker_and_logs_each_start_up_phase(fresh_broker: str, tmp_path: Path) -> None:
     worker = Worker(fresh_broker, tmp_path / "data", extra_env={"CRSWATCH_BROKER_FLAVOR": "auto"})
     try:
@@ -42,6 +45,7 @@ def test_a_set_flavor_is_kept_and_an_unreachable_broker_is_taken_for_kafka() -> 
     assert detect_flavor(Settings(security_protocol="SSL"))[0] == "kafka"
 
 
+@pytest.mark.broker
 def test_a_second_app_id_is_warned_about_at_start(fresh_broker: str, tmp_path: Path) -> None:
     worker = Worker(fresh_broker, tmp_path / "data", extra_env={"CRSWATCH_APP_ID": "crswatch-test-2"})
     try:
