@@ -87,7 +87,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
               desc="replay") as bar:
-        for source, line, normalised in _units(paths, args.input_format, args.strict):
+        for source, line, normalised in _units(paths, args.input_format, args.strict, args.hl7_timezone):
             new = replayer.feed(line, source) if normalised is None else replayer.feed_normalised(normalised)
             bar.update(len(line.encode("utf-8")))
             if args.format == "jsonl":
@@ -120,7 +120,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
     create_input_topics(args.broker, args.partitions)
-    units = list(_units(paths, args.input_format, args.strict))
+    units = list(_units(paths, args.input_format, args.strict, args.hl7_timezone))
     with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
         result = publish_units(units, args.broker, None if args.as_fast_as_possible else args.speed,
                                on_line=lambda _: bar.update(1))
@@ -201,6 +201,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--strict-feeds", dest="strict_feeds", action="store_const", const=True, default=None,
                    help="also validate raw FHIR with fhir.resources and parse raw HL7 with python-hl7 "
                    "(CRSWATCH_STRICT_FEEDS, default off: slower)")
+    w.add_argument("--hl7-timezone", dest="hl7_timezone", type=_timezone, help=HL7_TZ_HELP)
     w.add_argument("--security-protocol", dest="security_protocol",
                    choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], help="CRSWATCH_SECURITY_PROTOCOL")
     w.add_argument("--sasl-mechanism", dest="sasl_mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
@@ -223,7 +224,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     a.set_defaults(func=cmd_alerts)
 
 
-def _units(paths: list[Path], input_format: str, strict: bool = False
+def _units(paths: list[Path], input_format: str, strict: bool = False, hl7_timezone: str | None = None
            ) -> Iterator[tuple[str, str, Normalised | None]]:
     """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
     from streams.feeds.inputs import detect_format, read_units
@@ -235,7 +236,7 @@ def _units(paths: list[Path], input_format: str, strict: bool = False
             for source, line in read_lines([path]):
                 yield source, line, None
         else:
-            yield from read_units(path, fmt, strict)  # type: ignore[arg-type]
+            yield from read_units(path, fmt, strict, hl7_timezone)  # type: ignore[arg-type]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -272,7 +273,22 @@ def cmd_mllp(args: argparse.Namespace) -> int:
     if not broker and not args.out:
         print("crswatch: give --broker (or CRSWATCH_BROKER) or --out FILE|-", file=sys.stderr)
         return 2
-    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict)
+    return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict,
+                         hl7_timezone=args.hl7_timezone)
+
+
+HL7_TZ_HELP = ("IANA time zone (e.g. Europe/Berlin) of HL7 v2 times that carry no UTC offset (env "
+               "CRSWATCH_HL7_TIMEZONE); without it such times are rejected")
+
+
+def _timezone(name: str) -> str:
+    from streams.feeds.hl7v2 import zone
+
+    try:
+        zone(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                    help="input format (default: detected from each file's content)")
     r.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    r.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
@@ -304,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                      help="input format (default: detected from each file's content)")
     pub.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    pub.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
 
@@ -323,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--out", default=None,
                     help="without a broker: write native JSONL events to this file ('-' = stdout)")
     ml.add_argument("--strict", action="store_true", help="also parse every message with python-hl7")
+    ml.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     ml.set_defaults(func=cmd_mllp)
     return p
 

@@ -137,15 +137,16 @@ class Listener:
     input units (OBX, or a refused message) of the messages stored by outcome: accepted,
     rejected, ignored (no value: a message of device headers only is ACKed AA and counted)."""
 
-    def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None
-                 ) -> None:
+    def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None,
+                 hl7_timezone: str | None = None) -> None:
         self.sink, self.strict, self.on_message = sink, strict, on_message
+        self.hl7_timezone = hl7_timezone  # IANA zone of times without a UTC offset (None: rejected)
         self.acks: dict[str, int] = {"AA": 0, "AE": 0, "AR": 0}
         self.units: dict[str, int] = {"accepted": 0, "rejected": 0, "ignored": 0}
 
     def process(self, block: bytes, peer: str) -> str:
         text = block.decode("utf-8", "replace")
-        result = normalise_hl7(text, f"mllp:{peer}", self.strict)
+        result = normalise_hl7(text, f"mllp:{peer}", self.strict, self.hl7_timezone)
         messages = split_messages(text) or [text]
         code, reasons = acknowledge(messages[0], result)
         try:
@@ -192,13 +193,13 @@ async def start(listener: Listener, host: str, port: int) -> asyncio.Server:
 
 
 def serve_forever(host: str, port: int, broker: str | None = None, out: str | None = None,
-                  strict: bool = False) -> int:
+                  strict: bool = False, hl7_timezone: str | None = None) -> int:
     sink: Sink
     if broker:
         sink = KafkaSink(broker)
     else:
         sink = JsonlSink(sys.stdout if out in (None, "-") else open(str(out), "a", encoding="utf-8"))
-    listener = Listener(sink, strict)
+    listener = Listener(sink, strict, hl7_timezone=hl7_timezone)
 
     async def main() -> None:
         server = await start(listener, host, port)

@@ -47,6 +47,8 @@ class Settings:
     # python-hl7, after the contract checks: full structure validation, at a fraction of the
     # throughput (bench/README.md). Off by default.
     strict_feeds: bool = False
+    # IANA time zone of the raw HL7 v2 feed's times without a UTC offset (None: they are rejected).
+    hl7_timezone: str | None = None
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -72,6 +74,13 @@ class Settings:
             raise SettingsError("max idle seconds must be >= 0 and flush seconds > 0")
         if not self.broker.strip():
             raise SettingsError("no broker given")
+        if self.hl7_timezone is not None:
+            from streams.feeds.hl7v2 import zone
+
+            try:
+                zone(self.hl7_timezone)
+            except ValueError as exc:
+                raise SettingsError(f"HL7 time zone: {exc}") from None
 
     @property
     def broker_urls(self) -> list[str]:
@@ -112,6 +121,7 @@ ENV = {
     "max_idle_seconds": "CRSWATCH_MAX_IDLE_SECONDS",
     "flush_seconds": "CRSWATCH_FLUSH_SECONDS",
     "strict_feeds": "CRSWATCH_STRICT_FEEDS",
+    "hl7_timezone": "CRSWATCH_HL7_TIMEZONE",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",
