@@ -288,7 +288,7 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
     elif system != UCUM:
         raise Reject(f"{where}.system {system!r} is not UCUM ({UCUM}) (contract)", "invalid_value")
     if not isinstance(code, str) or code not in accepted:
-        if code in UCUM_ANNOTATED_PER_MIN and "/min" in accepted:  # {beats}/min: annotations carry no meaning
+        if isinstance(code, str) and code in UCUM_ANNOTATED_PER_MIN and "/min" in accepted:  # {beats}/min
             code = "/min"
         else:
             raise Reject(f"unit {code!r} not accepted for {what}: accepted {', '.join(accepted)}", "invalid_value")
@@ -604,7 +604,11 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
         raise Reject("effectiveDateTime or effectivePeriod.start missing (contract: a missing time is rejected)",
                      "missing_field")
     if (drug_class or class_of_drug(name)) is DrugClass.CAR_T:
-        common.update(_cell_dose(dosage))  # whatever its dose or rate: the infusion is Day 0
+        dose, unread = _cell_dose(dosage)  # whatever its dose or rate: the infusion is Day 0
+        common.update(dose)
+        if unread:
+            source = getattr(ctx.provenance, "source", None) or "fhir"
+            common["provenance"] = {"source": source, "assumption": unread}
     elif "rateQuantity" in dosage or "rateRatio" in dosage:
         raise Reject(f"{name} is given as a dose (contract): dosage.rate is not accepted", "unsupported")
     elif "dose" in dosage:
@@ -623,18 +627,20 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     return [ctx.event("dose", pid, start, drug=name, **common)]
 
 
-def _cell_dose(dosage: dict[str, Any]) -> dict[str, Any]:
-    """The dose of a CAR-T cell product as given (contract extension): it plays no part in grading
-    (the infusion is Day 0), so any unit is kept (`1`, `{cells}`, `10*6`, `mL`, ...) and a dose that
-    cannot be read is left out rather than losing the infusion."""
+def _cell_dose(dosage: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """(dose fields, why a dose was not kept) of a CAR-T cell product, as given (contract extension):
+    the dose plays no part in grading (the infusion is Day 0), so any unit is kept (`1`, `{cells}`,
+    `10*6`, `mL`, ...) and a dose that cannot be read is left out, and said, rather than losing the
+    infusion."""
     q = dosage.get("dose")
-    if not isinstance(q, dict):
-        return {}
-    value = q.get("value")
+    if q is None:
+        return {}, None
+    value = q.get("value") if isinstance(q, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        return {}
+        return {}, f"dosage.dose of the CAR-T product not kept: {json.dumps(q)[:200]} is not a dose (value >= 0)"
     unit = q.get("code") if isinstance(q.get("code"), str) and q.get("code") else q.get("unit")
-    return {"dose": float(value), **({"unit": unit.strip()[:64]} if isinstance(unit, str) and unit.strip() else {})}
+    return {"dose": float(value), **({"unit": unit.strip()[:64]} if isinstance(unit, str) and unit.strip() else {})}, \
+        None
 
 
 def _infusion(ctx: _Context, pid: str, status: str, agent: VasoactiveAgent, name: str, start: str | None,

@@ -50,7 +50,8 @@ def test_car_t_infusion_is_accepted_whatever_its_dose_unit(unit: str, value: flo
     # It is Day 0: a fever a day later is graded on Day 1, not "Day ?".
     r = Replayer()
     r.feed_normalised(n)
-    records = r.feed_normalised(run(obs("8310-5", 39.2, "Cel", rid="t1", effectiveDateTime="2024-01-02T08:00:00+00:00")))
+    fever = obs("8310-5", 39.2, "Cel", rid="t1", effectiveDateTime="2024-01-02T08:00:00+00:00")
+    records = r.feed_normalised(run(fever))
     assert any(isinstance(x, CrsGradeChange) and x.grade == 1 and x.day == 1 for x in records)
 
 
@@ -58,6 +59,7 @@ def test_car_t_infusion_with_an_unreadable_dose_or_a_rate_keeps_the_infusion() -
     bad_dose = med(text="axicabtagene ciloleucel", rid="c1", dosage={"dose": {"value": "2x10^6/kg", "unit": "cells"}})
     [ev] = run(bad_dose, strict=False).events
     assert isinstance(ev, DrugDose) and ev.drug == "axicabtagene ciloleucel" and ev.dose is None and ev.unit is None
+    assert ev.provenance.assumption is not None and "not kept" in ev.provenance.assumption  # said, not dropped
     rate = med("2479136", rid="c2", dosage={"rateQuantity": {"value": 68, "unit": "mL/h", "system": UCUM,
                                                              "code": "mL/h"}})
     [ev] = run(rate).events
