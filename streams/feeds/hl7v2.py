@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -306,7 +305,7 @@ class _Item:
     time: datetime
     kind: str  # "vital", "pulse" (pulse rate, a stand-in for heart rate), or a native event kind
     fields: dict[str, Any]
-    notes: list[str]  # assumptions made in reading it (provenance)
+    notes: tuple[str, ...]  # assumptions made in reading it (provenance)
     label: str = ""  # what it is, for reasons
 
 
@@ -332,7 +331,7 @@ def _observation(oru: Oru, index: int, obr_time: str, fields: list[str], spm_tim
         when, note = _parse_ts(oru.msh_time, "MSH-7", tz)
     else:
         raise Reject("no time: OBX-14, OBR-7, SPM-17 and MSH-7 are empty", "missing_field")
-    notes = [note] if note else []
+    notes = (note,) if note else ()
     vtype = _field(fields, 2).strip().upper()
     if system == "mdc":
         measure = MDC_CODES[code][0]
@@ -425,10 +424,12 @@ def normalise_message(message: str, source: str = "hl7v2", strict: bool = False,
         except Ignore as exc:
             out.ignored.append(Ignored(str(exc), where))
     prefix = f"hl7/{oru.sending_app or 'unknown'}/{oru.control_id or 'no-control-id'}"
-    groups, unused = _with_pulse(_groups([i for i in items if i.kind != "pulse"]),
-                                 [i for i in items if i.kind == "pulse"])
-    for item, why in unused:
-        out.ignored.append(Ignored(why, f"{source} OBX {item.index}"))
+    pulses = [i for i in items if i.kind == "pulse"]
+    groups = _groups([i for i in items if i.kind != "pulse"] if pulses else items)
+    if pulses:
+        groups, unused = _with_pulse(groups, pulses)
+        for item, why in unused:
+            out.ignored.append(Ignored(why, f"{source} OBX {item.index}"))
     for group in groups:
         first = group[0]
         raw_event: dict[str, Any] = {"kind": "vitals" if first.kind in ("vital", "pulse") else first.kind,
@@ -436,9 +437,11 @@ def normalise_message(message: str, source: str = "hl7v2", strict: bool = False,
         notes: list[str] = []
         for item in group:
             raw_event.update(item.fields)
-            notes += [n for n in item.notes if n not in notes]
-        raw_event["event_id"] = f"{prefix}/{first.index}/{_digest(raw_event)}"
-        raw_event["provenance"] = {"source": source, **({"assumption": "; ".join(notes)} if notes else {})}
+            if item.notes:
+                notes += [n for n in item.notes if n not in notes]
+        digest = _digest(oru.patient_id, first.time, [raws[i.index] for i in group])
+        raw_event["event_id"] = f"{prefix}/{first.index}/{digest}"
+        raw_event["provenance"] = {"source": source, "assumption": "; ".join(notes)} if notes else {"source": source}
         try:
             out.events.append(parse_event(raw_event))
             out.accepted += len(group)
@@ -449,11 +452,12 @@ def normalise_message(message: str, source: str = "hl7v2", strict: bool = False,
     return out
 
 
-def _digest(raw_event: dict[str, Any]) -> str:
-    """12 hex digits of SHA-1 over an event's content (patient, time, kind, values): a resent message
-    gives the same id, a different reading under a reused control id does not."""
-    text = json.dumps(raw_event, sort_keys=True, default=lambda t: t.isoformat(), separators=(",", ":"))
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+def _digest(patient: str, when: datetime, segments: list[str]) -> str:
+    """12 hex digits of SHA-1 over an event's content: the patient, its time and the OBX segments it
+    was read from, as sent. A resent message gives the same id, a different reading under a reused
+    control id does not."""
+    text = "\x1f".join([patient, when.isoformat(), *segments])
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _with_pulse(groups: list[list[_Item]], pulses: list[_Item]) -> tuple[list[list[_Item]], list[tuple[_Item, str]]]:
@@ -468,7 +472,8 @@ def _with_pulse(groups: list[list[_Item]], pulses: list[_Item]) -> tuple[list[li
             unused.append((pulse, f"OBX {pulse.index}: {pulse.label} not used: heart rate of the same time is "
                                   f"{used.label or 'in the message'} (OBX {used.index})"))
             continue
-        pulse.notes.append(f"heart rate is the pulse rate ({pulse.label}): the monitor sent no ECG heart rate")
+        pulse.notes = (*pulse.notes, f"heart rate is the pulse rate ({pulse.label}): the monitor sent no ECG "
+                                     "heart rate")
         if same_time:
             same_time[0].append(pulse)
         else:
