@@ -265,3 +265,20 @@ def test_grade_uses_the_cuff_reading_time() -> None:
     changes = [x for x in records if isinstance(x, CrsGradeChange)]
     assert changes and changes[-1].grade == 2 and changes[-1].day == 1
     assert any("80" in line for line in changes[-1].evidence)
+
+
+def test_the_mllp_listener_reads_local_times_in_its_time_zone_and_acks_an_oru_without_obx() -> None:
+    import io
+
+    from streams.mllp import JsonlSink, Listener
+
+    out, errors = io.StringIO(), io.StringIO()
+    local = oru(f"OBX|1|NM|150301^MDC_PRESS_CUFF_SYS^MDC|1.1.9.150301|80|{MMHG}|||||R|||20240115100000",
+                msh_time="20240115100000", obr_time="")
+    ack = Listener(JsonlSink(out, errors), hl7_timezone="America/New_York").process(local.encode(), "peer")
+    assert "MSA|AA|MSG1" in ack and json.loads(out.getvalue())["time"].startswith("2024-01-15T10:00:00-05:00")
+    no_obx = "\r".join(local.split("\r")[:3])
+    plain = Listener(JsonlSink(io.StringIO(), io.StringIO()))
+    assert "MSA|AA|MSG1" in plain.process(no_obx.encode(), "peer")
+    assert plain.units == {"accepted": 0, "rejected": 0, "ignored": 1}
+    assert "MSA|AE|MSG1" in plain.process(local.encode(), "peer")  # no zone: the local time is rejected
