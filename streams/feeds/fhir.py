@@ -1,8 +1,13 @@
 """FHIR R4 adapter: Observation and MedicationAdministration in, native events out.
 
 Implements shared/contracts/fhir-r4-input.md. Every resource ends as events, as ignored
-(status cancelled / not-done / registered: no value) or as a rejection whose reason names
-the contract rule it broke.
+(status cancelled / not-done / registered: no value; a FHIR resource type crswatch does not
+monitor, e.g. Patient or Encounter: "skipped, not monitored") or as a rejection whose reason
+names the contract rule it broke. Contract extensions (docs/notes/feeds.md): references to a
+Bundle's entries by fullUrl (`urn:uuid:`), medicationReference to a contained or Bundle
+Medication, a CAR-T product's dose kept as given, pulse-oximetry and BP-panel components
+(3150-0, 55284-4, components without a value skipped), annotated `/min` and a UCUM-spelled
+`unit` without `code`.
 
 Parsing: the hot path is a hand-written contract validator over `orjson.loads` output
 (strict JSON: NaN and Infinity are malformed JSON, as the JSON standard has it).
@@ -607,7 +612,8 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
         dose, unread = _cell_dose(dosage)  # whatever its dose or rate: the infusion is Day 0
         common.update(dose)
         if unread:
-            source = getattr(ctx.provenance, "source", None) or "fhir"
+            prov = ctx.provenance
+            source = (prov.get("source") if isinstance(prov, dict) else prov.source) or "fhir"
             common["provenance"] = {"source": source, "assumption": unread}
     elif "rateQuantity" in dosage or "rateRatio" in dosage:
         raise Reject(f"{name} is given as a dose (contract): dosage.rate is not accepted", "unsupported")

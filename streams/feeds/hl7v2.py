@@ -21,10 +21,10 @@ accepted, rejected with a reason or ignored (no value: device and channel header
 status X); a message that cannot be read at all counts as one rejected unit, an ORU without
 OBX as one ignored unit.
 
-Event ids: `hl7/<MSH-3>/<MSH-10>/<OBX index>/<digest>`, the digest (12 hex digits of SHA-1) taken
-over the event's content (patient, time, kind, values). A message sent twice gives the same ids
-(one event); two senders that reuse a control id (MSH-10) with different readings give different
-ids, so the second reading is not dropped as a duplicate.
+Event ids: `hl7/<MSH-3>/<MSH-10>/<first OBX index>/<digest>`, the digest (12 hex digits of SHA-1)
+taken over the event's content: the patient, its time and the OBX segments it was read from. A
+message sent twice gives the same ids (one event); two senders that reuse a control id (MSH-10)
+with different readings give different ids, so the second reading is not dropped as a duplicate.
 
 Parsing: python-hl7 (`hl7.parse`) builds a container for every field and takes ~170 us per
 OBX here (~7,000 OBX/s on one core), below the 20,000/s target, so the hot path is a
@@ -397,6 +397,7 @@ def _observation(oru: Oru, index: int, obr_time: str, fields: list[str], spm_tim
 def normalise_message(message: str, source: str = "hl7v2", strict: bool = False, tz: str | None = None
                       ) -> Normalised:
     out = Normalised()
+    message = message.lstrip(BOM)
     try:
         oru = parse_oru(message)
         if strict:
