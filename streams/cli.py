@@ -173,7 +173,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
               desc="replay") as bar:
-        for source, line, normalised in _units(paths, args.input_format, args.strict):
+        for source, line, normalised in _units(paths, args.input_format, args.strict, args.hl7_timezone):
             new = replayer.feed(line, source) if normalised is None else replayer.feed_normalised(normalised)
             bar.update(len(line.encode("utf-8")))
             if args.format == "jsonl":
@@ -207,7 +207,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return 2
     check_broker(args.broker)
     create_input_topics(args.broker, args.partitions)
-    units = list(_units(paths, args.input_format, args.strict))
+    units = list(_units(paths, args.input_format, args.strict, args.hl7_timezone))
     with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
         result = publish_units(units, args.broker, None if args.as_fast_as_possible else args.speed,
                                on_line=lambda _: bar.update(1))
@@ -290,6 +290,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     w.add_argument("--strict-feeds", dest="strict_feeds", action="store_const", const=True, default=None,
                    help="also validate raw FHIR with fhir.resources and parse raw HL7 with python-hl7 "
                    "(CRSWATCH_STRICT_FEEDS, default off: slower)")
+    w.add_argument("--hl7-timezone", dest="hl7_timezone", type=_timezone, help=HL7_TZ_HELP)
     w.add_argument("--security-protocol", dest="security_protocol",
                    choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], help="CRSWATCH_SECURITY_PROTOCOL")
     w.add_argument("--sasl-mechanism", dest="sasl_mechanism", choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
@@ -312,7 +313,7 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     a.set_defaults(func=cmd_alerts)
 
 
-def _units(paths: list[Path], input_format: str, strict: bool = False
+def _units(paths: list[Path], input_format: str, strict: bool = False, hl7_timezone: str | None = None
            ) -> Iterator[tuple[str, str, Normalised | None]]:
     """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
     from streams.feeds.inputs import detect_format, read_units
@@ -324,7 +325,7 @@ def _units(paths: list[Path], input_format: str, strict: bool = False
             for source, line in read_lines([path]):
                 yield source, line, None
         else:
-            yield from read_units(path, fmt, strict)  # type: ignore[arg-type]
+            yield from read_units(path, fmt, strict, hl7_timezone)  # type: ignore[arg-type]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -379,7 +380,7 @@ def cmd_mllp(args: argparse.Namespace) -> int:
         return 2
     limits = Limits(args.max_message_bytes, args.idle_seconds, args.max_connections)
     return serve_forever(args.host, args.port, broker=broker, out=args.out, strict=args.strict, limits=limits,
-                         metrics_port=args.metrics_port)
+                         metrics_port=args.metrics_port, hl7_timezone=args.hl7_timezone)
 
 
 def cmd_resolve_key(args: argparse.Namespace) -> int:
@@ -414,6 +415,20 @@ def cmd_resolve_key(args: argparse.Namespace) -> int:
     return 0
 
 
+HL7_TZ_HELP = ("IANA time zone (e.g. Europe/Berlin) of HL7 v2 times that carry no UTC offset (env "
+               "CRSWATCH_HL7_TIMEZONE); without it such times are rejected")
+
+
+def _timezone(name: str) -> str:
+    from streams.feeds.hl7v2 import zone
+
+    try:
+        zone(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
@@ -427,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                    help="input format (default: detected from each file's content)")
     r.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    r.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
@@ -442,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--input-format", choices=["auto", "native", "fhir", "hl7v2"], default="auto",
                      help="input format (default: detected from each file's content)")
     pub.add_argument("--strict", action="store_true", help=STRICT_HELP)
+    pub.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
 
@@ -470,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve Prometheus /metrics on this port of --host: dead letters by reason, feed units")
     ml.add_argument("--max-connections", type=int, default=64,
                     help="close connections beyond this many at once (default 64)")
+    ml.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
     ml.set_defaults(func=cmd_mllp)
 
     rk = sub.add_parser("resolve-key", help="find the patient behind an Alertmanager patient_key (needs the secret)")

@@ -155,8 +155,10 @@ class Listener:
     rejected, ignored (no value: a message of device headers only is ACKed AA and counted)."""
 
     def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None,
-                 limits: Limits | None = None, metrics: Metrics | None = None) -> None:
+                 limits: Limits | None = None, metrics: Metrics | None = None, hl7_timezone: str | None = None
+                 ) -> None:
         self.sink, self.strict, self.on_message = sink, strict, on_message
+        self.hl7_timezone = hl7_timezone  # IANA zone of times without a UTC offset (None: they are rejected)
         self.metrics = metrics  # the worker's metric names: dead letters by reason, feed units by outcome
         self.limits = limits if limits is not None else Limits()
         self.connections = 0
@@ -167,7 +169,7 @@ class Listener:
 
     def process(self, block: bytes, peer: str) -> str:
         text = block.decode("utf-8", "replace")
-        result = normalise_hl7(text, f"mllp:{peer}", self.strict)
+        result = normalise_hl7(text, f"mllp:{peer}", self.strict, self.hl7_timezone)
         messages = split_messages(text) or [text]
         code, reasons = acknowledge(messages[0], result)
         try:
@@ -235,7 +237,8 @@ async def start(listener: Listener, host: str, port: int) -> asyncio.Server:
 
 
 def serve_forever(host: str, port: int, broker: str | None = None, out: str | None = None,
-                  strict: bool = False, limits: Limits | None = None, metrics_port: int | None = None) -> int:
+                  strict: bool = False, limits: Limits | None = None, metrics_port: int | None = None,
+                  hl7_timezone: str | None = None) -> int:
     sink: Sink
     if broker:
         sink = KafkaSink(broker)
@@ -248,7 +251,7 @@ def serve_forever(host: str, port: int, broker: str | None = None, out: str | No
         metrics = Metrics()
         metrics.serve(metrics_port, host)
         print(f"crswatch mllp: metrics on {host}:{metrics_port}/metrics", file=sys.stderr, flush=True)
-    listener = Listener(sink, strict, limits=limits, metrics=metrics)
+    listener = Listener(sink, strict, limits=limits, metrics=metrics, hl7_timezone=hl7_timezone)
 
     async def main() -> None:
         server = await start(listener, host, port)

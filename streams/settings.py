@@ -60,6 +60,8 @@ class Settings:
     # topic and the raw feeds fhir-in and hl7-in. Set when crswatch creates the topic (docs/privacy.md).
     dead_letter_retention_hours: float = 168.0
     raw_feed_retention_hours: float = 168.0
+    # IANA time zone of the raw HL7 v2 feed's times without a UTC offset (None: they are rejected).
+    hl7_timezone: str | None = None
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -87,6 +89,13 @@ class Settings:
             raise SettingsError("max idle seconds must be >= 0 and flush seconds > 0")
         if not self.broker.strip():
             raise SettingsError("no broker given")
+        if self.hl7_timezone is not None:
+            from streams.feeds.hl7v2 import zone
+
+            try:
+                zone(self.hl7_timezone)
+            except ValueError as exc:
+                raise SettingsError(f"HL7 time zone: {exc}") from None
 
     @property
     def broker_urls(self) -> list[str]:
@@ -130,6 +139,7 @@ ENV = {
     "faust_web_apps": "CRSWATCH_FAUST_WEB_APPS",
     "dead_letter_retention_hours": "CRSWATCH_DEAD_LETTER_RETENTION_HOURS",
     "raw_feed_retention_hours": "CRSWATCH_RAW_FEED_RETENTION_HOURS",
+    "hl7_timezone": "CRSWATCH_HL7_TIMEZONE",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",

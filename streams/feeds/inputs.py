@@ -54,17 +54,20 @@ def normalise_native(payload: bytes | str, source: str = "native") -> Normalised
     return out
 
 
-def normalise(payload: bytes | str, fmt: Format | None = None, source: str = "", strict: bool = False) -> Normalised:
-    """Native events and rejections (reason, bounded category) of one message or file content."""
+def normalise(payload: bytes | str, fmt: Format | None = None, source: str = "", strict: bool = False,
+              hl7_timezone: str | None = None) -> Normalised:
+    """Native events and rejections (reason, bounded category) of one message or file content.
+    `hl7_timezone`: IANA zone of HL7 v2 times without a UTC offset (None: they are rejected)."""
     fmt = fmt or detect_format(payload)
     if fmt == "fhir":
         return normalise_fhir(payload, source or "fhir", strict)
     if fmt == "hl7v2":
-        return normalise_hl7(payload, source or "hl7v2", strict)
+        return normalise_hl7(payload, source or "hl7v2", strict, hl7_timezone)
     return normalise_native(payload, source or "native")
 
 
-def read_units(path: Path, fmt: Format | None = None, strict: bool = False) -> Iterator[tuple[str, str, Normalised]]:
+def read_units(path: Path, fmt: Format | None = None, strict: bool = False, hl7_timezone: str | None = None
+               ) -> Iterator[tuple[str, str, Normalised]]:
     """(source, raw text, normalised) for each line (native, FHIR NDJSON), Bundle or HL7 message."""
     data = path.read_bytes()
     fmt = fmt or detect_format(data)
@@ -72,7 +75,7 @@ def read_units(path: Path, fmt: Format | None = None, strict: bool = False) -> I
     if fmt == "hl7v2":
         for n, message in enumerate(split_messages(text), 1):
             where = f"{path}:message {n}"
-            yield where, message, normalise_hl7(message, where, strict)
+            yield where, message, normalise_hl7(message, where, strict, hl7_timezone)
         return
     if fmt == "fhir" and text.lstrip().startswith("{") and _is_one_json(text):
         yield str(path), text, normalise_fhir(text, str(path), strict)  # one Bundle or resource over several lines

@@ -102,6 +102,7 @@ class Runtime:
         self.unsaved_count = 0
         self.flush_seconds = settings.flush_seconds
         self.strict_feeds = settings.strict_feeds
+        self.hl7_timezone = settings.hl7_timezone
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
@@ -122,7 +123,7 @@ class Runtime:
         msg = event.message
         fmt = "fhir" if msg.topic == FHIR_IN else "hl7v2"
         result = normalise(msg.value or b"", fmt, source=f"{msg.topic}:{msg.partition}:{msg.offset}",
-                           strict=self.strict_feeds)
+                           strict=self.strict_feeds, hl7_timezone=self.hl7_timezone)
         now = time.time()
         for ev in result.events:
             fut = await self.outputs[input_topic(ev)].send(key=ev.patient_id.encode(),

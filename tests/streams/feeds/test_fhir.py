@@ -111,12 +111,17 @@ OBSERVATIONS: dict[str, tuple[str, str, dict[str, float], float]] = {
     "2518-9": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
     "48065-7": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
     "48066-5": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
+    # Contract extensions (issue 14): the CBC counts without method and triglyceride 35217-9.
+    "26464-8": ("lab", "wbc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 5.0),
+    "26515-7": ("lab", "platelets", {"10*3/uL": 1.0, "10*9/L": 1.0}, 150.0),
+    "26499-4": ("lab", "anc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 2.0),
+    "35217-9": ("lab", "triglycerides", {"mg/dL": 1.0, "mmol/L": 88.57}, 2.0),
 }
 ROWS = [(code, unit, factor) for code, (_, _, units, _) in OBSERVATIONS.items() for unit, factor in units.items()]
 
 
 def test_the_adapter_knows_exactly_the_contract_codes() -> None:
-    assert set(LOINC_CODES) == set(OBSERVATIONS) | {"85354-9", "107117-4"}
+    assert set(LOINC_CODES) == set(OBSERVATIONS) | {"85354-9", "55284-4", "107117-4"}
 
 
 def _native_value(ev: ClinicalEvent, kind: str, name: str) -> tuple[float, str | None]:
@@ -158,11 +163,21 @@ def test_the_contract_example_reason_for_ferritin() -> None:
         "unit 'mg' not accepted for LOINC 2276-4 (ferritin): accepted ng/mL, ug/L")
 
 
-@pytest.mark.parametrize(("code", "unit"), [("8867-4", "{beat}/min"), ("8867-4", "{beats}/min"),
-                                           ("9279-1", "{breath}/min")])
-def test_annotated_per_minute_units_are_outside_the_contract(code: str, unit: str) -> None:
-    reason, _ = rejected(obs(code, 80, unit))  # the contract's table lists /min only
-    assert reason == f"unit {unit!r} not accepted for LOINC {code} ({LOINC_CODES[code][1]}): accepted /min"
+@pytest.mark.parametrize(("code", "unit", "measure"), [("8867-4", "{beat}/min", "heart_rate"),
+                                                      ("8867-4", "{beats}/min", "heart_rate"),
+                                                      ("9279-1", "{breath}/min", "resp_rate")])
+def test_annotated_per_minute_units_are_read_as_per_minute(code: str, unit: str, measure: str) -> None:
+    # Contract extension (issue 14): UCUM annotations carry no meaning; US Core sends {beats}/min.
+    ev = one(obs(code, 80, unit))
+    assert isinstance(ev, VitalSigns) and getattr(ev, measure).value == 80 and getattr(ev, measure).unit == "/min"
+
+
+def test_an_annotated_per_minute_unit_is_not_a_percentage() -> None:
+    reason, _ = rejected(obs("59408-5", 95, "{beats}/min"))
+    assert reason == ("unit '{beats}/min' not accepted for LOINC 59408-5 (oxygen saturation by pulse oximetry): "
+                      "accepted %")
+    reason, _ = rejected(obs("8867-4", 80, "{cells}/min"))
+    assert "'{cells}/min' not accepted" in reason
 
 
 def test_fahrenheit_is_converted() -> None:
@@ -193,16 +208,28 @@ def test_oxygen_flow_as_a_component_of_pulse_oximetry(flow_code: str) -> None:
     assert spo2.logical_id == flow.logical_id == "Observation/o1"  # replaced or retracted together
 
 
-def test_fio2_is_not_a_component_of_pulse_oximetry() -> None:
+def test_fio2_is_a_component_of_pulse_oximetry_as_in_us_core() -> None:
+    # US Core pulse oximetry: components 3151-8 (flow) and 3150-0 (concentration); contract extension.
     res = obs("59408-5", 91, "%", component=[
         {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]},
          "valueQuantity": {"value": 40, "unit": "%", "system": UCUM, "code": "%"}}])
-    reason, category = rejected(res)
-    assert reason == ("component[0] LOINC 3150-0 is not a component of 59408-5 (contract: only the inhaled oxygen "
-                      "flow rate 3151-8 (also 19941-4) is a component of 59408-5)")
-    assert category == "unsupported"
+    n = run(res)
+    assert not n.rejected and len(n.events) == 2
+    spo2, fio2 = n.events
+    assert isinstance(spo2, VitalSigns) and spo2.spo2 is not None and spo2.spo2.value == 91
+    assert isinstance(fio2, OxygenSupport) and fio2.fio2_pct == 40 and fio2.flow_l_min is None
     ev = one(obs("3150-0", 40, "%"))  # FiO2 alone is a contract row
     assert isinstance(ev, OxygenSupport) and ev.fio2_pct == 40
+
+
+def test_heart_rate_is_not_a_component_of_pulse_oximetry() -> None:
+    res = obs("59408-5", 91, "%", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "valueQuantity": {"value": 80, "unit": "/min", "system": UCUM, "code": "/min"}}])
+    reason, category = rejected(res)
+    assert reason == ("component[0] LOINC 8867-4 is not a component of 59408-5 (contract: only the inhaled oxygen "
+                      "flow rate 3151-8 (also 19941-4) and concentration 3150-0 are components of pulse oximetry)")
+    assert category == "unsupported"
 
 
 def test_a_blood_pressure_panel_component_outside_the_panel_is_rejected_with_the_rule() -> None:
@@ -328,8 +355,8 @@ def test_physiologically_impossible_values_are_rejected(code: str, value: float,
 def test_unknown_loinc_and_unknown_resource_type_are_rejected() -> None:
     reason, category = rejected(obs("1554-5", 182, "mg/dL"))
     assert reason == "LOINC 1554-5 is not in the contract's Observation table" and category == "unsupported"
-    reason, category = rejected({"resourceType": "Patient", "id": "p1"})
-    assert "Patient" in reason and category == "unknown_kind"
+    reason, category = rejected({"resourceType": "Patinet", "id": "p1"})  # not a FHIR R4 resource type
+    assert "Patinet" in reason and category == "unknown_kind"
 
 
 # ---------------------------------------------------------------- method of oxygen delivery

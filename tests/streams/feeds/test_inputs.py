@@ -146,7 +146,7 @@ def test_publish_reads_fhir_and_sends_native_events(kafka_broker: str, tmp_path:
     out = tmp_path / "case.ndjson"
     assert main(["export", "--format", "fhir", str(SEEDS[1]), "-o", str(out)]) == 0
     with out.open("a") as fh:
-        fh.write('{"resourceType": "Patient", "id": "x"}\n')
+        fh.write('{"resourceType": "Patinet", "id": "x"}\n')
     assert main(["publish", str(out), "--broker", kafka_broker, "--partitions", "2"]) == 0
     err = capsys.readouterr().err
     assert "published 48 events" in err and "rejected 1" in err and "[unknown_kind]" in err
