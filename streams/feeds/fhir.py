@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from models.events import AGENT_RATE_UNITS, ClinicalEvent, InvalidEvent, Provenance, parse_event
-from models.units import canonical_unit_name
+from models.units import canonical_unit_name, resolve_unit
 from models.vocabulary import DrugClass, VasoactiveAgent
 from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.feeds.terminology import (
@@ -258,7 +258,9 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
                      f"{', '.join(accepted)}", "missing_field")
     if system != UCUM:
         raise Reject(f"{where}.system {system!r} is not UCUM ({UCUM}) (contract)", "invalid_value")
-    if not isinstance(code, str) or code not in accepted:
+    # A spelling feeds send for an accepted UCUM code (ng/ml, mcg/L, K/uL, degF) is read as that code; the
+    # native model records the alias in the event's provenance (models.units.resolve_unit).
+    if not isinstance(code, str) or resolve_unit(code, accepted)[0] not in accepted:
         raise Reject(f"unit {code!r} not accepted for {what}: accepted {', '.join(accepted)}", "invalid_value")
     comparator = q.get("comparator")
     if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):

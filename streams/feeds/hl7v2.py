@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from models.events import VITAL_LIMITS, InvalidEvent, parse_event
-from models.units import VITAL_UNITS, UnitError, normalise_vital
+from models.units import VITAL_UNITS, UnitError, normalise_vital, resolve_unit
 from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.feeds.terminology import (
     LOINC_CODES,
@@ -281,7 +281,7 @@ def _observation(oru: Oru, index: int, obr_time: str, fields: list[str]) -> _Ite
     unit = _unit(enc, _field(fields, 6))
     if unit in UCUM_ANNOTATED_PER_MIN and "/min" in units:  # heart or respiratory rate
         unit = "/min"
-    if unit not in units:
+    if resolve_unit(unit, units)[0] not in units:  # an alias is read; the event's provenance records it
         raise Reject(f"unit {unit!r} not accepted for {what}: accepted {', '.join(units)}", "invalid_value")
     if comparator is not None and target[0] != "lab":
         raise Reject(f"comparator {comparator!r} on {what}: comparators are taken on lab results only",
