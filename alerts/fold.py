@@ -603,8 +603,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         )
     )
     if a.level == 0:
-        em.resolve("iec_hs", "IEC-HS suspicion cleared",
-                   [*a.evidence] if a.evidence else
+        # Say what still holds: a lone major feature (e.g. hypofibrinogenemia) is below the watch level.
+        summary = (f"IEC-HS below the in-house watch level ({', '.join(a.criteria)} still present)" if a.criteria
+                   else "IEC-HS suspicion cleared")
+        em.resolve("iec_hs", summary, [*a.evidence] if a.evidence else
                    [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],

@@ -102,6 +102,7 @@ def test_ferritin_rise_alert_and_iec_hs_criterion_end_together() -> None:
     assert [a.status for a in alerts_of(out, "ferritin_rapid_rise")] == ["firing", "resolved"]
     cleared = alerts_of(out, "iec_hs", "resolved")
     assert cleared and any("hypofibrinogenemia" in e for e in cleared[-1].evidence)  # says what still holds
+    assert "hypofibrinogenemia still present" in cleared[-1].summary
     assert all("no IEC-HS criterion met" not in e for e in cleared[-1].evidence)
 
 

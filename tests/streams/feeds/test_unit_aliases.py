@@ -14,6 +14,7 @@ import pytest
 from alerts.config import Thresholds
 from alerts.fold import apply
 from models.events import InvalidEvent, LabResult, PatientContext, VitalSigns, parse_event
+from models.records import CrsGradeChange
 from models.state import PatientState
 from models.units import resolve_unit
 from streams.feeds.fhir import normalise_fhir
@@ -161,3 +162,19 @@ def test_an_aliased_ferritin_and_fibrinogen_reach_the_iec_hs_logic() -> None:
     for ev in (native_lab("ferritin", 3000, "ng/ml"), native_lab("fibrinogen", 90, "mg/dl")):
         apply(s, ev, cfg)
     assert s.iec_hs_level == 2 and {"ferritin", "hypofibrinogenemia"} <= set(s.iec_hs_criteria)
+
+
+def test_fhir_keeps_the_local_offset_for_day_numbers_and_reads_degf() -> None:
+    """Issue 15 item 13 through the FHIR adapter: CAR-T at 20:00 -05:00, fever next local morning is Day +1."""
+    med = {"resourceType": "MedicationAdministration", "id": "m1", "status": "completed",
+           "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                     "code": "1986438"}]},
+           "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2024-03-01T20:00:00-05:00"}
+    obs = {**fhir_obs("8310-5", 102.0, "degF"), "effectiveDateTime": "2024-03-02T10:00:00-05:00"}
+    n = normalise_fhir(json.dumps(med) + "\n" + json.dumps(obs), strict=True)
+    assert not n.rejected, n.rejected[0].reason
+    s = PatientState("p1")
+    records = [r for e in n.events for r in apply(s, e, Thresholds())]
+    assert s.day0_offset_min == -300
+    onset = next(r for r in records if isinstance(r, CrsGradeChange))
+    assert onset.day == 1 and any("Day +1 10:00 (UTC-05:00)" in e for e in onset.evidence)
