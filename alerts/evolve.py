@@ -9,6 +9,8 @@ no-op. No I/O; imports only `models` and `alerts.config`.
 
 from __future__ import annotations
 
+import math
+
 from alerts.config import Thresholds
 from models.events import (
     Attribution,
@@ -232,7 +234,8 @@ def on_lab(s: PatientState, ev: LabResult) -> bool:
     for p in series:
         if p.event_id == ev.event_id:
             return False
-        if p.ts == ev.ts and p.value == ev.value and p.comparator == ev.comparator and p.unit == ev.unit:
+        if (p.ts == ev.ts and math.isclose(p.value, ev.value, rel_tol=1e-9) and p.comparator == ev.comparator
+                and p.unit == ev.unit):
             return False  # the same result re-sent under another id (same collection time and value): one fact
     point = LabPoint(ev.ts, ev.value, ev.comparator, ev.unit, ev.event_id)
     kept = labs_kept(ev.analyte.value)

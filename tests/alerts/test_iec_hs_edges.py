@@ -277,3 +277,9 @@ def test_state_keeps_the_infusion_offset_and_reads_states_stored_before_it() -> 
         del old[key]
     back = state_from_json(json.dumps(old))
     assert back.day0_offset_min is None and back.day0_ts == s.day0_ts  # read as UTC, as before
+
+
+def test_a_result_re_sent_in_another_unit_is_the_same_fact() -> None:
+    s, _ = fold([car_t(), lab(5 * DAY, "fibrinogen", 1.2, "g/L"),
+                 lab(5 * DAY, "fibrinogen", 120, "mg/dL", event_id="fib-resent")])
+    assert len(s.labs["fibrinogen"]) == 1  # 1.2 g/L x 100 is 120 mg/dL up to floating point
