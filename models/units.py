@@ -182,7 +182,24 @@ def normalise_lab_noted(analyte: str, value: float, unit: str) -> tuple[float, s
     if factor is None:
         allowed = sorted(lab_units_accepted(analyte))
         raise UnitError(f"unit {unit!r} is not accepted for {analyte}; accepted: {', '.join(allowed)}")
+    if unit == "/uL":
+        _check_per_microlitre(analyte, value)
     return value * factor, canonical, note
+
+
+# A count per microlitre is 1/1000 of 10*3/uL. A value that can only be thousands per microlitre
+# mislabelled as /uL would be read 1000 times too low (a false severe cytopenia): refuse it with a reason.
+_PER_UL_AT_LEAST: Final[dict[str, float]] = {"platelets": 1000.0}
+
+
+def _check_per_microlitre(analyte: str, value: float) -> None:
+    if value != int(value):
+        raise UnitError(f"{analyte} {value:g} /uL is not a whole number of cells per microlitre; "
+                        "is the unit 10*3/uL (thousands per microlitre)?")
+    low = _PER_UL_AT_LEAST.get(analyte)
+    if low is not None and value < low:
+        raise UnitError(f"{analyte} {value:g} /uL ({value / 1000:g} x10^9/L) is implausibly low for cells per "
+                        "microlitre; is the unit 10*3/uL (thousands per microlitre)?")
 
 
 # Vital signs: canonical unit and the accepted ones.

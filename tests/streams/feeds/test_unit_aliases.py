@@ -178,3 +178,11 @@ def test_fhir_keeps_the_local_offset_for_day_numbers_and_reads_degf() -> None:
     assert s.day0_offset_min == -300
     onset = next(r for r in records if isinstance(r, CrsGradeChange))
     assert onset.day == 1 and any("Day +1 10:00 (UTC-05:00)" in e for e in onset.evidence)
+
+
+@pytest.mark.parametrize(("analyte", "value"), [("platelets", 35), ("anc", 0.5), ("wbc", 1.2)])
+def test_thousands_mislabelled_as_per_microlitre_are_refused_not_read_1000_times_low(analyte: str,
+                                                                                       value: float) -> None:
+    with pytest.raises(InvalidEvent, match="10\\*3/uL"):
+        native_lab(analyte, value, "/uL")
+    assert native_lab("anc", 0, "/uL").value == 0  # an ANC of 0 cells/uL is real (aplasia)
