@@ -106,10 +106,6 @@ def day_start(state: PatientState, day: int) -> float | None:
     return ((state.day0_ts + off) // 86400 + day) * 86400 - off
 
 
-def _midnight(ts: float) -> float:
-    return ts - (ts % 86400)
-
-
 def when(state: PatientState, ts: float) -> str:
     """'Day +13 08:00', or the ISO time before Day 0 is known.
 
@@ -628,9 +624,10 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
             em.alert("ferritin_rapid_rise", "1", "high", "ferritin rising rapidly (in-house rule)", [rise])
         elif cur is not None:
             em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
-                       [cur.text, f"not >= {cfg.ferritin_rise_ratio:g}x the lowest value of the previous "
-                        f"{cfg.ferritin_rise_window_hours:g} h above {cfg.ferritin_rise_floor_fold_uln:g}x ULN "
-                        f"{cfg.ferritin_uln_ng_ml:g} ng/mL (in-house)"])
+                       [cur.text, f"in-house rule not met: >= {cfg.ferritin_rise_ratio:g}x the lowest value of the "
+                        f"previous {cfg.ferritin_rise_window_hours:g} h, newest above "
+                        f"{cfg.ferritin_rise_floor_fold_uln * cfg.ferritin_uln_ng_ml:g} ng/mL "
+                        f"({cfg.ferritin_rise_floor_fold_uln:g}x ULN {cfg.ferritin_uln_ng_ml:g})"])
     if analyte == "fibrinogen":
         fib = _timed(s, "fibrinogen", now, cfg)
         if fib is not None and fib.value.below(cfg.fibrinogen_low_mg_dl) is True:
