@@ -126,7 +126,8 @@ class Thresholds(BaseModel):
         False,
         description="IN-HOUSE DEFAULT: while CRS is active, the 'other' IEC-HS manifestations (LDH, triglycerides, "
         "splenomegaly) are listed but do not lift the ferritin criterion to 'suspected' (CRS itself raises ferritin "
-        "and LDH); a major feature is needed. After CRS resolved they count as before.",
+        "and LDH); a major feature is needed. After CRS resolved, LDH and triglycerides count only when collected "
+        "after the resolution. True: they always count (the behaviour before issue 15).",
     )
     fibrinogen_low_mg_dl: float = Field(
         150.0,

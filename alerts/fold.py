@@ -333,6 +333,7 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     elif a.grade > 0:
         em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence)
     else:
+        s.crs_resolved_ts = now
         onset = when(s, s.episode_onset) if s.episode_onset is not None else "?"
         em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset}, peak grade {s.episode_peak})", evidence)
         em.resolve("refractory_crs", "CRS no longer refractory: episode resolved", evidence)
@@ -558,6 +559,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         nadir_end_ts=nadir_end,
         nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
         crs_after_onset=after_note,
+        others_since=s.crs_resolved_ts if s.crs_grade == 0 else None,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level

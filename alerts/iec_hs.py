@@ -70,6 +70,8 @@ class IecHsInputs:
     nadir_end_ts: float | None = None  # end of the expected post-lymphodepletion nadir (None: Day 0 unknown)
     nadir_end_day: int | None = None
     crs_after_onset: str | None = None  # a CRS episode opened after the suspicion began: why it is not "during"
+    others_since: float | None = None  # LDH/triglycerides collected before this (the last CRS resolution) were
+    #                                    collected during CRS
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,17 +208,36 @@ def assess(x: IecHsInputs, cfg: Thresholds) -> IecHsAssessment:
     if hemophagocytosis:
         majors.append(f"hemophagocytosis reported: {documented['hemophagocytosis']}")
 
+    # Other manifestations collected during a CRS episode are CRS's as much as IEC-HS's (in-house,
+    # config.iec_hs_other_features_during_crs): they are listed, but raise the level only when collected
+    # after the last CRS episode resolved, and never while CRS is active.
+    during: list[str] = []
+    counting = 0
     if x.ldh is not None and x.ldh.value.above(cfg.ldh_uln_u_l) is True:
         others.append(f"LDH > ULN {cfg.ldh_uln_u_l:g} (in-house default): {x.ldh.text} [U]")
+        if x.others_since is not None and x.ldh.ts < x.others_since:
+            during.append("LDH")
+        else:
+            counting += 1
     if x.triglycerides is not None and x.triglycerides.value.above(cfg.triglycerides_high_mg_dl) is True:
         others.append(f"triglycerides > {cfg.triglycerides_high_mg_dl:g} mg/dL: {x.triglycerides.text} [U]")
+        if x.others_since is not None and x.triglycerides.ts < x.others_since:
+            during.append("triglycerides")
+        else:
+            counting += 1
     if "splenomegaly" in documented:
         others.append(f"splenomegaly documented: {documented['splenomegaly']}")
+        counting += 1
 
-    others_count = bool(others) and (not x.crs_active or cfg.iec_hs_other_features_during_crs)
+    lenient = cfg.iec_hs_other_features_during_crs
+    others_count = bool(others) and (lenient or (not x.crs_active and counting > 0))
     if ferritin_ok and others and not majors and not others_count:
-        notes.append("during active CRS the other manifestations do not raise the level without a major feature "
-                     "(CRS itself raises ferritin and LDH; in-house iec_hs_other_features_during_crs)")
+        if x.crs_active:
+            notes.append("during active CRS the other manifestations do not raise the level without a major "
+                         "feature (CRS itself raises ferritin and LDH; in-house iec_hs_other_features_during_crs)")
+        else:
+            notes.append(f"{', '.join(during)} collected during a CRS episode that has since resolved: listed, not "
+                         "raising the level (in-house iec_hs_other_features_during_crs)")
     if ferritin_ok and (len(majors) >= 2 or hemophagocytosis):
         level = 3
     elif ferritin_ok and (majors or others_count):

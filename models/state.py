@@ -99,6 +99,7 @@ class PatientState:
     episode_il6_ts: float | None = None
     episode_steroid_ts: float | None = None
     crs_episodes_seen: int = 0
+    crs_resolved_ts: float | None = None  # when the last CRS episode resolved
     support_version: int = 0  # bumped whenever running support or its attribution changes
     crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)
     iec_eval_ts: float | None = None

@@ -7,6 +7,7 @@ import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -26,12 +27,29 @@ def _fmt_day(day: int | None) -> str:
     return "Day ?" if day is None else f"Day {day:+d}"
 
 
-def print_timeline(records: list[Record], out: TextIO) -> None:
+def _local_hhmm(time: str, offset_min: int) -> str:
+    """HH:MM of an ISO time, at the given UTC offset (Day numbers are local to the CAR-T dose's offset)."""
+    if not offset_min:
+        return time[11:16]
+    local = datetime.fromisoformat(time.replace("Z", "+00:00")) + timedelta(minutes=offset_min)
+    return local.strftime("%H:%M")
+
+
+def _offset_text(offset_min: int) -> str:
+    sign, a = ("+" if offset_min >= 0 else "-"), abs(offset_min)
+    return f"UTC{sign}{a // 60:02d}:{a % 60:02d}"
+
+
+def print_timeline(records: list[Record], out: TextIO, offsets: dict[str, int] | None = None) -> None:
+    """The records per patient by Day. `offsets` (patient -> minutes) gives the CAR-T dose's UTC offset,
+    to which Day numbers are local: clock times are shown at it too."""
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_patient[r.patient_id].append(r)
     for pid, recs in by_patient.items():
-        out.write(f"\n=== patient {pid} ===\n")
+        offset = (offsets or {}).get(pid, 0)
+        local = f" (clock times {_offset_text(offset)}, the CAR-T dose's offset)" if offset else ""
+        out.write(f"\n=== patient {pid} ==={local}\n")
         crs, icans, iec = 0, 0, 0
         day: int | str | None = "start"
         last_evidence: tuple[str, ...] = ()
@@ -39,7 +57,7 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
             if r.day != day:
                 day = r.day
                 out.write(f"\n{_fmt_day(r.day)}\n")
-            hhmm = r.time[11:16]
+            hhmm = _local_hhmm(r.time, offset)
             flag = " (late)" if r.late else " (correction)" if r.correction else ""
             if isinstance(r, CrsGradeChange):
                 crs = r.grade
@@ -96,7 +114,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             else:
                 records.extend(new)
     if args.format == "text":
-        print_timeline(records, out)
+        offsets = {pid: log.state.day0_offset_min for pid, log in replayer.logs.items() if log.state.day0_offset_min}
+        print_timeline(records, out, offsets)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(replayer.outcomes.items()))
         out.write(f"\nevents: {counts}\n")
     for rej in replayer.rejected:

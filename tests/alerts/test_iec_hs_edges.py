@@ -149,6 +149,16 @@ def test_ferritin_and_ldh_during_ordinary_crs_is_watch_not_suspected() -> None:
     assert s.iec_hs_level == 2
 
 
+def test_ferritin_and_ldh_of_the_crs_episode_do_not_become_suspected_when_crs_resolves() -> None:
+    during = [car_t(), temp(DAY + 2, 39.0), temp(2 * DAY, 38.8), lab(2 * DAY + 1, "ferritin", 1100, "ng/mL"),
+              lab(2 * DAY + 1, "ldh", 420, "U/L"), finding(3 * DAY, "fever", present=False), temp(3 * DAY + 2, 37.0)]
+    s, out = fold(during)
+    assert s.crs_grade == 0 and s.iec_hs_level == 1  # no new data since the CRS labs: still watch
+    assert not [a for a in alerts_of(out, "iec_hs", "firing") if a.level != "1"]
+    s, _ = fold([*during, lab(4 * DAY, "ldh", 450, "U/L")])  # LDH still high after CRS resolved: counts
+    assert s.iec_hs_level == 2
+
+
 def _counts(hours: float) -> list[ClinicalEvent]:
     return [lab(hours, "platelets", 40, "10*9/L"), lab(hours, "anc", 0.2, "10*9/L"),
             lab(hours, "ferritin", 3000, "ng/mL")]
