@@ -99,11 +99,35 @@ class Thresholds(BaseModel):
     )
     ferritin_rise_ratio: float = Field(
         1.5,
-        description="IN-HOUSE DEFAULT, labelled as such: 'rapidly rising' ferritin = a value at least this many times "
-        "the previous one. No published rate exists.",
+        description="IN-HOUSE DEFAULT, labelled as such: 'rapidly rising' ferritin = the newest value at least this "
+        "many times the lowest value collected in the window before it. No published rate exists.",
     )
     ferritin_rise_window_hours: float = Field(
-        48.0, description="IN-HOUSE DEFAULT: the two ferritin values of the rapid-rise rule are at most this far apart."
+        48.0,
+        description="IN-HOUSE DEFAULT: the rapid-rise rule compares the newest ferritin with the lowest value "
+        "collected at most this long before it (not only the previous value: a re-sent or a higher later value keeps "
+        "the rise).",
+    )
+    ferritin_rise_floor_fold_uln: float = Field(
+        1.0,
+        description="IN-HOUSE DEFAULT: a rise counts as 'rapidly rising' only when the newest ferritin is above this "
+        "many times ferritin_uln_ng_ml (1 x 400 = 400 ng/mL by default): a rise inside the normal range "
+        "(110 -> 180 ng/mL) is not hyperferritinemia. Hines 2023 gives no number [U].",
+    )
+    cytopenia_nadir_days: int = Field(
+        14,
+        description="IN-HOUSE DEFAULT: blood counts collected before the end of this Day after infusion (local "
+        "calendar day; pre-infusion counts included) are read as the expected post-lymphodepletion nadir, not as "
+        "the 'new, worsening or refractory' cytopenias of IEC-HS [U]; a clinician-documented pancytopenia still "
+        "counts. "
+        "Without a known Day 0 the rule cannot be applied and counts are judged against the baseline only.",
+    )
+    iec_hs_other_features_during_crs: bool = Field(
+        False,
+        description="IN-HOUSE DEFAULT: while CRS is active, the 'other' IEC-HS manifestations (LDH, triglycerides, "
+        "splenomegaly) are listed but do not lift the ferritin criterion to 'suspected' (CRS itself raises ferritin "
+        "and LDH); a major feature is needed. After CRS resolved, LDH and triglycerides count only when collected "
+        "after the resolution. True: they always count (the behaviour before issue 15).",
     )
     fibrinogen_low_mg_dl: float = Field(
         150.0,

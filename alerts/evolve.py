@@ -9,6 +9,8 @@ no-op. No I/O; imports only `models` and `alerts.config`.
 
 from __future__ import annotations
 
+import math
+
 from alerts.config import Thresholds
 from models.events import (
     Attribution,
@@ -21,7 +23,7 @@ from models.events import (
     PatientContext,
     VitalSigns,
 )
-from models.state import LABS_KEPT_PER_ANALYTE, LabPoint, Observation, PatientState, Support
+from models.state import LabPoint, Observation, PatientState, Support, labs_kept
 from models.vocabulary import (
     VASOACTIVE_ROLE,
     AttributionTarget,
@@ -57,6 +59,10 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         m = s.max_fever_c
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_fever_c = (ts, t.value)
+    if t is not None:
+        m = s.max_temp_c
+        if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
+            s.max_temp_c = (ts, t.value)
     sbp = ev.sbp
     if sbp is not None and replaces(s.hypotension, ts, ev.event_id):
         s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
@@ -204,6 +210,8 @@ def on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
     if cls is DrugClass.CAR_T:
         if s.day0_ts is None or ts < s.day0_ts:
             s.day0_ts = ts
+            offset = ev.time.utcoffset()
+            s.day0_offset_min = int(offset.total_seconds() // 60) if offset is not None else None
         return
     in_episode = s.crs_grade > 0
     # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for
@@ -226,14 +234,18 @@ def on_lab(s: PatientState, ev: LabResult) -> bool:
     for p in series:
         if p.event_id == ev.event_id:
             return False
+        if (p.ts == ev.ts and math.isclose(p.value, ev.value, rel_tol=1e-9) and p.comparator == ev.comparator
+                and p.unit == ev.unit):
+            return False  # the same result re-sent under another id (same collection time and value): one fact
     point = LabPoint(ev.ts, ev.value, ev.comparator, ev.unit, ev.event_id)
+    kept = labs_kept(ev.analyte.value)
     i = len(series)
     while i > 0 and series[i - 1].ts > ev.ts:
         i -= 1
-    if i == 0 and len(series) >= LABS_KEPT_PER_ANALYTE:
+    if i == 0 and len(series) >= kept:
         return False  # older than every kept value: it would be dropped at once
     series.insert(i, point)
-    if len(series) > LABS_KEPT_PER_ANALYTE:
+    if len(series) > kept:
         del series[0]
     return True
 

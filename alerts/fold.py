@@ -26,7 +26,7 @@ from alerts.evolve import (
 )
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
 from alerts.icans import IcansInput, grade_icans
-from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
+from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise_over_window
 from alerts.vasopressors import RunningAgent, nee
 from models.events import (
     Attribution,
@@ -67,6 +67,7 @@ def copy_lab_part(src: PatientState, dst: PatientState) -> None:
     dst.labs = {k: list(v) for k, v in src.labs.items()}
     dst.iec_hs_level = src.iec_hs_level
     dst.iec_hs_criteria = src.iec_hs_criteria
+    dst.iec_hs_onset_ts = src.iec_hs_onset_ts
     dst.iec_eval_ts = src.iec_eval_ts
     for kind in LAB_TRACKS:
         t = src.tracks.get(kind)
@@ -84,23 +85,43 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _offset_s(state: PatientState) -> int:
+    """UTC offset of the CAR-T dose's time in seconds: Day numbers and clock times are local to it."""
+    return (state.day0_offset_min or 0) * 60
+
+
 def day_of(state: PatientState, ts: float) -> int | None:
+    """Days since the calendar day of the CAR-T infusion, both read in the infusion's local offset."""
     if state.day0_ts is None:
         return None
-    return int((ts - _midnight(state.day0_ts)) // 86400)
+    off = _offset_s(state)
+    return int((ts + off) // 86400 - (state.day0_ts + off) // 86400)
 
 
-def _midnight(ts: float) -> float:
-    return ts - (ts % 86400)
+def day_start(state: PatientState, day: int) -> float | None:
+    """POSIX time at which local Day `day` begins, or None before Day 0 is known."""
+    if state.day0_ts is None:
+        return None
+    off = _offset_s(state)
+    return ((state.day0_ts + off) // 86400 + day) * 86400 - off
 
 
 def when(state: PatientState, ts: float) -> str:
-    """'Day +13 08:00' (UTC clock time), or the ISO time before Day 0 is known."""
+    """'Day +13 08:00', or the ISO time before Day 0 is known.
+
+    The clock time is local to the CAR-T dose's UTC offset, which is named when it is not +00:00
+    ('Day +1 07:00 (UTC-05:00)').
+    """
     d = day_of(state, ts)
     if d is None:
         return iso(ts)
-    minutes = int(ts % 86400) // 60
-    return f"Day {d:+d} {minutes // 60:02d}:{minutes % 60:02d}"
+    off = _offset_s(state)
+    minutes = int((ts + off) % 86400) // 60
+    text = f"Day {d:+d} {minutes // 60:02d}:{minutes % 60:02d}"
+    if off:
+        sign, a = ("+" if off > 0 else "-"), abs(off) // 60
+        text += f" (UTC{sign}{a // 60:02d}:{a % 60:02d})"
+    return text
 
 
 class _Emitter:
@@ -276,7 +297,14 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     s.crs_grade = a.grade
     # The waiver depends on the grade: keep the signature as of the new grade.
     s.crs_sig = (sig[0], _masking_now(s, now, cfg), sig[2], sig[3])
-    evidence = a.evidence + tuple(f"uncertain: {u}" for u in a.uncertain)
+    uncertain = a.uncertain
+    if prev == 0 and a.grade == 1 and s.iec_hs_level > 0:
+        # Fever is itself an IEC-HS manifestation (Hines et al. 2023 IEC-HS criteria [U]): with IEC-HS suspected,
+        # fever alone does not tell a new CRS episode from IEC-HS.
+        since = f" since {when(s, s.iec_hs_onset_ts)}" if s.iec_hs_onset_ts is not None else ""
+        uncertain += (f"fever alone opens this CRS episode while IEC-HS is {LEVEL_NAMES[s.iec_hs_level]}{since}: "
+                      "the fever may be IEC-HS itself (fever is an IEC-HS manifestation, Hines 2023 [U])",)
+    evidence = a.evidence + tuple(f"uncertain: {u}" for u in uncertain)
     if prev == 0:
         s.episode += 1
         s.crs_episodes_seen += 1
@@ -292,7 +320,7 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             previous=prev,
             episode=s.episode,
             evidence=evidence,
-            uncertain=a.uncertain,
+            uncertain=uncertain,
             late=em.late,
         )
     )
@@ -305,6 +333,7 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     elif a.grade > 0:
         em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence)
     else:
+        s.crs_resolved_ts = now
         onset = when(s, s.episode_onset) if s.episode_onset is not None else "?"
         em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset}, peak grade {s.episode_peak})", evidence)
         em.resolve("refractory_crs", "CRS no longer refractory: episode resolved", evidence)
@@ -431,6 +460,22 @@ def _timed(s: PatientState, analyte: str, now: float, cfg: Thresholds, index: in
     return TimedValue(LabValue(p.value, p.comparator), p.ts, describe)
 
 
+def _ferritin_window(s: PatientState, now: float, cfg: Thresholds) -> tuple[TimedValue | None, tuple[TimedValue, ...]]:
+    """The newest valid ferritin and the earlier kept values (oldest first)."""
+    series = s.labs.get("ferritin") or []
+    cur = _timed(s, "ferritin", now, cfg)
+    if cur is None:
+        return None, ()
+    earlier = tuple(tv for i in range(-len(series), -1) if (tv := _timed(s, "ferritin", now, cfg, i)) is not None)
+    return cur, earlier
+
+
+def _ferritin_rise_now(s: PatientState, now: float, cfg: Thresholds) -> str | None:
+    """The rapid-rise rule as both the ferritin alert and the IEC-HS ferritin criterion read it."""
+    cur, earlier = _ferritin_window(s, now, cfg)
+    return ferritin_rise_over_window(cur, earlier, cfg)
+
+
 def _documented(s: PatientState, now: float, cfg: Thresholds) -> tuple[tuple[str, str], ...]:
     out = []
     for kind in _IEC_FINDINGS:
@@ -446,7 +491,11 @@ def _hlh_inputs(s: PatientState, now: float, cfg: Thresholds, documented: dict[s
         return tv.value if tv is not None else None
 
     fever = _fever_now(s, now, cfg)
-    max_t = s.max_fever_c[1] if s.max_fever_c and now - s.max_fever_c[0] <= cfg.fever_window_hours * 3600 else None
+    window = cfg.fever_window_hours * 3600
+    max_t = s.max_fever_c[1] if s.max_fever_c and now - s.max_fever_c[0] <= window else None
+    documented_fever = fever is not None and fever.value is None
+    if max_t is None and not documented_fever and s.max_temp_c and now - s.max_temp_c[0] <= window:
+        max_t = s.max_temp_c[1]  # measured and afebrile: a known item (0 HScore points), not a missing one
     spleen = s.findings.get("splenomegaly")
     liver = s.findings.get("hepatomegaly")
     sil2r = s.labs.get("sil2r")
@@ -476,9 +525,20 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     s.iec_eval_ts = now
     documented = _documented(s, now, cfg)
     base = s.baselines.get("ferritin")
+    ferritin, earlier = _ferritin_window(s, now, cfg)
+    # Timing: a CRS episode that opened after the suspicion began (e.g. on IEC-HS's own fever) does not
+    # make it "during active CRS".
+    onset = s.iec_hs_onset_ts
+    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and s.episode_onset > onset
+    after_note = None
+    if after and onset is not None and s.episode_onset is not None:
+        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, after this suspicion began "
+                      f"{when(s, onset)}: its signs may be IEC-HS itself; timing kept from the suspicion's onset")
+    nadir_end = day_start(s, cfg.cytopenia_nadir_days + 1)
     x = IecHsInputs(
-        ferritin=_timed(s, "ferritin", now, cfg),
-        ferritin_previous=_timed(s, "ferritin", now, cfg, -2),
+        ferritin=ferritin,
+        ferritin_previous=earlier[-1] if earlier else None,
+        ferritin_earlier=earlier,
         ferritin_baseline=LabValue(base.value, base.comparator) if base else None,
         fibrinogen=_timed(s, "fibrinogen", now, cfg),
         platelets=_timed(s, "platelets", now, cfg),
@@ -494,20 +554,33 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             if a in s.baselines
         ),
         documented=documented,
-        crs_active=s.crs_grade > 0,
-        crs_seen=s.crs_episodes_seen > 0,
+        crs_active=s.crs_grade > 0 and not after,
+        crs_seen=s.crs_episodes_seen > (1 if after else 0),
+        nadir_end_ts=nadir_end,
+        nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
+        crs_after_onset=after_note,
+        others_since=s.crs_resolved_ts if s.crs_grade == 0 else None,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
+    if "ferritin_rapid_rise" in s.tracks and ferritin_rise_over_window(ferritin, earlier, cfg) is None:
+        # The ferritin alert and the IEC-HS ferritin criterion read one rule: they end together.
+        em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
+                   [ferritin.text if ferritin is not None else
+                    f"no ferritin within the last {cfg.lab_valid_hours:g} h"])
     if a.level == prev and a.criteria == s.iec_hs_criteria:
         return
     s.iec_hs_level = a.level
     s.iec_hs_criteria = a.criteria
+    if a.level == 0:
+        s.iec_hs_onset_ts = None
+    elif prev == 0:
+        s.iec_hs_onset_ts = now
     hlh_inputs = _hlh_inputs(s, now, cfg, dict(documented))
     hs, hlh = hscore(hlh_inputs), hlh2004(hlh_inputs)
     hs_text = (
-        f"partial HScore [V2] {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
-        f"missing: {', '.join(hs.missing) or 'none'}"
+        f"partial HScore [V2] at least {hs.min_possible} (known items {hs.known_points}), at most {hs.max_possible} "
+        f"(cut-off {hs.cutoff}: {hs.verdict}); missing: {', '.join(hs.missing) or 'none'}"
     )
     hlh_text = (
         f"HLH-2004 [V2] {hlh.met}/8 met, {hlh.unknown} unknown ({hlh.verdict}); "
@@ -528,7 +601,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         )
     )
     if a.level == 0:
-        em.resolve("iec_hs", "IEC-HS suspicion cleared",
+        # Say what still holds: a lone major feature (e.g. hypofibrinogenemia) is below the watch level.
+        summary = (f"IEC-HS below the in-house watch level ({', '.join(a.criteria)} still present)" if a.criteria
+                   else "IEC-HS suspicion cleared")
+        em.resolve("iec_hs", summary, [*a.evidence] if a.evidence else
                    [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
@@ -545,12 +621,15 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
                      [cur.text, f"CARTOX carHLH ferritin > {cfg.ferritin_high_ng_ml:g} ng/mL [V2]"])
         elif cur is not None and cur.value.below(cfg.ferritin_high_ng_ml, inclusive=True) is True:
             em.resolve("ferritin_high", f"ferritin back at or below {cfg.ferritin_high_ng_ml:g} ng/mL", [cur.text])
-        prev = _timed(s, "ferritin", now, cfg, -2)
-        rise = ferritin_rise(prev, cur, cfg)
+        rise = _ferritin_rise_now(s, now, cfg)
         if rise is not None:
             em.alert("ferritin_rapid_rise", "1", "high", "ferritin rising rapidly (in-house rule)", [rise])
-        elif cur is not None and prev is not None and cur.value.less_than(prev.value) is True:
-            em.resolve("ferritin_rapid_rise", "ferritin no longer rising", [prev.text, cur.text])
+        elif cur is not None:
+            em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
+                       [cur.text, f"in-house rule not met: >= {cfg.ferritin_rise_ratio:g}x the lowest value of the "
+                        f"previous {cfg.ferritin_rise_window_hours:g} h, newest above "
+                        f"{cfg.ferritin_rise_floor_fold_uln * cfg.ferritin_uln_ng_ml:g} ng/mL "
+                        f"({cfg.ferritin_rise_floor_fold_uln:g}x ULN {cfg.ferritin_uln_ng_ml:g})"])
     if analyte == "fibrinogen":
         fib = _timed(s, "fibrinogen", now, cfg)
         if fib is not None and fib.value.below(cfg.fibrinogen_low_mg_dl) is True:

@@ -70,6 +70,7 @@ class PatientState:
     patient_id: str
     last_ts: float | None = None  # newest event time applied
     day0_ts: float | None = None  # CAR-T infusion time
+    day0_offset_min: int | None = None  # UTC offset (minutes) of the CAR-T dose's time: local Day 0 and clock times
     weight_kg: float | None = None
     immunosuppression: bool | None = None
     baselines: dict[str, LabPoint] = field(default_factory=dict)
@@ -87,6 +88,7 @@ class PatientState:
     oxygen_changed: float | None = None
     masking_dose_ts: float | None = None
     max_fever_c: tuple[float, float] | None = None  # (ts, highest measured temperature in the fever window)
+    max_temp_c: tuple[float, float] | None = None  # (ts, highest measured temperature, febrile or not, likewise)
 
     # CRS grade and episodes
     crs_grade: int = 0
@@ -97,6 +99,7 @@ class PatientState:
     episode_il6_ts: float | None = None
     episode_steroid_ts: float | None = None
     crs_episodes_seen: int = 0
+    crs_resolved_ts: float | None = None  # when the last CRS episode resolved
     support_version: int = 0  # bumped whenever running support or its attribution changes
     crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)
     iec_eval_ts: float | None = None
@@ -115,6 +118,7 @@ class PatientState:
     # IEC-HS and ICANS
     iec_hs_level: int = 0
     iec_hs_criteria: tuple[str, ...] = ()
+    iec_hs_onset_ts: float | None = None  # when the current IEC-HS suspicion (level > 0) began
     icans_grade: int = 0
     icans_inputs: dict[str, str] = field(default_factory=dict)  # domain -> value (latest)
     icans_ts: float | None = None
@@ -144,6 +148,13 @@ class PatientState:
 
 
 LABS_KEPT_PER_ANALYTE = 3
+# Ferritin keeps more: its rapid-rise rule looks at every value of a window (alerts.iec_hs), and a
+# q6-12h series fills three places within a day.
+LABS_KEPT_BY_ANALYTE: dict[str, int] = {"ferritin": 8}
+
+
+def labs_kept(analyte: str) -> int:
+    return LABS_KEPT_BY_ANALYTE.get(analyte, LABS_KEPT_PER_ANALYTE)
 
 _STATE_ADAPTER: TypeAdapter[PatientState] = TypeAdapter(PatientState)
 

@@ -7,6 +7,7 @@ import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -58,8 +59,8 @@ How to read the timeline (crswatch replay --legend)
 """
 
 
-def _describe(r: Record) -> str:
-    when = f"{_fmt_day(r.day)} {r.time[11:16]}"
+def _describe(r: Record, offset_min: int = 0) -> str:
+    when = f"{_fmt_day(r.day)} {_local_hhmm(r.time, offset_min)}"
     if isinstance(r, CrsGradeChange):
         return f"CRS grade {r.previous} -> {r.grade} of {when}"
     if isinstance(r, IcansGradeChange):
@@ -97,14 +98,31 @@ def _display_order(recs: list[Record]) -> list[Record]:
     return [recs[k] for k in order]
 
 
-def print_timeline(records: list[Record], out: TextIO) -> None:
+def _local_hhmm(time: str, offset_min: int) -> str:
+    """HH:MM of an ISO time, at the given UTC offset (Day numbers are local to the CAR-T dose's offset)."""
+    if not offset_min:
+        return time[11:16]
+    local = datetime.fromisoformat(time.replace("Z", "+00:00")) + timedelta(minutes=offset_min)
+    return local.strftime("%H:%M")
+
+
+def _offset_text(offset_min: int) -> str:
+    sign, a = ("+" if offset_min >= 0 else "-"), abs(offset_min)
+    return f"UTC{sign}{a // 60:02d}:{a % 60:02d}"
+
+
+def print_timeline(records: list[Record], out: TextIO, offsets: dict[str, int] | None = None) -> None:
+    """The records per patient by Day. `offsets` (patient -> minutes) gives the CAR-T dose's UTC offset,
+    to which Day numbers are local: clock times are shown at it too."""
     by_patient: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_patient[r.patient_id].append(r)
     out.write("crswatch timeline: grade changes and alerts per patient (what each mark means: "
               "crswatch replay --legend)\n")
     for pid, recs in by_patient.items():
-        out.write(f"\n=== patient {pid} ===\n")
+        offset = (offsets or {}).get(pid, 0)
+        local = f" (clock times {_offset_text(offset)}, the CAR-T dose's offset)" if offset else ""
+        out.write(f"\n=== patient {pid} ==={local}\n")
         if any(r.day is None for r in recs):
             out.write("(no CAR-T administration in the input for this patient: days since infusion unknown, "
                       "shown as 'Day ?')\n")
@@ -116,7 +134,7 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
             if r.day != day:
                 day = r.day
                 out.write(f"\n{_fmt_day(r.day)}\n")
-            hhmm = r.time[11:16]
+            hhmm = _local_hhmm(r.time, offset)
             flag = " (late)" if r.late else " (correction)" if r.correction else ""
             if isinstance(r, CrsGradeChange):
                 crs = r.grade
@@ -132,7 +150,7 @@ def print_timeline(records: list[Record], out: TextIO) -> None:
                 out.write(f"  {hhmm}  ALERT [{r.severity}] {r.summary}  ({r.id}){flag}\n")
             elif isinstance(r, Retraction):
                 target = printed.get(r.retracts)
-                what = _describe(target) + " (above)" if target is not None else r.retracts
+                what = _describe(target, offset) + " (above)" if target is not None else r.retracts
                 out.write(f"  {hhmm}  RETRACTED {what}\n")
             elif isinstance(r, Notice):
                 out.write(f"  {hhmm}  NOTICE {r.refers_to}\n")
@@ -182,7 +200,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             else:
                 records.extend(new)
     if args.format == "text":
-        print_timeline(records, out)
+        offsets = {pid: log.state.day0_offset_min for pid, log in replayer.logs.items() if log.state.day0_offset_min}
+        print_timeline(records, out, offsets)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(replayer.outcomes.items()))
         out.write(f"\nevents: {counts}\n")
     for rej in replayer.rejected:

@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from models.events import AGENT_RATE_UNITS, ClinicalEvent, InvalidEvent, Provenance, parse_event
-from models.units import canonical_unit_name
+from models.units import canonical_unit_name, resolve_unit
 from models.vocabulary import DrugClass, VasoactiveAgent
 from models.vocabulary import drug_class as class_of_drug
 from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
@@ -292,7 +292,9 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
         code = _unit_text(q, where, accepted, what)
     elif system != UCUM:
         raise Reject(f"{where}.system {system!r} is not UCUM ({UCUM}) (contract)", "invalid_value")
-    if not isinstance(code, str) or code not in accepted:
+    # A spelling feeds send for an accepted UCUM code (ng/ml, mcg/L, K/uL, degF) is read as that code; the
+    # native model records the alias in the event's provenance (models.units.resolve_unit).
+    if not isinstance(code, str) or resolve_unit(code, accepted)[0] not in accepted:
         if isinstance(code, str) and code in UCUM_ANNOTATED_PER_MIN and "/min" in accepted:  # {beats}/min
             code = "/min"
         else:

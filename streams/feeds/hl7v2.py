@@ -46,7 +46,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from models.events import VITAL_LIMITS, InvalidEvent, parse_event
-from models.units import VITAL_UNITS, UnitError, normalise_vital
+from models.units import VITAL_UNITS, UnitError, normalise_vital, resolve_unit
 from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.feeds.terminology import (
     HL7_UNIT_ALIASES,
@@ -368,7 +368,7 @@ def _observation(oru: Oru, index: int, obr_time: str, fields: list[str], spm_tim
     unit = HL7_UNIT_ALIASES.get(unit, unit)  # mmHg, bpm, degF: one unit each, without doubt
     if unit in UCUM_ANNOTATED_PER_MIN and "/min" in units:  # heart or respiratory rate
         unit = "/min"
-    if unit not in units:
+    if resolve_unit(unit, units)[0] not in units:  # an alias is read; the event's provenance records it
         raise Reject(f"unit {unit!r} not accepted for {what}: accepted {', '.join(units)}", "invalid_value")
     if comparator is not None and target[0] != "lab":
         raise Reject(f"comparator {comparator!r} on {what}: comparators are taken on lab results only",

@@ -19,7 +19,8 @@ UCUM: Final = "http://unitsofmeasure.org"
 # ("flow", ""), ("fio2", ""), ("method", "") or ("bp_panel", "").
 Target = tuple[str, str]
 
-# LOINC code -> (target, display used in reasons, accepted UCUM units). Contract: Observation table.
+# LOINC code -> (target, display used in reasons, accepted UCUM units). Contract: Observation table; counts
+# also accept /uL (cells per microlitre, converted by models.units), which lab feeds send.
 LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "8310-5": (("vital", "temperature"), "body temperature", ("Cel", "[degF]")),
     "8867-4": (("vital", "heart_rate"), "heart rate", ("/min",)),
@@ -48,9 +49,9 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "14804-9": (("lab", "ldh"), "lactate dehydrogenase", ("U/L",)),
     "2571-8": (("lab", "triglycerides"), "triglycerides", ("mg/dL", "mmol/L")),
     "1975-2": (("lab", "bilirubin"), "bilirubin, total", ("mg/dL",)),
-    "777-3": (("lab", "platelets"), "platelets", ("10*3/uL", "10*9/L")),
-    "751-8": (("lab", "anc"), "neutrophils, absolute", ("10*3/uL", "10*9/L")),
-    "6690-2": (("lab", "wbc"), "leukocytes", ("10*3/uL", "10*9/L")),
+    "777-3": (("lab", "platelets"), "platelets", ("10*3/uL", "10*9/L", "/uL")),
+    "751-8": (("lab", "anc"), "neutrophils, absolute", ("10*3/uL", "10*9/L", "/uL")),
+    "6690-2": (("lab", "wbc"), "leukocytes", ("10*3/uL", "10*9/L", "/uL")),
     "718-7": (("lab", "hemoglobin"), "hemoglobin", ("g/dL", "g/L")),
     "2160-0": (("lab", "creatinine"), "creatinine", ("mg/dL",)),
     "2524-7": (("lab", "lactate"), "lactate", ("mmol/L",)),

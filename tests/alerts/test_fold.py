@@ -335,10 +335,11 @@ def test_two_censored_ferritins_are_not_a_rise() -> None:
 def test_cytopenia_better_than_baseline_is_not_new_or_worsening() -> None:
     base = ev("context", 0.5, baselines=[{"analyte": "anc", "value": 0.4, "unit": "10*9/L"},
                                          {"analyte": "platelets", "value": 60, "unit": "10*9/L"}])
-    labs = [lab(30, "anc", 0.5, "10*9/L"), lab(30, "platelets", 70, "10*9/L"), lab(30, "ferritin", 900, "ng/mL")]
-    s, _ = fold([car_t(), base, temp(24, 38.5), *labs])
+    # Day +20: after the expected post-lymphodepletion nadir (in-house cytopenia_nadir_days = 14).
+    labs = [lab(486, "anc", 0.5, "10*9/L"), lab(486, "platelets", 70, "10*9/L"), lab(486, "ferritin", 900, "ng/mL")]
+    s, _ = fold([car_t(), base, temp(480, 38.5), *labs])
     assert s.iec_hs_level == 1 and "cytopenias" not in " ".join(s.iec_hs_criteria)
-    s, _ = fold([car_t(), temp(24, 38.5), *labs])  # no baseline: absolute HLH-2004 thresholds
+    s, _ = fold([car_t(), temp(480, 38.5), *labs])  # no baseline: absolute HLH-2004 thresholds
     assert s.iec_hs_level == 2
 
 

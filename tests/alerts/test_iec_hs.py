@@ -6,9 +6,10 @@ majors = hypofibrinogenemia, cytopenias in >= 2 lineages, transaminitis, hemopha
 triglycerides > 265 mg/dL, splenomegaly.
 
     level 3: F and (>= 2 majors or hemophagocytosis)
-    level 2: F and >= 1 major or other
-    level 1: F alone, or >= 2 majors without F
-    level 0: anything else
+    level 2: F and >= 1 major; or F and >= 1 other while CRS is not active (in-house:
+             iec_hs_other_features_during_crs, CRS itself raises ferritin and LDH)
+    level 1: F alone (or with only other features during active CRS), or >= 2 majors without F
+    level 0: anything else (the evidence then says what the watch level needs)
 """
 
 from __future__ import annotations
@@ -69,13 +70,13 @@ def test_nothing_known_is_level_0_labelled_none() -> None:
     (FIB, 0, ("hypofibrinogenemia",)),
     (HEMO, 0, ("hemophagocytosis",)),
     ({**LDH, **TG, **SPLEEN}, 0, ("LDH", "splenomegaly", "triglycerides")),
-    # level 2: F with one major, or with one other feature
+    # level 2: F with one major; F with only other features stays at watch during active CRS
     ({**F, **FIB}, 2, ("ferritin", "hypofibrinogenemia")),
     ({**F, **ALT}, 2, ("ferritin", "transaminitis")),
-    ({**F, **LDH}, 2, ("LDH", "ferritin")),
-    ({**F, **TG}, 2, ("ferritin", "triglycerides")),
-    ({**F, **SPLEEN}, 2, ("ferritin", "splenomegaly")),
-    ({**F, **LDH, **TG, **SPLEEN}, 2, ("LDH", "ferritin", "splenomegaly", "triglycerides")),
+    ({**F, **LDH}, 1, ("LDH", "ferritin")),
+    ({**F, **TG}, 1, ("ferritin", "triglycerides")),
+    ({**F, **SPLEEN}, 1, ("ferritin", "splenomegaly")),
+    ({**F, **LDH, **TG, **SPLEEN}, 1, ("LDH", "ferritin", "splenomegaly", "triglycerides")),
     # level 3: F with >= 2 majors, or F with hemophagocytosis alone
     ({**F, **FIB, **ALT}, 3, ("ferritin", "hypofibrinogenemia", "transaminitis")),
     ({**F, **HEMO}, 3, ("ferritin", "hemophagocytosis")),
@@ -89,8 +90,22 @@ def test_level_table(inputs: dict[str, object], level: int, criteria: tuple[str,
     assert a.level == level
     # The criteria are what is met, whatever the level (a criterion's name is the first word of its evidence).
     assert a.criteria == criteria
-    assert len(a.evidence) == len(criteria)
+    # one line per criterion, and one that says why the level is not higher when criteria are listed below it
+    others_only = level == 1 and "ferritin" in criteria and len(criteria) > 1 and not set(criteria) & MAJORS
+    explained = level == 0 and bool(criteria) or others_only
+    assert len(a.evidence) == len(criteria) + explained
     assert a.label == ("HLH-like features during active CRS" if level else "none")
+
+
+MAJORS = {"hypofibrinogenemia", "transaminitis", "hemophagocytosis", "new", "pancytopenia"}
+
+
+@pytest.mark.parametrize("inputs", [LDH, TG, SPLEEN, {**LDH, **TG, **SPLEEN}])
+def test_other_features_lift_the_ferritin_criterion_to_suspected_only_without_active_crs(
+        inputs: dict[str, object]) -> None:
+    assert run(crs_active=True, **F, **inputs).level == 1
+    a = run(crs_active=False, **F, **inputs)
+    assert a.level == 2 and a.label != "HLH-like features during active CRS"
 
 
 def test_evidence_lists_ferritin_first_then_majors_then_others_and_marks_the_unverified_criteria() -> None:
@@ -139,8 +154,8 @@ def test_rapid_rise_alone_meets_f_below_the_fold_limits() -> None:
     prev, cur = tv(300, ts=0, name="ferritin"), tv(450, ts=24 * H, name="ferritin")  # 450 < 2x ULN
     a = run(ferritin=cur, ferritin_previous=prev, crs_active=True)
     assert (a.level, a.criteria) == (1, ("ferritin",))
-    assert a.evidence == ("ferritin rose 1.50x in 24 h (ferritin 300 -> ferritin 450); IN-HOUSE rule: "
-                          ">= 1.5x within 48 h [U]",)
+    assert a.evidence == ("ferritin rose 1.50x in 24 h (ferritin 300 -> ferritin 450); IN-HOUSE rule: >= 1.5x "
+                          "the lowest value of the previous 48 h, newest above 400 ng/mL (1x ULN 400, in-house) [U]",)
 
 
 @pytest.mark.parametrize(("prev", "cur", "rises"), [

@@ -78,3 +78,19 @@ def test_strict_adds_full_fhir_and_hl7_library_checks(tmp_path: Path, capsys: py
     assert main(["replay", str(f), "--format", "jsonl", "--strict"]) == 0
     err = capsys.readouterr().err
     assert err.count("rejected") == 1 and f"{f}:2" in err and "not a valid FHIR R4 Observation" in err
+
+
+def test_text_timeline_clock_times_are_local_to_the_infusion(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 item 13: CAR-T at 20:00 -05:00 and a fever at 09:00 the next local morning: Day +1 09:00."""
+    rows = [
+        {"event_id": "d0", "kind": "dose", "time": "2024-03-01T20:00:00-05:00", "drug": "tisagenlecleucel"},
+        {"event_id": "t1", "kind": "vitals", "time": "2024-03-02T09:00:00-05:00",
+         "temperature": {"value": 38.9, "unit": "Cel"}},
+    ]
+    path = tmp_path / "local.jsonl"
+    path.write_text("".join(json.dumps({"patient_id": "p", "provenance": {"source": "t"}, **r}) + "\n" for r in rows))
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(clock times UTC-05:00" in out
+    assert "\nDay +1\n  09:00  CRS grade 0 -> 1" in out
