@@ -4,12 +4,13 @@ The mutator half of the fold (`alerts.fold.apply` decides what to grade and emit
 run). Each `on_*` handler writes the registers, courses and lab series its event kind touches,
 in place. Registers follow the log's total order (event time, event_id): `replaces` keeps a
 re-applied or older event from overwriting a newer one, so applying the same event twice is a
-no-op. No I/O; imports only `models` and `alerts.config`.
+no-op. No I/O; imports only `models`, `alerts.config` and `alerts.icans` (ICANS domain findings).
 """
 
 from __future__ import annotations
 
 from alerts.config import Thresholds
+from alerts.icans import add_finding, findings_of
 from models.events import (
     Attribution,
     DrugDose,
@@ -247,20 +248,13 @@ def on_context(s: PatientState, ev: PatientContext) -> None:
         s.immunosuppression = ev.immunosuppression
 
 
-def on_neuro(s: PatientState, ev: NeuroAssessment) -> None:
-    if not newer(s.icans_ts, ev.ts):
-        return
-    s.icans_ts = ev.ts
-    # The latest assessment replaces the previous one whole: a seizure or an ICE score from an
-    # earlier assessment does not describe the patient now.
-    inputs: dict[str, str] = {"event_id": ev.event_id}
-    for name in ("ice_score", "consciousness", "seizure", "motor_weakness", "cerebral_edema"):
-        value = getattr(ev, name)
-        if value is not None:
-            inputs[name] = str(value.value if hasattr(value, "value") else value)
-    inputs["unable_to_perform_ice"] = str(ev.unable_to_perform_ice)
-    inputs["global_aphasia"] = str(ev.global_aphasia)
-    s.icans_inputs = inputs
+def on_neuro(s: PatientState, ev: NeuroAssessment, cfg: Thresholds) -> None:
+    """Each domain the assessment gave becomes that domain's newest finding; the other domains keep
+    theirs (a partial assessment, e.g. an EEG or a nursing ICE score, erases nothing)."""
+    if newer(s.icans_ts, ev.ts):
+        s.icans_ts = ev.ts
+    for domain, finding in findings_of(ev):
+        add_finding(s.icans_domains.setdefault(domain, []), domain, finding, cfg)
 
 
 def on_attribution(s: PatientState, ev: Attribution) -> None:

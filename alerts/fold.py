@@ -25,7 +25,8 @@ from alerts.evolve import (
     on_vitals,
 )
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
-from alerts.icans import IcansInput, grade_icans
+from alerts.icans import DOMAIN_LABEL, IcansNow, domain_grade, hold_setting
+from alerts.icans import current as icans_now
 from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
 from alerts.vasopressors import RunningAgent, nee
 from models.events import (
@@ -42,13 +43,10 @@ from models.events import (
 )
 from models.labvalue import LabValue
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Severity
-from models.state import Observation, PatientState, Support, Track
+from models.state import IcansFinding, Observation, PatientState, Support, Track
 from models.vocabulary import (
     VASOACTIVE_ROLE,
-    CerebralEdema,
-    Consciousness,
     OxygenDevice,
-    Seizure,
     VasoactiveAgent,
     VasoactiveRole,
 )
@@ -585,28 +583,42 @@ def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None
         em.resolve("crp_ferritin_divergence", "ferritin no longer rising", [fer0.text, fer.text])
 
 
-def _evaluate_icans(s: PatientState, em: _Emitter) -> None:
-    inp = s.icans_inputs
-    ts = s.icans_ts
+def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str, ...]:
+    """Which domain set the grade, then each assessed domain with the time it was last assessed."""
+    def at(f: IcansFinding) -> str:
+        return f"at {when(s, f.ts)} [{f.event_id}]"
+
+    lines: list[str] = []
+    if a.grade:
+        setters = [f"{DOMAIN_LABEL[d.domain]} ({when(s, d.finding.ts)})" for d in a.domains if d.grade == a.grade]
+        lines.append(f"ICANS grade {a.grade} set by {' and '.join(setters)}: the most severe domain (ASTCT 2019)")
+    for d in a.domains:
+        setting = hold_setting(d.domain, d.finding)
+        if d.held:
+            _, latest = domain_grade(d.domain, d.latest)
+            lines.append(f"{d.text} {at(d.finding)}, held over the later {latest} {at(d.latest)} "
+                         f"(IN-HOUSE {setting} {getattr(cfg, setting):g} h)")
+        elif d.expired:
+            lines.append(f"{d.text} {at(d.finding)}: {getattr(cfg, setting):g} h or more ago, no longer counted "
+                         f"(IN-HOUSE {setting}) -> grade 0")
+        else:
+            lines.append(f"{d.text} {at(d.finding)}")
+    if a.missing:
+        lines.append("not assessed: " + ", ".join(DOMAIN_LABEL[m] for m in a.missing))
+    return tuple(lines)
+
+
+def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     grade = 0
     evidence: tuple[str, ...] = ()
-    if ts is not None and _counted(s, "icans", ts):
-        ice = inp.get("ice_score")
-        x = IcansInput(
-            ice_score=int(ice) if ice is not None else None,
-            consciousness=Consciousness(inp["consciousness"]) if "consciousness" in inp else None,
-            seizure=Seizure(inp["seizure"]) if "seizure" in inp else None,
-            motor_weakness=inp["motor_weakness"] == "True" if "motor_weakness" in inp else None,
-            cerebral_edema=CerebralEdema(inp["cerebral_edema"]) if "cerebral_edema" in inp else None,
-            unable_to_perform_ice=inp.get("unable_to_perform_ice") == "True",
-            global_aphasia=inp.get("global_aphasia") == "True",
-        )
-        g = grade_icans(x)
-        grade = g.grade or 0
-        evidence = tuple(f"{e} at {when(s, ts)} [{inp.get('event_id', '?')}]" for e in g.evidence)
-    elif ts is not None:
-        reason = s.forward_reason.get("icans") or "clinician judgement"
-        evidence = (f"neurological findings attributed to {reason}",)
+    if s.icans_ts is not None:
+        a = icans_now(s.icans_domains, em.now, cfg, lambda ts: _counted(s, "icans", ts))
+        if a.grade is not None:
+            grade = a.grade
+            evidence = _icans_evidence(s, a, cfg)
+        if a.attributed:
+            reason = s.forward_reason.get("icans") or "clinician judgement"
+            evidence += (f"neurological findings up to the attribution attributed to {reason}",)
     prev = s.icans_grade
     if grade == prev:
         return
@@ -663,8 +675,8 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         if event.finding.value in _IEC_FINDINGS:
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, NeuroAssessment):
-        on_neuro(s, event)
-        _evaluate_icans(s, em)
+        on_neuro(s, event, cfg)
+        _evaluate_icans(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, PatientContext):
         on_context(s, event)
@@ -673,7 +685,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     elif isinstance(event, Attribution):
         on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
-        _evaluate_icans(s, em)
+        _evaluate_icans(s, em, cfg)
     # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.
     if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= IEC_RECHECK_SECONDS):
         _evaluate_iec_hs(s, em, cfg)

@@ -55,6 +55,7 @@ class DrugClass(StrEnum):
     CYTOTOXIC = "cytotoxic"
     ANTIPYRETIC = "antipyretic"
     DIMERIZER = "dimerizer"  # rimiducid (activation switch of some CAR-T products)
+    FLUID_BOLUS = "fluid_bolus"  # an intravenous fluid bolus (crystalloid or albumin), e.g. for hypotension
     OTHER = "other"
 
 
@@ -82,6 +83,16 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
     "brexucabtagene autoleucel": DrugClass.CAR_T,
     "obecabtagene autoleucel": DrugClass.CAR_T,
     "car-t cell product": DrugClass.CAR_T,
+    "fluid bolus": DrugClass.FLUID_BOLUS,
+    "normal saline": DrugClass.FLUID_BOLUS,
+    "sodium chloride 0.9%": DrugClass.FLUID_BOLUS,
+    "0.9% sodium chloride": DrugClass.FLUID_BOLUS,
+    "lactated ringer's": DrugClass.FLUID_BOLUS,
+    "lactated ringers": DrugClass.FLUID_BOLUS,
+    "ringer's lactate": DrugClass.FLUID_BOLUS,
+    "hartmann's solution": DrugClass.FLUID_BOLUS,
+    "plasma-lyte": DrugClass.FLUID_BOLUS,
+    "albumin": DrugClass.FLUID_BOLUS,
 }
 
 
@@ -160,6 +171,9 @@ class AttributionTarget(StrEnum):
 
 
 class Consciousness(StrEnum):
+    # Awake and alert: a normal level of consciousness (AVPU "A"). Not a row of the ASTCT table,
+    # whose grade 1 is "awakens spontaneously" (a patient who was asleep or drowsy), so it grades 0.
+    ALERT = "alert"
     AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
     AWAKENS_TO_VOICE = "awakens_to_voice"
     AWAKENS_TO_TACTILE = "awakens_to_tactile"
