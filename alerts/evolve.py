@@ -152,23 +152,40 @@ def vasopressors_running(s: PatientState) -> int:
     return sum(1 for a in s.infusions if VASOACTIVE_ROLE[VasoactiveAgent(a)] is not VasoactiveRole.INOTROPE)
 
 
+def paused(ev: Infusion) -> bool:
+    """A documented hold, or a start or rate change to rate 0: the agent is not running."""
+    return ev.action == "hold" or (ev.action != "stop" and ev.rate == 0)
+
+
 def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     """Returns (agent, started) when the set of running agents or a dose changed."""
     agent = ev.agent.value
     if not newer(s.infusion_changed.get(agent), ev.ts):
         return None
     running = s.infusions.get(agent)
-    if (ev.action == "stop" and running is not None and ev.logical_id is not None
-            and running.segment is not None and running.segment != ev.logical_id):
+    held = s.infusions_paused.get(agent)
+    segment = running.segment if running is not None else held.segment if held is not None else None
+    if (ev.action == "stop" and ev.logical_id is not None
+            and segment is not None and segment != ev.logical_id):
         return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
-    if ev.action == "stop":
+    if ev.action == "stop" or paused(ev):
+        s.infusions_paused.pop(agent, None)
+        if paused(ev):
+            kept = running or held
+            s.infusions_paused[agent] = Support(
+                name=agent, since=ev.ts, changed=ev.ts, event_id=ev.event_id, rate=ev.rate, unit=ev.unit,
+                reason=ev.reason if ev.reason is not None or kept is None else kept.reason,
+                attributed=ev.reason is None and kept is not None and kept.attributed, segment=ev.logical_id)
         if running is None:
             return None
         del s.infusions[agent]
         return agent, False
     if running is None:
+        if held is not None and ev.action == "rate_change" and ev.rate is None:
+            return None  # a note on a paused infusion gives no rate: it stays paused
+        s.infusions_paused.pop(agent, None)
         inotrope = VASOACTIVE_ROLE[ev.agent] is VasoactiveRole.INOTROPE
         pressors = vasopressors_running(s)
         if not inotrope and pressors == 0:
@@ -176,6 +193,7 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
             s.nee_min = None
         if inotrope and len(s.infusions) == pressors:  # no inotrope running yet
             s.inotrope_course += 1
+        # Restarted after a pause: the reason documented for it (or a clinician's attribution) stays.
         s.infusions[agent] = Support(
             name=agent,
             since=ev.ts,
@@ -183,7 +201,8 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
             event_id=ev.event_id,
             rate=ev.rate,
             unit=ev.unit,
-            reason=ev.reason,
+            reason=ev.reason if ev.reason is not None or held is None else held.reason,
+            attributed=ev.reason is None and held is not None and held.attributed,
             at_max_dose=ev.at_max_dose,
             segment=ev.logical_id,
         )
@@ -283,7 +302,7 @@ def on_attribution(s: PatientState, ev: Attribution) -> None:
         s.oxygen.changed = ts
         s.oxygen_changed = max(ts, s.oxygen_changed or NEG_INF)  # an older row cannot undo the judgement
     if "vasopressors" in targets:
-        for agent, sup in s.infusions.items():
+        for agent, sup in [*s.infusions.items(), *s.infusions_paused.items()]:
             if (ev.agent is None or ev.agent.value == agent) and sup.changed <= ts:
                 sup.reason, sup.attributed = reason, not crs
                 sup.changed = ts

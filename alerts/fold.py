@@ -350,7 +350,10 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
             em.resolve("inotrope", "inotropes stopped", facts)
         return
     if not pressors:
-        em.resolve("vasopressor_escalation", "all vasopressors stopped", [f"{agent} stopped"])
+        held = s.infusions_paused.get(agent)
+        what = f"{agent} stopped" if held is None else (
+            f"{agent} paused at {when(s, held.since)} (rate 0 or on hold): not running [{held.event_id}]")
+        em.resolve("vasopressor_escalation", "all vasopressors stopped", [what])
         return
     result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
                  s.weight_kg)

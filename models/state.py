@@ -100,6 +100,9 @@ class PatientState:
     forward_since: dict[str, float] = field(default_factory=dict)
     infusions: dict[str, Support] = field(default_factory=dict)  # running agents
     infusion_changed: dict[str, float] = field(default_factory=dict)  # agent -> time of its last event
+    # agent -> its infusion while paused (rate 0 or documented hold): not running, not counted;
+    # a later non-zero rate restarts it with the reason it had.
+    infusions_paused: dict[str, Support] = field(default_factory=dict)
     oxygen: Support | None = None
     oxygen_changed: float | None = None
     masking_dose_ts: float | None = None
@@ -154,6 +157,7 @@ class PatientState:
         c.forward_since = dict(self.forward_since)
         c.infusions = {k: copy.copy(v) for k, v in self.infusions.items()}
         c.infusion_changed = dict(self.infusion_changed)
+        c.infusions_paused = {k: copy.copy(v) for k, v in self.infusions_paused.items()}
         c.oxygen = copy.copy(self.oxygen) if self.oxygen is not None else None
         c.labs = {k: list(v) for k, v in self.labs.items()}
         c.findings = dict(self.findings)
