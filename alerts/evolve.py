@@ -58,9 +58,42 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         m = s.max_fever_c
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_fever_c = (ts, t.value)
-    sbp = ev.sbp
-    if sbp is not None and replaces(s.hypotension, ts, ev.event_id):
-        s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
+    bp = blood_pressure(ev, cfg)
+    if bp is not None and replaces(s.hypotension, ts, ev.event_id):
+        low, value, label = bp
+        cur = s.hypotension
+        # A normal MAP alone (no SBP) cannot clear hypotension judged by SBP: SBP may still be < 90.
+        if low or label != "MAP" or cur is None or not cur.present or cur.label != "SBP":
+            s.hypotension = Observation(ts, low, value, ev.event_id, label)
+    if bp is not None and bp[0] and replaces(s.hypotension_last, ts, ev.event_id):
+        s.hypotension_last = Observation(ts, True, bp[1], ev.event_id, bp[2])
+
+
+def blood_pressure(ev: VitalSigns, cfg: Thresholds) -> tuple[bool, float, str] | None:
+    """(hypotensive, value, label) of a reading, or None when it cannot say.
+
+    Hypotension: SBP < hypotension_sbp_below, or (IN-HOUSE) MAP < hypotension_map_below, the measured
+    MAP or, without one, DBP + (SBP - DBP) / 3 from the same reading. A MAP-only reading that is not
+    low says nothing about SBP; it is labelled "MAP" so that the caller can tell.
+    """
+    sbp = ev.sbp.value if ev.sbp is not None else None
+    mean: float | None = None
+    label = "MAP"
+    if ev.map is not None:
+        mean = ev.map.value
+    elif sbp is not None and ev.dbp is not None:
+        dbp = ev.dbp.value
+        mean, label = round(dbp + (sbp - dbp) / 3, 1), f"BP {sbp:g}/{dbp:g}, computed MAP"
+    limit = cfg.hypotension_map_below
+    if sbp is not None and sbp < cfg.hypotension_sbp_below:
+        return True, sbp, "SBP"
+    if mean is not None and limit is not None and mean < limit:
+        return True, mean, label
+    if sbp is not None:
+        return False, sbp, "SBP"
+    if mean is not None and limit is not None:
+        return False, mean, "MAP"
+    return None
 
 
 def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
@@ -82,6 +115,8 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
         if replaces(s.hypotension, ts, ev.event_id):
             label = "documented hypotension" if ev.present else "documented normotension"
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
+        if ev.present and replaces(s.hypotension_last, ts, ev.event_id):
+            s.hypotension_last = Observation(ts, True, None, ev.event_id, "documented hypotension")
         return
     if replaces(s.findings.get(kind), ts, ev.event_id):
         s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
@@ -224,6 +259,11 @@ def on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
     if cls is DrugClass.CAR_T:
         if s.day0_ts is None or ts < s.day0_ts:
             s.day0_ts = ts
+        return
+    if cls is DrugClass.FLUID_BOLUS:
+        # Given for a non-CRS cause (e.g. 'sepsis'), it does not hold CRS hypotension.
+        if counts_for_crs(ev.reason, cfg.non_crs_causes) and replaces(s.fluid_bolus, ts, ev.event_id):
+            s.fluid_bolus = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
         return
     in_episode = s.crs_grade > 0
     # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for

@@ -191,8 +191,31 @@ def _fever_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | No
 def _hypotension_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
     h = s.hypotension
     if h is None or not h.present or now - h.ts > cfg.hypotension_stale_hours * 3600:
-        return None
+        return _fluid_held(s, now, cfg)
     return h if _counted(s, "hypotension", h.ts) else None
+
+
+def _fluid_held(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    """The hypotensive reading that a fluid bolus treated, while the IN-HOUSE hold after the bolus lasts:
+    hypotension needing fluids is ASTCT 'hypotension not requiring vasopressors' though the readings
+    after the bolus are normal."""
+    b, low = s.fluid_bolus, s.hypotension_last
+    if b is None or low is None or abs(b.ts - low.ts) > cfg.fluid_bolus_link_hours * 3600:
+        return None
+    if now - b.ts >= cfg.fluid_bolus_hold_hours * 3600:
+        return None
+    return low if _counted(s, "hypotension", low.ts) else None
+
+
+def _hypotension_text(s: PatientState, h: Observation, cfg: Thresholds) -> str:
+    text = _obs_text(s, h)
+    cur, b = s.hypotension, s.fluid_bolus
+    if h is not cur and b is not None:
+        if cur is not None and cur.ts > h.ts:
+            text += f"; since then {_obs_text(s, cur)}"
+        text += (f"; treated with a fluid bolus ({b.label} at {when(s, b.ts)} [{b.event_id}]): held as hypotension "
+                 f"until {cfg.fluid_bolus_hold_hours:g} h after the bolus (IN-HOUSE fluid_bolus_hold_hours)")
+    return text
 
 
 def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
@@ -214,7 +237,7 @@ def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
 def _obs_text(s: PatientState, o: Observation) -> str:
     value = ""
     if o.value is not None:
-        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" else ""
+        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" or o.label.endswith("MAP") else ""
         value = f" {o.value:g}{unit}"
     return f"{o.label}{value} at {when(s, o.ts)} [{o.event_id}]"
 
@@ -245,7 +268,7 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     return CrsInputs(
         fever=_obs_text(s, fever) if fever else None,
         masking=masking,
-        hypotension=_obs_text(s, hypo) if hypo else None,
+        hypotension=_hypotension_text(s, hypo, cfg) if hypo else None,
         vasoactives=vaso,
         oxygen=oxy,
     )
@@ -649,9 +672,9 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     em = _Emitter(s, now, late)
 
     if isinstance(event, VitalSigns):
-        registers = (s.fever, s.hypotension, s.max_fever_c)
+        registers = (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last)
         on_vitals(s, event, cfg)
-        if late and registers == (s.fever, s.hypotension, s.max_fever_c):
+        if late and registers == (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last):
             return em.out  # an old reading that changes nothing evaluates nothing (e.g. a redelivery)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, LabResult):

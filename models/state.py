@@ -95,6 +95,8 @@ class PatientState:
     fever: Observation | None = None  # latest counted fever observation (present=True)
     afebrile_ts: float | None = None  # latest documented "afebrile"
     hypotension: Observation | None = None  # latest blood-pressure state (present = hypotensive)
+    hypotension_last: Observation | None = None  # latest hypotensive reading (or documented hypotension)
+    fluid_bolus: Observation | None = None  # latest fluid bolus not given for a non-CRS cause
     discount_before: dict[str, float] = field(default_factory=dict)  # target -> attribution time
     forward_reason: dict[str, str] = field(default_factory=dict)  # target -> non-CRS reason from now on
     forward_since: dict[str, float] = field(default_factory=dict)

@@ -114,3 +114,86 @@ def test_stop_of_a_paused_agent_and_redelivery_change_nothing_more() -> None:
     assert not s.infusions and not s.infusions_paused
     before = s.crs_grade
     assert apply(s, pause, CFG) == [] and s.crs_grade == before
+
+
+# ---- item 10: hypotension by MAP (IN-HOUSE) and a fluid bolus for hypotension (IN-HOUSE hold)
+
+FEVER = [car_t(), temp(24, 39.0)]
+
+
+def grade_after(*events: ClinicalEvent, cfg: Thresholds = CFG) -> int:
+    return fold([*FEVER, *events], cfg)[0].crs_grade
+
+
+def test_bp_94_over_38_is_hypotension_by_computed_map() -> None:
+    s, out = fold([*FEVER, bp(25, 94, 38)])
+    assert s.crs_grade == 2
+    change = [r for r in out if isinstance(r, CrsGradeChange)][-1]
+    assert any("BP 94/38, computed MAP 56.7 mmHg" in line for line in change.evidence)
+
+
+def test_map_boundary_64_vs_65_and_sbp_boundary_89_vs_90() -> None:
+    assert grade_after(bp(25, 100, map_=64)) == 2
+    assert grade_after(bp(25, 100, map_=65)) == 1
+    assert grade_after(bp(25, 100, map_=64.9)) == 2
+    assert grade_after(bp(25, 95, 50)) == 1  # computed MAP 65.0: not below 65
+    assert grade_after(bp(25, 95, 49)) == 2  # computed MAP 64.3
+    assert grade_after(bp(25, 89, 70)) == 2  # SBP < 90 whatever the MAP
+    assert grade_after(bp(25, 90, 70)) == 1
+
+
+def test_missing_dbp_gives_no_map_and_sbp_decides() -> None:
+    assert grade_after(bp(25, 94)) == 1
+    assert grade_after(ev("vitals", 25, dbp={"value": 30, "unit": "mm[Hg]"})) == 1  # DBP alone says nothing
+
+
+def test_measured_map_is_used_over_the_computed_one() -> None:
+    assert grade_after(bp(25, 100, 40, map_=70)) == 1  # computed would be 60; the monitor measured 70
+
+
+def test_the_map_criterion_is_configurable_and_can_be_turned_off() -> None:
+    assert grade_after(bp(25, 94, 38), cfg=Thresholds(hypotension_map_below=None)) == 1
+    assert grade_after(bp(25, 100, map_=68), cfg=Thresholds(hypotension_map_below=70)) == 2
+
+
+def test_a_normal_map_alone_does_not_clear_hypotension_judged_by_sbp() -> None:
+    assert grade_after(bp(25, 85), bp(26, map_=70)) == 2
+    assert grade_after(bp(25, 100, map_=60), bp(26, map_=70)) == 1  # a MAP-judged hypotension: MAP clears it
+
+
+def test_a_fluid_bolus_for_hypotension_keeps_grade_2_through_the_first_normal_reading() -> None:
+    events = [*FEVER, bp(25, 94, 38), dose(25.1, "normal saline", dose=1000, unit="mL", event_id="ns"),
+              bp(26, 118, 70)]
+    s, out = fold(events)
+    assert s.crs_grade == 2
+    assert [r.grade for r in out if isinstance(r, CrsGradeChange)] == [1, 2]
+    s, out = fold([*events, bp(31.2, 120, 72)])  # 6.1 h after the bolus: the hold has run out
+    assert s.crs_grade == 1
+    s, out = fold([*events, temp(27, 39.1)])  # a grade change during the hold explains it
+    assert s.crs_grade == 2
+
+
+def test_the_held_hypotension_is_explained_with_the_bolus() -> None:
+    s, out = fold([*FEVER, bp(25, 94, 38), bp(26, 118, 70), dose(25.1, "lactated ringer's", event_id="lr"),
+                   ev("oxygen", 27, device="facemask")])
+    assert s.crs_grade == 3
+    text = all_evidence(out)
+    assert "treated with a fluid bolus (lactated ringer's at Day +1 11:06 [lr])" in text
+    assert "since then SBP 118 mmHg" in text and "fluid_bolus_hold_hours" in text
+
+
+def test_the_bolus_may_be_charted_before_the_low_reading_or_at_the_same_minute() -> None:
+    assert grade_after(dose(24.6, "normal saline"), bp(25, 84), bp(25.5, 120)) == 2
+    for ids in (("a", "b"), ("b", "a")):
+        assert grade_after(dose(25, "albumin", event_id=ids[0]), bp(25, 84, event_id=ids[1]), bp(26, 120)) == 2
+
+
+def test_a_bolus_far_from_any_low_reading_or_for_another_cause_holds_nothing() -> None:
+    assert grade_after(bp(25, 84), bp(26, 120), dose(27, "normal saline")) == 1  # 2 h after the low reading
+    assert grade_after(bp(25, 84), dose(25.1, "normal saline", reason="sepsis"), bp(26, 120)) == 1
+    assert grade_after(bp(25, 84), dose(25.1, "normal saline"), bp(26, 120),
+                       cfg=Thresholds(fluid_bolus_hold_hours=0.5)) == 1
+
+
+def test_without_a_bolus_the_first_normal_reading_ends_hypotension() -> None:
+    assert grade_after(bp(25, 84), bp(26, 120)) == 1

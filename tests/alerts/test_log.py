@@ -121,7 +121,9 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
         if kind == "temp":
             events.append(temp(h, draw(st.sampled_from([36.8, 37.9, 38.0, 38.6, 39.5, 40.4])), event_id=eid))
         elif kind == "bp":
-            events.append(bp(h, draw(st.sampled_from([70, 85, 89, 90, 110])), event_id=eid))
+            extra_bp = draw(st.sampled_from([{}, {}, {"dbp": {"value": 38, "unit": "mm[Hg]"}},
+                                             {"map": {"value": 62, "unit": "mm[Hg]"}}]))
+            events.append(bp(h, draw(st.sampled_from([70, 85, 89, 90, 110])), event_id=eid, **extra_bp))
         elif kind == "inf":
             action = draw(st.sampled_from(["start", "stop", "rate_change", "hold"]))
             agent = draw(st.sampled_from(_AGENTS))
@@ -137,7 +139,8 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
             flow = draw(st.sampled_from([None, 2.0, 6.0, 8.0])) if dev == "nasal_cannula" else None
             events.append(oxygen(h, dev, flow, event_id=eid))
         elif kind == "dose":
-            events.append(dose(h, draw(st.sampled_from(["tocilizumab", "dexamethasone", "siltuximab"])),
+            events.append(dose(h, draw(st.sampled_from(["tocilizumab", "dexamethasone", "siltuximab",
+                                                        "normal saline"])),
                                event_id=eid))
         elif kind == "lab":
             analyte, unit, values = draw(st.sampled_from([
