@@ -8,7 +8,7 @@ with a TOML/JSON file (`crswatch replay --config FILE`); nothing here reads file
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.vocabulary import NON_CRS_CAUSES
 
@@ -117,6 +117,13 @@ class Thresholds(BaseModel):
         "not resolve in minutes: a report of less or no edema sooner than this after it does not lower the "
         "domain; a later one does. Until then the finding holds through assessments of other domains.",
     )
+
+    @model_validator(mode="after")
+    def _holds(self) -> Thresholds:
+        # alerts.icans keeps an earlier seizure only while no later one of at least its grade covers it.
+        if self.icans_status_epilepticus_hold_hours < self.icans_seizure_hold_hours:
+            raise ValueError("icans_status_epilepticus_hold_hours must be >= icans_seizure_hold_hours")
+        return self
 
     # --- Refractory CRS ---
     refractory_min_grade: int = Field(

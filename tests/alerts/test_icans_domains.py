@@ -3,6 +3,9 @@ set by the most severe domain); a partial assessment erases nothing; IN-HOUSE ho
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from alerts.config import Thresholds
 from alerts.fold import apply
 from alerts.icans import IcansInput, grade_icans
@@ -124,7 +127,8 @@ def test_motor_weakness_holds_against_an_examination_an_hour_later() -> None:
 
 
 def test_holds_are_configurable() -> None:
-    cfg = Thresholds(icans_edema_hold_hours=1.0, icans_status_epilepticus_hold_hours=0.25)
+    cfg = Thresholds(icans_edema_hold_hours=1.0, icans_seizure_hold_hours=0.25,
+                     icans_status_epilepticus_hold_hours=0.25)
     s, _ = fold([car_t(), neuro(30, cerebral_edema="diffuse"), neuro(32, cerebral_edema="none")], cfg)
     assert s.icans_grade == 0
     s, _ = fold([car_t(), neuro(30, seizure="prolonged_or_repetitive"), neuro(30.5, seizure="none")], cfg)
@@ -219,3 +223,8 @@ def test_alert_replaces_a_depressed_level_of_consciousness() -> None:
 def test_alert_but_unable_to_perform_ice_is_grade_3() -> None:
     s, _ = fold([car_t(), neuro(30, consciousness="alert", unable_to_perform_ice=True)])
     assert s.icans_grade == 3
+
+
+def test_a_status_epilepticus_hold_shorter_than_the_seizure_hold_is_refused() -> None:
+    with pytest.raises(ValidationError, match="icans_status_epilepticus_hold_hours"):
+        Thresholds(icans_status_epilepticus_hold_hours=1.0)
