@@ -179,6 +179,17 @@ class Consciousness(StrEnum):
     AWAKENS_TO_TACTILE = "awakens_to_tactile"
     UNAROUSABLE = "unarousable"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Consciousness | None:
+        """Other spellings of a value (any case, spaces or hyphens for underscores) and the normal
+        level written as 'normal' or 'awake and alert'."""
+        if not isinstance(value, str):
+            return None
+        key = "_".join(value.strip().lower().replace("-", " ").split())
+        if key in ("normal", "awake_and_alert", "awake_alert"):
+            return cls.ALERT
+        return cls._value2member_map_.get(key)  # type: ignore[return-value]
+
 
 class Seizure(StrEnum):
     NONE = "none"

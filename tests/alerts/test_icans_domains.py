@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from alerts.config import Thresholds
 from alerts.fold import apply
 from alerts.icans import IcansInput, grade_icans
-from models.events import ClinicalEvent
+from models.events import ClinicalEvent, InvalidEvent, NeuroAssessment
 from models.records import Alert, IcansGradeChange, Record
 from models.state import PatientState, state_from_json, state_to_json, state_value
 from models.vocabulary import Consciousness
@@ -228,3 +228,14 @@ def test_alert_but_unable_to_perform_ice_is_grade_3() -> None:
 def test_a_status_epilepticus_hold_shorter_than_the_seizure_hold_is_refused() -> None:
     with pytest.raises(ValidationError, match="icans_status_epilepticus_hold_hours"):
         Thresholds(icans_status_epilepticus_hold_hours=1.0)
+
+
+def test_feed_spellings_of_alert_map_to_it_and_unknown_levels_are_rejected() -> None:
+    for spelling in ("alert", "Alert", "awake and alert", "normal"):
+        e = neuro(30, consciousness=spelling)
+        assert isinstance(e, NeuroAssessment) and e.consciousness is Consciousness.ALERT
+    voice = neuro(30, consciousness="Awakens to voice")
+    assert isinstance(voice, NeuroAssessment) and voice.consciousness is Consciousness.AWAKENS_TO_VOICE
+    with pytest.raises(InvalidEvent) as exc:
+        neuro(30, consciousness="drowsy")
+    assert exc.value.field == "consciousness"
