@@ -61,20 +61,29 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
     bp = blood_pressure(ev, cfg)
     if bp is not None and replaces(s.hypotension, ts, ev.event_id):
         low, value, label = bp
-        cur = s.hypotension
-        # A normal MAP alone (no SBP) cannot clear hypotension judged by SBP: SBP may still be < 90.
-        if low or label != "MAP" or cur is None or not cur.present or cur.label != "SBP":
+        if low or _ends_hypotension(s.hypotension, ev):
             s.hypotension = Observation(ts, low, value, ev.event_id, label)
     if bp is not None and bp[0] and replaces(s.hypotension_last, ts, ev.event_id):
         s.hypotension_last = Observation(ts, True, bp[1], ev.event_id, bp[2])
+
+
+def _ends_hypotension(cur: Observation | None, ev: VitalSigns) -> bool:
+    """Whether a reading that is not low ends the current hypotension: it must measure what showed it.
+    A normal MAP alone says nothing of an SBP < 90, nor an SBP alone of a MAP < 65."""
+    if cur is None or not cur.present:
+        return True
+    if cur.label == "SBP":
+        return ev.sbp is not None
+    if cur.label.endswith("MAP"):
+        return ev.map is not None or (ev.sbp is not None and ev.dbp is not None)
+    return True  # documented hypotension: any reading
 
 
 def blood_pressure(ev: VitalSigns, cfg: Thresholds) -> tuple[bool, float, str] | None:
     """(hypotensive, value, label) of a reading, or None when it cannot say.
 
     Hypotension: SBP < hypotension_sbp_below, or (IN-HOUSE) MAP < hypotension_map_below, the measured
-    MAP or, without one, DBP + (SBP - DBP) / 3 from the same reading. A MAP-only reading that is not
-    low says nothing about SBP; it is labelled "MAP" so that the caller can tell.
+    MAP or, without one, DBP + (SBP - DBP) / 3 from the same reading.
     """
     sbp = ev.sbp.value if ev.sbp is not None else None
     mean: float | None = None

@@ -197,3 +197,9 @@ def test_a_bolus_far_from_any_low_reading_or_for_another_cause_holds_nothing() -
 
 def test_without_a_bolus_the_first_normal_reading_ends_hypotension() -> None:
     assert grade_after(bp(25, 84), bp(26, 120)) == 1
+
+
+def test_an_sbp_alone_does_not_clear_hypotension_shown_by_map() -> None:
+    assert grade_after(bp(25, 94, 38), bp(26, 96)) == 2  # MAP unknown at 26 h
+    assert grade_after(bp(25, 94, 38), bp(26, 110, 70)) == 1  # computed MAP 83.3
+    assert grade_after(bp(25, 94, 38), bp(26, 110, map_=80)) == 1
