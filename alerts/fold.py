@@ -634,6 +634,15 @@ def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str,
     return tuple(lines)
 
 
+def _icans_attribution(s: PatientState) -> str:
+    """The clinician's latest attribution of the neurological findings to another cause."""
+    last = max((o for k, o in s.findings.items() if k.startswith("attribution:") and "icans" in k.split(":", 1)[1]
+                .split(",")), key=lambda o: (o.ts, o.event_id), default=None)
+    if last is None:
+        return "neurological findings attributed to clinician judgement"
+    return f"neurological findings up to {when(s, last.ts)} attributed to {last.label} [{last.event_id}]"
+
+
 def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     grade = 0
     evidence: tuple[str, ...] = ()
@@ -643,8 +652,7 @@ def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             grade = a.grade
             evidence = _icans_evidence(s, a, cfg)
         if a.attributed:
-            reason = s.forward_reason.get("icans") or "clinician judgement"
-            evidence += (f"neurological findings up to the attribution attributed to {reason}",)
+            evidence += (_icans_attribution(s),)
     prev = s.icans_grade
     if grade == prev:
         return

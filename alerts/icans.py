@@ -315,7 +315,7 @@ class DomainNow:
 class IcansNow:
     grade: int | None  # None: no counted finding at all
     domains: tuple[DomainNow, ...]  # assessed domains, in DOMAINS order
-    missing: tuple[str, ...]  # domains never assessed (or only by findings that do not count)
+    missing: tuple[str, ...]  # domains never assessed (a domain whose findings were attributed away is not)
     attributed: bool  # some finding was left out by a clinician's attribution to another cause
 
 
@@ -352,5 +352,5 @@ def current(domains: dict[str, list[IcansFinding]], now: float, cfg: Thresholds,
             g = 0
         out.append(DomainNow(domain, g, text, best, latest, held, expired))
     grade = max((d.grade for d in out), default=None)
-    missing = tuple(d for d in DOMAINS if d not in chosen)
+    missing = tuple(d for d in DOMAINS if not domains.get(d))
     return IcansNow(grade, tuple(out), missing, attributed)

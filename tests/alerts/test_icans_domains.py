@@ -186,9 +186,14 @@ def test_findings_kept_per_domain_are_bounded() -> None:
 
 
 def test_attribution_removes_earlier_findings_but_a_later_assessment_counts() -> None:
-    _s, out = fold([car_t(), neuro(30, ice_score=2, cerebral_edema="focal"), attribution(31, ["icans"], "sedation"),
-                   neuro(32, ice_score=6)])
+    _s, out = fold([car_t(), neuro(30, ice_score=2, cerebral_edema="focal"),
+                    attribution(31, ["icans"], "sedation", event_id="att"), neuro(32, ice_score=6)])
     assert changes(out) == [(0, 3), (3, 0), (0, 2)]
+    to_zero, to_two = [r for r in out if isinstance(r, IcansGradeChange)][1:]
+    assert to_zero.evidence == ("neurological findings up to Day +1 17:00 attributed to sedation [att]",)
+    assert "ICE score 6/10 -> grade 2 at Day +1 18:00" in to_two.evidence[1]
+    assert not any("cerebral edema" in line for line in to_two.evidence)  # the attributed edema no longer counts
+    assert to_two.evidence[-1] == to_zero.evidence[0]
 
 
 def test_state_with_domains_round_trips() -> None:
