@@ -83,16 +83,14 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
     "brexucabtagene autoleucel": DrugClass.CAR_T,
     "obecabtagene autoleucel": DrugClass.CAR_T,
     "car-t cell product": DrugClass.CAR_T,
-    "fluid bolus": DrugClass.FLUID_BOLUS,
-    "normal saline": DrugClass.FLUID_BOLUS,
-    "sodium chloride 0.9%": DrugClass.FLUID_BOLUS,
-    "0.9% sodium chloride": DrugClass.FLUID_BOLUS,
-    "lactated ringer's": DrugClass.FLUID_BOLUS,
-    "lactated ringers": DrugClass.FLUID_BOLUS,
-    "ringer's lactate": DrugClass.FLUID_BOLUS,
-    "hartmann's solution": DrugClass.FLUID_BOLUS,
-    "plasma-lyte": DrugClass.FLUID_BOLUS,
-    "albumin": DrugClass.FLUID_BOLUS,
+    # Intravenous fluids given as a dose (a bolus). Only a bolus near a hypotensive reading counts
+    # (alerts.config fluid_bolus_link_hours); hyperoncotic 20-25% albumin is not a volume bolus.
+    **dict.fromkeys((
+        "fluid bolus", "crystalloid", "crystalloid bolus", "saline bolus", "normal saline", "0.9% saline",
+        "sodium chloride 0.9%", "0.9% sodium chloride", "lactated ringer's", "lactated ringers", "lactated ringer",
+        "ringer's lactate", "hartmann's solution", "plasma-lyte", "plasmalyte", "albumin", "albumin 5%", "5% albumin",
+        "albumin 4%", "4% albumin",
+    ), DrugClass.FLUID_BOLUS),
 }
 
 
