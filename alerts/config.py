@@ -8,7 +8,7 @@ with a TOML/JSON file (`crswatch replay --config FILE`); nothing here reads file
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.vocabulary import NON_CRS_CAUSES
 
@@ -34,6 +34,25 @@ class Thresholds(BaseModel):
         24.0,
         description="IN-HOUSE DEFAULT: the latest blood pressure (or documented hypotension) decides the hypotension "
         "axis for this long; older readings no longer count.",
+    )
+    hypotension_map_below: float | None = Field(
+        65.0,
+        description="IN-HOUSE DEFAULT: a mean arterial pressure below this (mmHg) is hypotension too, beside "
+        "SBP < hypotension_sbp_below; ASTCT 2019 gives no MAP criterion. 65 mmHg is the usual bedside MAP target "
+        "of critical care. The measured MAP is used; without one, MAP = DBP + (SBP - DBP) / 3 when the same "
+        "reading gives SBP and DBP. null turns the criterion off.",
+    )
+    fluid_bolus_hold_hours: float = Field(
+        6.0,
+        description="IN-HOUSE DEFAULT: hypotension treated with a fluid bolus (a dose of class fluid_bolus within "
+        "fluid_bolus_link_hours of a hypotensive reading, reason not a non-CRS cause) is still ASTCT 'hypotension "
+        "not requiring vasopressors' (grade 2) for this long after the bolus, whatever the readings: the bolus "
+        "made them normal. A new hypotensive reading needs no hold.",
+    )
+    fluid_bolus_link_hours: float = Field(
+        1.0,
+        description="IN-HOUSE DEFAULT: a fluid bolus is taken as given for hypotension when it is charted at most "
+        "this long before or after a hypotensive reading (charting order of the two does not matter).",
     )
     low_flow_max_l_min: float = Field(
         6.0, description="ASTCT 2019: low-flow nasal cannula is <= 6 L/min, high-flow > 6 L/min [V2] (Lee et al. 2019)."
@@ -63,6 +82,48 @@ class Thresholds(BaseModel):
         description="IN-HOUSE DEFAULT: how long after a masking dose given during CRS the fever requirement stays "
         "waived; ASTCT gives no duration.",
     )
+
+    # --- ICANS (ASTCT 2019, Lee et al.): how long a domain's finding holds ---
+    icans_ice_hold_hours: float = Field(
+        0.0,
+        description="IN-HOUSE DEFAULT: the ICE score is a point-in-time test: the next ICE score replaces it at "
+        "once (hold 0). It is never replaced by an assessment of another domain.",
+    )
+    icans_consciousness_hold_hours: float = Field(
+        0.0,
+        description="IN-HOUSE DEFAULT: the level of consciousness describes the moment it was assessed: the next "
+        "assessment of consciousness replaces it at once (hold 0).",
+    )
+    icans_seizure_hold_hours: float = Field(
+        24.0,
+        description="IN-HOUSE DEFAULT: a clinical or EEG seizure that resolved rapidly (ASTCT grade 3) sets the "
+        "seizure domain for this long after it, whatever later assessments say ('no seizure' says only that none "
+        "is happening now; post-ictal state and early recurrence), and no longer after it.",
+    )
+    icans_status_epilepticus_hold_hours: float = Field(
+        24.0,
+        description="IN-HOUSE DEFAULT: a prolonged (> 5 min) or repetitive seizure (ASTCT grade 4) sets the "
+        "seizure domain for this long after it: it does not resolve in minutes (an EEG 'no seizure' 20 min later "
+        "does not end it). Keep it >= icans_seizure_hold_hours.",
+    )
+    icans_motor_hold_hours: float = Field(
+        24.0,
+        description="IN-HOUSE DEFAULT: deep focal motor weakness (hemiparesis, paraparesis; ASTCT grade 4) is "
+        "not taken as resolved by an examination less than this long after it; a later examination clears it.",
+    )
+    icans_edema_hold_hours: float = Field(
+        24.0,
+        description="IN-HOUSE DEFAULT: cerebral edema / raised ICP (ASTCT grade 3 focal, grade 4 diffuse) does "
+        "not resolve in minutes: a report of less or no edema sooner than this after it does not lower the "
+        "domain; a later one does. Until then the finding holds through assessments of other domains.",
+    )
+
+    @model_validator(mode="after")
+    def _holds(self) -> Thresholds:
+        # alerts.icans keeps an earlier seizure only while no later one of at least its grade covers it.
+        if self.icans_status_epilepticus_hold_hours < self.icans_seizure_hold_hours:
+            raise ValueError("icans_status_epilepticus_hold_hours must be >= icans_seizure_hold_hours")
+        return self
 
     # --- Refractory CRS ---
     refractory_min_grade: int = Field(

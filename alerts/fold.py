@@ -25,7 +25,8 @@ from alerts.evolve import (
     on_vitals,
 )
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
-from alerts.icans import IcansInput, grade_icans
+from alerts.icans import DOMAIN_LABEL, IcansNow, domain_grade, hold_setting
+from alerts.icans import current as icans_now
 from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise_over_window
 from alerts.vasopressors import RunningAgent, nee
 from models.events import (
@@ -42,13 +43,10 @@ from models.events import (
 )
 from models.labvalue import LabValue
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Severity
-from models.state import Observation, PatientState, Support, Track
+from models.state import IcansFinding, Observation, PatientState, Support, Track
 from models.vocabulary import (
     VASOACTIVE_ROLE,
-    CerebralEdema,
-    Consciousness,
     OxygenDevice,
-    Seizure,
     VasoactiveAgent,
     VasoactiveRole,
 )
@@ -214,8 +212,31 @@ def _fever_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | No
 def _hypotension_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
     h = s.hypotension
     if h is None or not h.present or now - h.ts > cfg.hypotension_stale_hours * 3600:
-        return None
+        return _fluid_held(s, now, cfg)
     return h if _counted(s, "hypotension", h.ts) else None
+
+
+def _fluid_held(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    """The hypotensive reading that a fluid bolus treated, while the IN-HOUSE hold after the bolus lasts:
+    hypotension needing fluids is ASTCT 'hypotension not requiring vasopressors' though the readings
+    after the bolus are normal."""
+    b, low = s.fluid_bolus, s.hypotension_last
+    if b is None or low is None or abs(b.ts - low.ts) > cfg.fluid_bolus_link_hours * 3600:
+        return None
+    if now - b.ts >= cfg.fluid_bolus_hold_hours * 3600:
+        return None
+    return low if _counted(s, "hypotension", low.ts) else None
+
+
+def _hypotension_text(s: PatientState, h: Observation, cfg: Thresholds) -> str:
+    text = _obs_text(s, h)
+    cur, b = s.hypotension, s.fluid_bolus
+    if h is not cur and b is not None:
+        if cur is not None and cur.ts > h.ts:
+            text += f"; since then {_obs_text(s, cur)}"
+        text += (f"; treated with a fluid bolus ({b.label} at {when(s, b.ts)} [{b.event_id}]): held as hypotension "
+                 f"until {cfg.fluid_bolus_hold_hours:g} h after the bolus (IN-HOUSE fluid_bolus_hold_hours)")
+    return text
 
 
 def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
@@ -237,7 +258,7 @@ def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
 def _obs_text(s: PatientState, o: Observation) -> str:
     value = ""
     if o.value is not None:
-        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" else ""
+        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" or o.label.endswith("MAP") else ""
         value = f" {o.value:g}{unit}"
     return f"{o.label}{value} at {when(s, o.ts)} [{o.event_id}]"
 
@@ -268,7 +289,7 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     return CrsInputs(
         fever=_obs_text(s, fever) if fever else None,
         masking=masking,
-        hypotension=_obs_text(s, hypo) if hypo else None,
+        hypotension=_hypotension_text(s, hypo, cfg) if hypo else None,
         vasoactives=vaso,
         oxygen=oxy,
     )
@@ -381,7 +402,10 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
             em.resolve("inotrope", "inotropes stopped", facts)
         return
     if not pressors:
-        em.resolve("vasopressor_escalation", "all vasopressors stopped", [f"{agent} stopped"])
+        held = s.infusions_paused.get(agent)
+        what = f"{agent} stopped" if held is None else (
+            f"{agent} paused at {when(s, held.since)} (rate 0 or on hold): not running [{held.event_id}]")
+        em.resolve("vasopressor_escalation", "all vasopressors stopped", [what])
         return
     result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
                  s.weight_kg)
@@ -664,28 +688,50 @@ def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None
         em.resolve("crp_ferritin_divergence", "ferritin no longer rising", [fer0.text, fer.text])
 
 
-def _evaluate_icans(s: PatientState, em: _Emitter) -> None:
-    inp = s.icans_inputs
-    ts = s.icans_ts
+def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str, ...]:
+    """Which domain set the grade, then each assessed domain with the time it was last assessed."""
+    def at(f: IcansFinding) -> str:
+        return f"at {when(s, f.ts)} [{f.event_id}]"
+
+    lines: list[str] = []
+    if a.grade:
+        setters = [f"{DOMAIN_LABEL[d.domain]} ({when(s, d.finding.ts)})" for d in a.domains if d.grade == a.grade]
+        lines.append(f"ICANS grade {a.grade} set by {' and '.join(setters)}: the most severe domain (ASTCT 2019)")
+    for d in a.domains:
+        setting = hold_setting(d.domain, d.finding)
+        if d.held:
+            _, latest = domain_grade(d.domain, d.latest)
+            lines.append(f"{d.text} {at(d.finding)}, held over the later {latest} {at(d.latest)} "
+                         f"(IN-HOUSE {setting} {getattr(cfg, setting):g} h)")
+        elif d.expired:
+            lines.append(f"{d.text} {at(d.finding)}: {getattr(cfg, setting):g} h or more ago, no longer counted "
+                         f"(IN-HOUSE {setting}) -> grade 0")
+        else:
+            lines.append(f"{d.text} {at(d.finding)}")
+    if a.missing:
+        lines.append("not assessed: " + ", ".join(DOMAIN_LABEL[m] for m in a.missing))
+    return tuple(lines)
+
+
+def _icans_attribution(s: PatientState) -> str:
+    """The clinician's latest attribution of the neurological findings to another cause."""
+    last = max((o for k, o in s.findings.items() if k.startswith("attribution:") and "icans" in k.split(":", 1)[1]
+                .split(",")), key=lambda o: (o.ts, o.event_id), default=None)
+    if last is None:
+        return "neurological findings attributed to clinician judgement"
+    return f"neurological findings up to {when(s, last.ts)} attributed to {last.label} [{last.event_id}]"
+
+
+def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     grade = 0
     evidence: tuple[str, ...] = ()
-    if ts is not None and _counted(s, "icans", ts):
-        ice = inp.get("ice_score")
-        x = IcansInput(
-            ice_score=int(ice) if ice is not None else None,
-            consciousness=Consciousness(inp["consciousness"]) if "consciousness" in inp else None,
-            seizure=Seizure(inp["seizure"]) if "seizure" in inp else None,
-            motor_weakness=inp["motor_weakness"] == "True" if "motor_weakness" in inp else None,
-            cerebral_edema=CerebralEdema(inp["cerebral_edema"]) if "cerebral_edema" in inp else None,
-            unable_to_perform_ice=inp.get("unable_to_perform_ice") == "True",
-            global_aphasia=inp.get("global_aphasia") == "True",
-        )
-        g = grade_icans(x)
-        grade = g.grade or 0
-        evidence = tuple(f"{e} at {when(s, ts)} [{inp.get('event_id', '?')}]" for e in g.evidence)
-    elif ts is not None:
-        reason = s.forward_reason.get("icans") or "clinician judgement"
-        evidence = (f"neurological findings attributed to {reason}",)
+    if s.icans_ts is not None:
+        a = icans_now(s.icans_domains, em.now, cfg, lambda ts: _counted(s, "icans", ts))
+        if a.grade is not None:
+            grade = a.grade
+            evidence = _icans_evidence(s, a, cfg)
+        if a.attributed:
+            evidence += (_icans_attribution(s),)
     prev = s.icans_grade
     if grade == prev:
         return
@@ -713,9 +759,9 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     em = _Emitter(s, now, late)
 
     if isinstance(event, VitalSigns):
-        registers = (s.fever, s.hypotension, s.max_fever_c)
+        registers = (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last)
         on_vitals(s, event, cfg)
-        if late and registers == (s.fever, s.hypotension, s.max_fever_c):
+        if late and registers == (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last):
             return em.out  # an old reading that changes nothing evaluates nothing (e.g. a redelivery)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, LabResult):
@@ -742,8 +788,8 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         if event.finding.value in _IEC_FINDINGS:
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, NeuroAssessment):
-        on_neuro(s, event)
-        _evaluate_icans(s, em)
+        on_neuro(s, event, cfg)
+        _evaluate_icans(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, PatientContext):
         on_context(s, event)
@@ -752,7 +798,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     elif isinstance(event, Attribution):
         on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
-        _evaluate_icans(s, em)
+        _evaluate_icans(s, em, cfg)
     # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.
     if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= IEC_RECHECK_SECONDS):
         _evaluate_iec_hs(s, em, cfg)

@@ -220,10 +220,14 @@ AGENT_RATE_UNITS: dict[VasoactiveAgent, frozenset[str]] = {
 
 
 class Infusion(_EventBase):
-    """A vasoactive infusion segment: start, rate change or stop."""
+    """A vasoactive infusion segment: start, rate change or stop.
+
+    `hold` (documented hold), or a start or rate change to rate 0, pauses the agent: it is not
+    running (alerts.evolve.on_infusion) until a later start or rate change with a rate above 0.
+    """
 
     kind: Literal["infusion"] = "infusion"
-    action: Literal["start", "rate_change", "stop"]
+    action: Literal["start", "rate_change", "stop", "hold"]
     agent: VasoactiveAgent
     rate: float | None = Field(default=None, ge=0.0, le=10_000.0)  # above: a unit or entry error
     unit: str | None = None

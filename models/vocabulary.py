@@ -55,6 +55,7 @@ class DrugClass(StrEnum):
     CYTOTOXIC = "cytotoxic"
     ANTIPYRETIC = "antipyretic"
     DIMERIZER = "dimerizer"  # rimiducid (activation switch of some CAR-T products)
+    FLUID_BOLUS = "fluid_bolus"  # an intravenous fluid bolus (crystalloid or albumin), e.g. for hypotension
     OTHER = "other"
 
 
@@ -82,6 +83,14 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
     "brexucabtagene autoleucel": DrugClass.CAR_T,
     "obecabtagene autoleucel": DrugClass.CAR_T,
     "car-t cell product": DrugClass.CAR_T,
+    # Intravenous fluids given as a dose (a bolus). Only a bolus near a hypotensive reading counts
+    # (alerts.config fluid_bolus_link_hours); hyperoncotic 20-25% albumin is not a volume bolus.
+    **dict.fromkeys((
+        "fluid bolus", "crystalloid", "crystalloid bolus", "saline bolus", "normal saline", "0.9% saline",
+        "sodium chloride 0.9%", "0.9% sodium chloride", "lactated ringer's", "lactated ringers", "lactated ringer",
+        "ringer's lactate", "hartmann's solution", "plasma-lyte", "plasmalyte", "albumin", "albumin 5%", "5% albumin",
+        "albumin 4%", "4% albumin",
+    ), DrugClass.FLUID_BOLUS),
 }
 
 
@@ -160,10 +169,24 @@ class AttributionTarget(StrEnum):
 
 
 class Consciousness(StrEnum):
+    # Awake and alert: a normal level of consciousness (AVPU "A"). Not a row of the ASTCT table,
+    # whose grade 1 is "awakens spontaneously" (a patient who was asleep or drowsy), so it grades 0.
+    ALERT = "alert"
     AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
     AWAKENS_TO_VOICE = "awakens_to_voice"
     AWAKENS_TO_TACTILE = "awakens_to_tactile"
     UNAROUSABLE = "unarousable"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Consciousness | None:
+        """Other spellings of a value (any case, spaces or hyphens for underscores) and the normal
+        level written as 'normal' or 'awake and alert'."""
+        if not isinstance(value, str):
+            return None
+        key = "_".join(value.strip().lower().replace("-", " ").split())
+        if key in ("normal", "awake_and_alert", "awake_alert"):
+            return cls.ALERT
+        return cls._value2member_map_.get(key)  # type: ignore[return-value]
 
 
 class Seizure(StrEnum):

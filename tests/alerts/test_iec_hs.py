@@ -92,7 +92,7 @@ def test_level_table(inputs: dict[str, object], level: int, criteria: tuple[str,
     assert a.criteria == criteria
     # one line per criterion, and one that says why the level is not higher when criteria are listed below it
     others_only = level == 1 and "ferritin" in criteria and len(criteria) > 1 and not set(criteria) & MAJORS
-    explained = level == 0 and bool(criteria) or others_only
+    explained = (level == 0 and bool(criteria)) or others_only
     assert len(a.evidence) == len(criteria) + explained
     assert a.label == ("HLH-like features during active CRS" if level else "none")
 

@@ -842,3 +842,23 @@ def test_published_blood_pressure_and_body_weight_examples() -> None:
     assert isinstance(weight, PatientContext) and weight.weight is not None
     assert weight.weight.value == pytest.approx(185 * 0.45359237) and weight.weight.unit == "kg"
     assert "no time of day" in rejected(ex.BLOOD_PRESSURE)[0]
+
+
+def test_a_segment_at_rate_0_pauses_the_infusion_and_a_later_segment_restarts_it() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+    ne = {k: v for k, v in med("7512").items() if k != "effectiveDateTime"}
+    r.feed_normalised(run(segment(ne, 5, "ug/min", "seg1", start="2024-01-01T10:30:00+00:00")))
+    assert r.logs["p1"].state.crs_grade == 3
+    r.feed_normalised(run(segment(ne, 0, "ug/min", "seg2", start="2024-01-01T11:00:00+00:00")))
+    seg1_done = ne | {"id": "seg1", "meta": {"versionId": "2"}, "status": "completed",
+                      "effectivePeriod": {"start": "2024-01-01T10:30:00+00:00", "end": "2024-01-01T11:00:00+00:00"},
+                      "dosage": {"rateQuantity": {"value": 5, "unit": "ug/min", "system": UCUM, "code": "ug/min"}}}
+    r.feed_normalised(run(seg1_done))
+    state = r.logs["p1"].state
+    assert "norepinephrine" not in state.infusions and state.crs_grade == 1  # rate 0: not running
+    assert state.infusions_paused["norepinephrine"].segment == "MedicationAdministration/seg2"
+    r.feed_normalised(run(segment(ne, 8, "ug/min", "seg3", start="2024-01-01T12:00:00+00:00")))
+    state = r.logs["p1"].state
+    assert state.infusions["norepinephrine"].rate == 8 and state.crs_grade == 3
