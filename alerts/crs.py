@@ -45,12 +45,15 @@ class OxygenItem:
     reason: str | None = None
     text: str = ""
     attributed: bool = False
+    quiet: bool = False  # excluded by a judgement from before this episode: not repeated in its evidence
 
 
 @dataclass(frozen=True, slots=True)
 class CrsInputs:
     fever: str | None = None  # evidence text of a current fever, None when afebrile
     masking: str | None = None  # evidence text of the dose that waives the fever requirement
+    masking_uncertain: str | None = None  # why that waiver is uncertain (a dose from before this episode)
+    no_masking: str | None = None  # why no dose waives it, when one is charted (never "no tocilizumab yet")
     hypotension: str | None = None  # evidence text of current hypotension
     vasoactives: tuple[VasoItem, ...] = ()
     oxygen: OxygenItem | None = None
@@ -107,12 +110,14 @@ def grade_crs(
     uncertain: list[str] = []
 
     counted_vaso: list[VasoItem] = []
+    excluded_vaso: list[VasoItem] = []
     for item in x.vasoactives:
         role = VASOACTIVE_ROLE[item.agent]
         if role is VasoactiveRole.INOTROPE:
             evidence.append(f"{item.agent.value} running, an inotrope: not counted as a vasopressor ({item.text})")
         elif not support_counts(item.reason, item.attributed, non_crs_causes):
             evidence.append(f"{item.agent.value} running for {item.reason}: not counted toward CRS ({item.text})")
+            excluded_vaso.append(item)
         else:
             if item.reason is not None:
                 evidence.append(f"{item.agent.value} running for {item.reason}: names no cause other than CRS, "
@@ -124,6 +129,13 @@ def grade_crs(
         hypotension_axis = 4
     elif counted_vaso:
         hypotension_axis = 3
+    elif x.hypotension is not None and excluded_vaso:
+        # The hypotension is what the running vasopressor treats, and the chart gives that vasopressor
+        # another cause: the hypotension is that cause's (ASTCT: not attributable to any other cause).
+        hypotension_axis = 0
+        names = " + ".join(f"{v.agent.value} (for {v.reason})" for v in excluded_vaso)
+        evidence.append(f"hypotension ({x.hypotension}) while {names} runs: a vasopressor-requiring hypotension "
+                        "of that cause, not counted toward CRS")
     elif x.hypotension is not None:
         hypotension_axis = 2
     else:
@@ -138,7 +150,7 @@ def grade_crs(
                                 f"counted ({x.oxygen.text})")
             if why:
                 uncertain.append(why)
-        elif x.oxygen.device is not OxygenDevice.ROOM_AIR:
+        elif x.oxygen.device is not OxygenDevice.ROOM_AIR and not x.oxygen.quiet:
             evidence.append(
                 f"{x.oxygen.device.value} for {x.oxygen.reason}: not counted toward CRS ({x.oxygen.text})"
             )
@@ -148,10 +160,14 @@ def grade_crs(
         evidence.append(f"fever: {x.fever}")
     elif x.masking is not None and (hypotension_axis or hypoxia_axis):
         evidence.append(f"fever not required after {x.masking}")
+        if x.masking_uncertain:
+            uncertain.append(x.masking_uncertain)
 
     if hypotension_axis == 4:
-        names = " + ".join(v.agent.value for v in counted_vaso)
-        evidence.append(f"hypotension axis 4: {len(non_vasopressin)} non-vasopressin vasopressors ({names})")
+        names = " + ".join(v.agent.value for v in non_vasopressin)
+        also = [v.agent.value for v in counted_vaso if v not in non_vasopressin]
+        extra = f"; also {' + '.join(also)}, not counted toward 'multiple'" if also else ""
+        evidence.append(f"hypotension axis 4: {len(non_vasopressin)} non-vasopressin vasopressors ({names}{extra})")
     elif hypotension_axis == 3:
         names = " + ".join(v.agent.value for v in counted_vaso)
         evidence.append(f"hypotension axis 3: one vasopressor with or without vasopressin ({names})")
@@ -166,7 +182,8 @@ def grade_crs(
     axis = max(hypotension_axis, hypoxia_axis)
     if not fever_ok:
         if axis:
-            evidence.append("no current fever and no tocilizumab/steroid yet: ASTCT requires fever, grade 0")
+            why = x.no_masking or "no tocilizumab/steroid charted"
+            evidence.append(f"no current fever and {why}: ASTCT requires fever, grade 0")
         return CrsAssessment(0, hypotension_axis, hypoxia_axis, tuple(evidence), ())
     grade = axis if axis else (1 if x.fever is not None else 0)
     if grade == 1:

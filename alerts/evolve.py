@@ -32,6 +32,7 @@ from models.vocabulary import (
     attributes_to_crs,
     counts_for_crs,
     drug_class,
+    names_crs,
 )
 
 NEG_INF = float("-inf")
@@ -208,17 +209,30 @@ def on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
     in_episode = s.crs_grade > 0
     # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for
     # the grade: the drug masks fever whatever it was given for, so the waiver ignores the reason.
-    if cls.value in cfg.fever_masking_drugs and in_episode and newer(s.masking_dose_ts, ts):
-        s.masking_dose_ts = ts
-        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
+    # Every masking dose is kept, in or out of an episode: whether it arms the waiver of an episode is
+    # decided when grading (alerts.fold._masking), so that a dose charted at the same instant as the
+    # first fever, or minutes before it, arms it in whichever order the two events are applied.
+    if cls.value in cfg.fever_masking_drugs:
+        if newer(s.masking_dose_ts, ts):
+            s.masking_dose_ts = ts
+            s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, _dose_label(ev))
+        crs = s.findings.get("masking_drug_crs")
+        if names_crs(ev.reason) and (crs is None or ts >= crs.ts):
+            s.findings["masking_drug_crs"] = Observation(ts, True, ev.dose, ev.event_id, _dose_label(ev))
     if not counts_for_crs(ev.reason, cfg.non_crs_causes):
         return  # given for something else: not treatment of CRS (no refractory clock)
     if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
         s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
         if in_episode:  # the refractory clock runs from the first dose of the episode
             s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
-    if cls is DrugClass.CORTICOSTEROID and in_episode:
-        s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
+    if cls is DrugClass.CORTICOSTEROID:
+        s.steroid_ts = max(ts, s.steroid_ts or NEG_INF)
+        if in_episode:
+            s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
+
+
+def _dose_label(ev: DrugDose) -> str:
+    return f"{ev.drug} (for {ev.reason})" if ev.reason else ev.drug
 
 
 def on_lab(s: PatientState, ev: LabResult) -> bool:

@@ -286,11 +286,17 @@ def test_day_is_relative_to_the_car_t_infusion() -> None:
 # ---- regressions found in review
 
 
-def test_fever_waiver_does_not_carry_into_a_new_episode() -> None:
-    # Tocilizumab in episode 1, resolution, then hypotension without fever two days later.
+def test_fever_masking_carries_into_a_new_episode_as_uncertain() -> None:
+    # Tocilizumab in episode 1, resolution, then hypotension without fever two days later: the drug
+    # still masks fever (within fever_masking_hours), so it grades, flagged uncertain with the dose.
+    s, out = fold([car_t(), temp(24, 39.0), bp(25, 82), dose(26, "tocilizumab", event_id="toci-1"), bp(30, 115),
+                   finding(31, "fever", present=False), bp(80, 84)])
+    assert s.crs_grade == 2 and s.episode == 2
+    last = [r for r in out if isinstance(r, CrsGradeChange)][-1]
+    assert last.episode == 2 and last.uncertain and "toci-1" in last.uncertain[0]
     s, _ = fold([car_t(), temp(24, 39.0), bp(25, 82), dose(26, "tocilizumab"), bp(30, 115),
-                 finding(31, "fever", present=False), bp(80, 84)])
-    assert s.crs_grade == 0 and s.episode == 1
+                 finding(31, "fever", present=False), bp(26 + 169, 84)])
+    assert s.crs_grade == 0 and s.episode == 1  # beyond the 168 h masking window fever is required again
 
 
 def test_fever_waiver_holds_within_the_treated_episode() -> None:
