@@ -498,7 +498,10 @@ def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         return
     reason = _reason_note(s.oxygen, cfg, oxygen=True)
     facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
-    em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
+    # Support the chart gives another cause (home CPAP for sleep apnoea, post-operative ventilation) is
+    # recorded, not paged: this is a CRS monitor.
+    severity = _O2_SEVERITY[grade] if _support_counts(s.oxygen, cfg, oxygen=True) else "info"
+    em.alert("oxygen_escalation", str(grade), severity,
              f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)
 
 
