@@ -78,6 +78,12 @@ class Thresholds(BaseModel):
         "attributable to any other cause); a finding of 'infection' absent, or an attribution to CRS, ends it "
         "sooner. Roughly the first week of treatment of a bloodstream infection.",
     )
+    infection_unpaged_max_grade: int = Field(
+        2,
+        description="IN-HOUSE DEFAULT: while a documented infection may explain the signs, a CRS grade up to this "
+        "is recorded (uncertain) but not paged; a higher grade pages, still flagged uncertain: a missed grade 3-4 "
+        "CRS is the worse error, and sepsis and CRS coexist.",
+    )
 
     # --- Refractory CRS ---
     refractory_min_grade: int = Field(

@@ -84,7 +84,8 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         return
     if replaces(s.findings.get(kind), ts, ev.event_id):
-        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
+        label = f"documented {kind}" + (f" ({ev.reason})" if kind == "infection" and ev.reason else "")
+        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, label)
 
 
 def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:

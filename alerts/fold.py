@@ -342,13 +342,14 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     onset = now if prev == 0 else s.episode_onset if s.episode_onset is not None else now
     inf = _infection(s, now, cfg) if a.grade > 0 else None
     # A documented infection before the episode began: its signs may be the infection's (ASTCT attribution
-    # clause). Graded and recorded, flagged uncertain, but not paged; physiology alerts (vasopressors,
-    # oxygen) still fire. Documented during an episode that was already CRS: flagged, paged as before.
-    unpaged = inf is not None and inf.ts <= onset
+    # clause). Graded and recorded, flagged uncertain, not paged up to infection_unpaged_max_grade;
+    # physiology alerts (vasopressors, oxygen) still fire. Documented during an episode that was already
+    # CRS: flagged, paged as before.
+    unpaged = inf is not None and inf.ts <= onset and a.grade <= cfg.infection_unpaged_max_grade
     if inf is not None:
         uncertain = (*uncertain, f"{inf.label} at {when(s, inf.ts)} [{inf.event_id}]: fever or hypotension may be "
                      "attributable to it (ASTCT: not attributable to any other cause); needs a clinician's "
-                     "attribution" + ("; not paged" if unpaged else ""))
+                     "attribution" + ("; not paged" if unpaged else ""),)
     evidence = a.evidence + tuple(f"uncertain: {u}" for u in uncertain)
     if prev == 0:
         s.episode += 1

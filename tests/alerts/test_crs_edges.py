@@ -199,7 +199,8 @@ def test_documented_bacteremia_then_septic_shock_does_not_page_crs() -> None:
     assert "hypotension without vasopressors" not in text  # norepinephrine runs
     assert "norepinephrine (for septic shock) runs" in text
     assert s.crs_grade <= 1
-    assert all(g.uncertain and any("bact" in u for u in g.uncertain) for g in grades(out) if g.grade)
+    assert all(g.uncertain and any("documented infection (E. coli bacteremia)" in u and "[bact]" in u
+                                   for u in g.uncertain) for g in grades(out) if g.grade)
 
 
 def test_infection_flag_ends_with_an_attribution_to_crs_or_an_absent_finding() -> None:
@@ -270,3 +271,26 @@ def test_an_excluded_oxygen_record_is_not_repeated_in_later_episodes() -> None:
 def test_no_iec_hs_record_that_changes_nothing() -> None:
     _, out = run([car_t(), lab(24, "ldh", 400, "U/L"), lab(30, "ldh", 420, "U/L")])
     assert not [r for r in out if isinstance(r, IecHsChange) and r.level == r.previous == 0]
+
+
+@pytest.mark.parametrize("ne_id, judgement_id", [("a", "b"), ("b", "a")])
+@pytest.mark.parametrize("arrival", ["infusion first", "attribution first"])
+def test_an_attribution_covers_support_started_at_its_own_instant(ne_id: str, judgement_id: str,
+                                                                  arrival: str) -> None:
+    ne = infusion(25, "norepinephrine", event_id=ne_id)
+    judgement = attribution(25, ["vasopressors"], "septic shock", event_id=judgement_id)
+    pair = [ne, judgement] if arrival == "infusion first" else [judgement, ne]
+    s, _ = run([car_t(), temp(24, 39.0), *pair, bp(26, 80)])
+    assert s.infusions["norepinephrine"].attributed and s.crs_grade == 1
+
+
+def test_a_severe_grade_pages_even_with_a_documented_infection() -> None:
+    d = 24 * 8
+    s, out = run([car_t(), finding(d, "infection", reason="pneumonia"), temp(d + 1, 39.0),
+                  infusion(d + 2, "norepinephrine"), infusion(d + 3, "epinephrine")])
+    assert s.crs_grade == 4
+    assert [a.level for a in crs_pages(out)] == ["3", "4"]  # grade 1 recorded, not paged; 3 and 4 page
+    assert all(g.uncertain for g in grades(out))
+    s, out = run([car_t(), finding(d, "infection", reason="pneumonia"), temp(d + 1, 39.0),
+                  infusion(d + 2, "norepinephrine")], Thresholds(infection_unpaged_max_grade=3))
+    assert s.crs_grade == 3 and not crs_pages(out)
