@@ -184,8 +184,12 @@ def grade_crs(
         if axis:
             why = x.no_masking or "no tocilizumab/steroid charted"
             evidence.append(f"no current fever and {why}: ASTCT requires fever, grade 0")
+        else:
+            evidence.append("no current fever, hypotension or hypoxia counted toward CRS: grade 0")
         return CrsAssessment(0, hypotension_axis, hypoxia_axis, tuple(evidence), ())
     grade = axis if axis else (1 if x.fever is not None else 0)
     if grade == 1:
         evidence.append("grade 1: fever without hypotension or hypoxia")
+    elif grade == 0:
+        evidence.append("no hypotension or hypoxia counted toward CRS and no current fever: grade 0")
     return CrsAssessment(grade, hypotension_axis, hypoxia_axis, tuple(evidence), tuple(uncertain))

@@ -294,3 +294,9 @@ def test_a_severe_grade_pages_even_with_a_documented_infection() -> None:
     s, out = run([car_t(), finding(d, "infection", reason="pneumonia"), temp(d + 1, 39.0),
                   infusion(d + 2, "norepinephrine")], Thresholds(infection_unpaged_max_grade=3))
     assert s.crs_grade == 3 and not crs_pages(out)
+
+
+def test_every_grade_record_says_why_even_the_resolution() -> None:
+    _, out = run([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), infusion(40, "norepinephrine", "stop"),
+                  finding(40, "fever", present=False)])
+    assert grades(out)[-1].grade == 0 and all(g.evidence for g in grades(out))
