@@ -1,9 +1,11 @@
 """ASTCT 2019 CRS grade (Lee et al. 2019), exactly as REFERENCE.md section A.1.
 
 - Fever >= 38 degC is required for every grade, except that after tocilizumab or a
-  corticosteroid given during CRS, grading is driven by hypotension and hypoxia only.
+  corticosteroid given for CRS, grading is driven by hypotension and hypoxia only (which
+  dose waives it, and whether firmly or flagged uncertain, is alerts.fold._masking).
 - Hypotension axis: hypotension without vasopressors = 2; one vasopressor with or
-  without vasopressin = 3; two or more non-vasopressin vasopressors = 4.
+  without vasopressin = 3; two or more non-vasopressin vasopressors = 4. Hypotension while
+  only vasopressors given for another cause run is that cause's, not counted (and said so).
 - Hypoxia axis: low-flow nasal cannula (<= 6 L/min) or blow-by = 2; high-flow nasal
   cannula (> 6 L/min), facemask, non-rebreather or Venturi = 3; positive pressure
   (CPAP, BiPAP, mechanical ventilation) = 4.
