@@ -136,8 +136,8 @@ def grade_crs(
         # another cause: the hypotension is that cause's (ASTCT: not attributable to any other cause).
         hypotension_axis = 0
         names = " + ".join(f"{v.agent.value} (for {v.reason})" for v in excluded_vaso)
-        evidence.append(f"hypotension ({x.hypotension}) while {names} runs: a vasopressor-requiring hypotension "
-                        "of that cause, not counted toward CRS")
+        evidence.append(f"hypotension ({x.hypotension}) while {names} runs, not counted toward CRS: the "
+                        "hypotension it treats is not counted either")
     elif x.hypotension is not None:
         hypotension_axis = 2
     else:

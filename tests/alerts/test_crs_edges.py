@@ -300,3 +300,26 @@ def test_every_grade_record_says_why_even_the_resolution() -> None:
     _, out = run([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"), infusion(40, "norepinephrine", "stop"),
                   finding(40, "fever", present=False)])
     assert grades(out)[-1].grade == 0 and all(g.evidence for g in grades(out))
+
+
+def test_a_tocilizumab_dose_charted_hours_late_still_arms_its_episode() -> None:
+    # The dose at 24 h arrives after events up to 31 h: beyond the 240 min lateness window, so it is
+    # folded at its arrival position (late), yet its event time decides the waiver.
+    s, out = run([car_t(), temp(24, 39.0), bp(30, 118), temp(31, 37.2), dose(24, "tocilizumab"), bp(50, 80)])
+    assert s.crs_grade == 2 and not grades(out)[-1].uncertain
+
+
+def test_a_febrile_new_episode_after_tocilizumab_is_not_flagged() -> None:
+    s, out = run([car_t(), temp(24, 39.0), dose(25, "tocilizumab"), finding(31, "fever", present=False),
+                  temp(24 * 4, 39.0), bp(24 * 4 + 1, 82)])
+    assert s.crs_grade == 2 and s.episode == 2
+    assert not any(g.uncertain for g in grades(out) if g.episode == 2)  # fever present: no waiver needed
+
+
+def test_epinephrine_continued_for_low_cardiac_output_drops_the_grade() -> None:
+    s, out = run([car_t(), temp(24, 39.0), infusion(25, "epinephrine", rate=0.05, unit="ug/kg/min"),
+                  dose(26, "tocilizumab"), temp(30, 37.0),
+                  infusion(60, "epinephrine", action="rate_change", rate=0.03, unit="ug/kg/min",
+                           reason="low cardiac output / LV dysfunction")])
+    assert s.crs_grade == 0
+    assert "epinephrine running for low cardiac output / LV dysfunction: not counted" in evidence(grades(out))
