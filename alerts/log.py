@@ -45,10 +45,11 @@ from typing import Any
 
 from alerts.config import Thresholds
 from alerts.fold import apply, copy_lab_part, day_of, iso
-from models.events import Attribution, ClinicalEvent, LabResult, Retract, VitalSigns, parse_event
+from models.events import Attribution, ClinicalEvent, Finding, LabResult, Retract, VitalSigns, parse_event
 from models.records import Alert, IecHsChange, Notice, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
+from models.vocabulary import FindingKind
 
 # Tests set this to run the full re-fold beside every lab fast path and compare (tests/conftest.py).
 VERIFY_FAST_PATH = False
@@ -61,12 +62,18 @@ RETIRED_KEPT = 1024
 # A clinician's attribution applies to what was charted up to and including its instant: it is
 # ordered after every other event of the same time, so that support started at that instant is
 # covered whichever event_id either has ("~" sorts after the characters of ids; "~~" after the
-# FHIR adapter's "~" stop ids too).
+# FHIR adapter's "~" stop ids too). A documented infection is context for the signs of its
+# instant (alerts.fold._infection): ordered before them.
 _LAST_AT_INSTANT = "~~"
+_FIRST_AT_INSTANT = "\x01"
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
-    return (ev.ts, _LAST_AT_INSTANT + ev.event_id if isinstance(ev, Attribution) else ev.event_id)
+    if isinstance(ev, Attribution):
+        return (ev.ts, _LAST_AT_INSTANT + ev.event_id)
+    if isinstance(ev, Finding) and ev.finding is FindingKind.INFECTION:
+        return (ev.ts, _FIRST_AT_INSTANT + ev.event_id)
+    return (ev.ts, ev.event_id)
 
 
 @dataclass(slots=True)

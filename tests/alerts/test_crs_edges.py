@@ -323,3 +323,11 @@ def test_epinephrine_continued_for_low_cardiac_output_drops_the_grade() -> None:
                            reason="low cardiac output / LV dysfunction")])
     assert s.crs_grade == 0
     assert "epinephrine running for low cardiac output / LV dysfunction: not counted" in evidence(grades(out))
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_an_infection_documented_at_the_instant_of_the_fever_flags_it_whatever_the_ids(ids: tuple[str, str]) -> None:
+    d = 24 * 9
+    s, out = run([car_t(), finding(d, "infection", reason="bacteremia", event_id=ids[0]),
+                  temp(d, 39.0, event_id=ids[1])])
+    assert s.crs_grade == 1 and not crs_pages(out) and grades(out)[-1].uncertain
