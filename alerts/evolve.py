@@ -59,8 +59,15 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_fever_c = (ts, t.value)
     sbp = ev.sbp
-    if sbp is not None and replaces(s.hypotension, ts, ev.event_id):
+    if sbp is not None and _bp_replaces(s.hypotension, ts, sbp.value < cfg.hypotension_sbp_below, ev.event_id):
         s.hypotension = Observation(ts, sbp.value < cfg.hypotension_sbp_below, sbp.value, ev.event_id, "SBP")
+
+
+def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str) -> bool:
+    """Like `replaces`, but two blood-pressure states of the same instant are ordered by content
+    first: hypotension wins over a normal reading whatever the event ids (the worse reading, as a
+    missed grade is the worse error), so the grade does not depend on id spelling."""
+    return obs is None or (ts, present, event_id) > (obs.ts, obs.present, obs.event_id)
 
 
 def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
@@ -79,7 +86,7 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
             s.afebrile_ts = ts
         return
     if kind == "hypotension":
-        if replaces(s.hypotension, ts, ev.event_id):
+        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id):
             label = "documented hypotension" if ev.present else "documented normotension"
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         return

@@ -331,3 +331,11 @@ def test_an_infection_documented_at_the_instant_of_the_fever_flags_it_whatever_t
     s, out = run([car_t(), finding(d, "infection", reason="bacteremia", event_id=ids[0]),
                   temp(d, 39.0, event_id=ids[1])])
     assert s.crs_grade == 1 and not crs_pages(out) and grades(out)[-1].uncertain
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_two_blood_pressures_of_the_same_instant_grade_the_same_whatever_the_ids(ids: tuple[str, str]) -> None:
+    s, _ = run([car_t(), temp(24, 39.0), bp(25, 84, event_id=ids[0]), bp(25, 118, event_id=ids[1])])
+    assert s.crs_grade == 2  # the hypotensive reading of the instant counts (the worse one)
+    s, _ = run([car_t(), temp(24, 39.0), bp(25, 84), bp(26, 118)])
+    assert s.crs_grade == 1  # a later normal reading still ends it
