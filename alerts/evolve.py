@@ -4,12 +4,13 @@ The mutator half of the fold (`alerts.fold.apply` decides what to grade and emit
 run). Each `on_*` handler writes the registers, courses and lab series its event kind touches,
 in place. Registers follow the log's total order (event time, event_id): `replaces` keeps a
 re-applied or older event from overwriting a newer one, so applying the same event twice is a
-no-op. No I/O; imports only `models` and `alerts.config`.
+no-op. No I/O; imports only `models`, `alerts.config` and the ASTCT ladder of `alerts.crs`.
 """
 
 from __future__ import annotations
 
 from alerts.config import Thresholds
+from alerts.crs import oxygen_axis
 from models.events import (
     Attribution,
     DrugDose,
@@ -101,6 +102,10 @@ def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     if ev.device is None:
         on_oxygen_reading(s, ev)
         return
+    cur = s.oxygen
+    if (ev.ts == s.oxygen_changed and cur is not None and cur.name != OxygenDevice.UNSPECIFIED.value
+            and oxygen_axis(ev.device, ev.flow_l_min)[0] < oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0]):
+        return  # two devices charted at one instant: the higher support counts, whatever the event ids
     s.oxygen_changed = ev.ts
     s.support_version += 1
     if ev.device is OxygenDevice.ROOM_AIR:

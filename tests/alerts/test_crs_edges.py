@@ -339,3 +339,14 @@ def test_two_blood_pressures_of_the_same_instant_grade_the_same_whatever_the_ids
     assert s.crs_grade == 2  # the hypotensive reading of the instant counts (the worse one)
     s, _ = run([car_t(), temp(24, 39.0), bp(25, 84), bp(26, 118)])
     assert s.crs_grade == 1  # a later normal reading still ends it
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+@pytest.mark.parametrize("other", ["room_air", "nasal_cannula"])
+def test_two_oxygen_devices_of_the_same_instant_grade_the_same_whatever_the_ids(ids: tuple[str, str],
+                                                                                 other: str) -> None:
+    second = oxygen(25, other, 2 if other == "nasal_cannula" else None, event_id=ids[1])
+    s, _ = run([car_t(), temp(24, 39.0), oxygen(25, "bipap", event_id=ids[0]), second])
+    assert s.crs_grade == 4
+    s, _ = run([car_t(), temp(24, 39.0), oxygen(25, "bipap"), oxygen(26, other)])
+    assert s.crs_grade < 4  # a later row still steps down
