@@ -174,6 +174,11 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     if (ev.action == "stop" and running is not None and ev.logical_id is not None
             and running.segment is not None and running.segment != ev.logical_id):
         return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
+    if (ev.action == "stop" and running is not None and running.changed == ev.ts
+            and (ev.logical_id is None or running.segment != ev.logical_id)):
+        # Started or changed at this very instant by another record: the running one wins whichever
+        # was applied first (a stop applied first is restarted by the start anyway).
+        return None
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
     if ev.action == "stop":

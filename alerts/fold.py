@@ -224,8 +224,11 @@ def _masking(s: PatientState, now: float, cfg: Thresholds) -> tuple[Observation,
     c = s.findings.get("masking_drug_crs")
     if c is not None and usable(c) and (s.episode_end_ts is None or c.ts >= s.episode_end_ts):
         return c, True
-    if s.crs_episodes_seen == 0:
-        return None  # ASTCT's waiver is for a patient who has had CRS: before any, fever is required
+    # ASTCT's waiver is for a patient who has had CRS: before any, fever is required. "Had" means
+    # before this instant, so that an episode opened and closed by same-instant events does not count.
+    opened_now = s.crs_grade > 0 and s.episode_onset == now
+    if s.crs_episodes_seen <= (1 if opened_now else 0):
+        return None
     return m, False
 
 
@@ -363,6 +366,10 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.episode_steroid_ts = s.steroid_ts if s.steroid_ts is not None and s.steroid_ts >= since else None
     elif a.grade == 0:
         s.episode_end_ts = now
+        if s.episode_onset == now:
+            # Opened and closed by events of one instant (their order is arbitrary): not a CRS the
+            # patient has had (the fever waiver, the IEC-HS timing label).
+            s.crs_episodes_seen -= 1
     # The waiver depends on the grade: keep the signature as of the new grade.
     s.crs_sig = _crs_signature(s, now, cfg)
     em.out.append(

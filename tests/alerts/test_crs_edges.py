@@ -6,6 +6,7 @@ which orders same-instant events by event_id, so permuting ids tests order indep
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -350,3 +351,57 @@ def test_two_oxygen_devices_of_the_same_instant_grade_the_same_whatever_the_ids(
     assert s.crs_grade == 4
     s, _ = run([car_t(), temp(24, 39.0), oxygen(25, "bipap"), oxygen(26, other)])
     assert s.crs_grade < 4  # a later row still steps down
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_a_stop_and_a_start_of_one_agent_at_one_instant_leave_it_running(ids: tuple[str, str]) -> None:
+    s, _ = run([car_t(), temp(24, 39.0), infusion(25, "norepinephrine"),
+                infusion(30, "norepinephrine", "stop", event_id=ids[0]),
+                infusion(30, "norepinephrine", event_id=ids[1], rate=0.1, unit="ug/kg/min")])
+    assert "norepinephrine" in s.infusions and s.crs_grade == 3
+
+
+# ---- order independence, generated: random same-instant bundles, event ids permuted
+
+_KINDS = ("temp", "bp", "toci", "dex", "ne", "ne_stop", "epi", "o2", "afebrile", "infection", "attribution")
+
+
+def _event(kind: str, hours: float, event_id: str, rng: random.Random) -> ClinicalEvent:
+    if kind == "temp":
+        return temp(hours, rng.choice([37.0, 38.5, 39.5]), event_id=event_id)
+    if kind == "bp":
+        return bp(hours, rng.choice([80, 120]), event_id=event_id)
+    if kind == "toci":
+        return dose(hours, "tocilizumab", event_id=event_id)
+    if kind == "dex":
+        return dose(hours, "dexamethasone", dose=10, unit="mg", event_id=event_id)
+    if kind == "ne":
+        return infusion(hours, "norepinephrine", event_id=event_id)
+    if kind == "ne_stop":
+        return infusion(hours, "norepinephrine", "stop", event_id=event_id)
+    if kind == "epi":
+        return infusion(hours, "epinephrine", event_id=event_id, reason=rng.choice([None, "septic shock"]))
+    if kind == "o2":
+        return oxygen(hours, rng.choice(["nasal_cannula", "bipap", "room_air", "facemask"]), event_id=event_id)
+    if kind == "afebrile":
+        return finding(hours, "fever", present=False, event_id=event_id)
+    if kind == "infection":
+        return finding(hours, "infection", reason="bacteremia", event_id=event_id)
+    return attribution(hours, rng.choice([["vasopressors"], ["oxygen"], ["all"], ["fever"]]),
+                       rng.choice(["sepsis", "CRS"]), event_id=event_id)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_courses_grade_the_same_whatever_the_ids(seed: int) -> None:
+    rng = random.Random(seed)
+    spec = [(t, k, rng.random()) for t in sorted(rng.sample(range(20, 200, 3), 6))
+            for k in rng.sample(_KINDS, rng.randint(1, 3))]
+    ids = [f"i{j:02d}" for j in range(len(spec))]
+    trajectories = set()
+    for trial in range(4):
+        perm = ids[:]
+        random.Random(seed * 100 + trial).shuffle(perm)
+        events = [car_t(event_id="cart"), *(_event(k, t, i, random.Random(sub)) for (t, k, sub), i in zip(spec, perm,
+                                                                                                      strict=True))]
+        trajectories.add(tuple(grade_at_each_instant(events)))
+    assert len(trajectories) == 1, spec
