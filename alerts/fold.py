@@ -207,22 +207,24 @@ def _masking(s: PatientState, now: float, cfg: Thresholds) -> tuple[Observation,
     previous episode ended. Either way the decision reads only event times, never the order in which
     same-instant events were applied. Any other masking dose in the last `fever_masking_hours` still
     masks fever (the drug does, whatever the bookkeeping): the grade stands, flagged uncertain.
-    A clinician's attribution of 'masking' sets earlier doses aside.
+    A clinician's "no active CRS" judgement (attribution of all) ends the episode the earlier doses
+    were given for: after it they waive fever only in that uncertain way.
     """
     window = cfg.fever_masking_hours * 3600
     discount = s.discount_before.get("masking", NEG_INF)
 
     def usable(o: Observation | None) -> bool:
-        return o is not None and discount < o.ts <= now and now - o.ts <= window
+        return o is not None and o.ts <= now and now - o.ts <= window
 
     m = s.findings.get("masking_drug")
     if m is None or not usable(m):
         return None
     onset = s.episode_onset if s.crs_grade > 0 and s.episode_onset is not None else now
-    if m.ts >= onset - cfg.masking_onset_window_hours * 3600:
+    if m.ts > discount and m.ts >= onset - cfg.masking_onset_window_hours * 3600:
         return m, True
     c = s.findings.get("masking_drug_crs")
-    if c is not None and usable(c) and (s.episode_end_ts is None or c.ts >= s.episode_end_ts):
+    if (c is not None and usable(c) and c.ts > discount
+            and (s.episode_end_ts is None or c.ts >= s.episode_end_ts)):
         return c, True
     # ASTCT's waiver is for a patient who has had CRS: before any, fever is required. "Had" means
     # before this instant, so that an episode opened and closed by same-instant events does not count.
@@ -242,8 +244,6 @@ def _no_masking(s: PatientState, now: float, cfg: Thresholds) -> str | None:
     if m is None:
         return None
     dose = f"{m.label} at {when(s, m.ts)} [{m.event_id}]"
-    if m.ts <= s.discount_before.get("masking", NEG_INF):
-        return f"{dose} set aside by a clinician's attribution"
     if now - m.ts <= cfg.fever_masking_hours * 3600:
         return f"{dose} given before any CRS episode (ASTCT waives fever for CRS that was treated)"
     return f"{dose} more than {cfg.fever_masking_hours:g} h ago (IN-HOUSE fever_masking_hours)"

@@ -405,3 +405,10 @@ def test_generated_courses_grade_the_same_whatever_the_ids(seed: int) -> None:
                                                                                                       strict=True))]
         trajectories.add(tuple(grade_at_each_instant(events)))
     assert len(trajectories) == 1, spec
+
+
+def test_bipap_after_a_clinicians_crs_resolved_judgement_still_grades_within_the_masking_window() -> None:
+    s, out = run([car_t(), temp(24, 39.0), oxygen(25, "nasal_cannula", 3), dose(26, "tocilizumab", event_id="t1"),
+                  oxygen(40, "room_air"), attribution(48, ["all"], "CRS resolved"), oxygen(24 * 4, "bipap")])
+    g = grades(out)[-1]
+    assert s.crs_grade == 4 and g.episode == 2 and g.uncertain and "[t1]" in g.uncertain[0]

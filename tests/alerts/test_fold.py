@@ -84,11 +84,15 @@ def test_agent_specific_attribution() -> None:
     assert s.infusions["epinephrine"].reason == "diuresis" and s.infusions["norepinephrine"].reason is None
 
 
-def test_masking_ends_with_a_no_active_crs_judgement() -> None:
-    events = [car_t(), temp(24, 39.0), dose(25, "tocilizumab"), attribution(30, ["all"], "CRS resolved"),
-              bp(40, 80)]
+def test_a_no_active_crs_judgement_ends_the_episode_but_not_the_masking_of_the_drug() -> None:
+    events = [car_t(), temp(24, 39.0), bp(26, 82), dose(25, "tocilizumab"), attribution(30, ["all"], "CRS resolved")]
     s, _ = fold(events)
-    assert s.crs_grade == 0  # a new episode needs fever again
+    assert s.crs_grade == 0 and s.episode == 1  # the judgement ends the episode
+    s, out = fold([*events, bp(40, 80)])
+    # New hypotension within fever_masking_hours of the dose: tocilizumab still masks fever (issue 15
+    # item 3), so a new episode grades without fever, flagged uncertain.
+    assert s.crs_grade == 2 and s.episode == 2
+    assert [r for r in out if isinstance(r, CrsGradeChange)][-1].uncertain
 
 
 # ---- alert policy
