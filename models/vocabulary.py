@@ -203,7 +203,7 @@ NON_CRS_CAUSES: Final[tuple[str, ...]] = (
     "post-operative", "postoperative", "post-op", "postop", "perioperative", "surgery", "surgical",
     "paralysis", "paralysed", "paralyzed", "neuromuscular blockade",
     "procedure", "procedural", "anesthesia", "anaesthesia",
-    "low cardiac output", "cardiac output", "lv dysfunction", "left ventricular dysfunction",
+    "low cardiac output", "lv dysfunction", "left ventricular dysfunction",
     "left ventricular systolic dysfunction", "lv systolic dysfunction", "ventricular dysfunction",
     "cardiac dysfunction", "heart failure", "cardiac failure", "cardiomyopathy",
 )

@@ -412,3 +412,9 @@ def test_bipap_after_a_clinicians_crs_resolved_judgement_still_grades_within_the
                   oxygen(40, "room_air"), attribution(48, ["all"], "CRS resolved"), oxygen(24 * 4, "bipap")])
     g = grades(out)[-1]
     assert s.crs_grade == 4 and g.episode == 2 and g.uncertain and "[t1]" in g.uncertain[0]
+
+
+def test_a_bare_mention_of_cardiac_output_is_not_a_cause() -> None:
+    # "to support cardiac output" may be CRS shock treatment itself; only low output / pump failure excludes
+    assert counts_for_crs("to support cardiac output", CFG.non_crs_causes)
+    assert not counts_for_crs("low cardiac output", CFG.non_crs_causes)
