@@ -49,7 +49,8 @@ class Thresholds(BaseModel):
         "causes (whole words, case-insensitive; not negated or in doubt: 'not septic', 'rule out sepsis') keeps "
         "support or a dose off the CRS grade, unless the reason also names CRS. The FHIR R4 input contract gives "
         "cardiogenic shock, sepsis, diuresis and sedation as examples of 'explicitly not CRS' and counts any other "
-        "reason; a reason that only says 'not CRS' always excludes.",
+        "reason; a reason that only says 'not CRS' always excludes. FHIR reasonCode codings in SNOMED CT are read "
+        "as the terms of streams.feeds.terminology.SNOMED_REASONS before any free text.",
     )
 
     @field_validator("non_crs_causes")
