@@ -68,7 +68,8 @@ class Thresholds(BaseModel):
         "causes (whole words, case-insensitive; not negated or in doubt: 'not septic', 'rule out sepsis') keeps "
         "support or a dose off the CRS grade, unless the reason also names CRS. The FHIR R4 input contract gives "
         "cardiogenic shock, sepsis, diuresis and sedation as examples of 'explicitly not CRS' and counts any other "
-        "reason; a reason that only says 'not CRS' always excludes.",
+        "reason; a reason that only says 'not CRS' always excludes. FHIR reasonCode codings in SNOMED CT are read "
+        "as the terms of streams.feeds.terminology.SNOMED_REASONS before any free text.",
     )
 
     @field_validator("non_crs_causes")
@@ -79,8 +80,29 @@ class Thresholds(BaseModel):
         return tuple(" ".join(c.lower().split()) for c in v)
     fever_masking_hours: float = Field(
         168.0,
-        description="IN-HOUSE DEFAULT: how long after a masking dose given during CRS the fever requirement stays "
-        "waived; ASTCT gives no duration.",
+        description="IN-HOUSE DEFAULT: how long after a tocilizumab or corticosteroid dose the fever requirement "
+        "stays waived; ASTCT gives no duration. Within the treated episode the grade is firm; in a later episode "
+        "(the drug masks fever whatever the episode bookkeeping) it is graded and flagged uncertain.",
+    )
+    masking_onset_window_hours: float = Field(
+        6.0,
+        description="IN-HOUSE DEFAULT: a masking dose given up to this long before the onset of a CRS episode was "
+        "given for it (charting lag between the first sign and the dose; same-instant events in any order). ASTCT "
+        "2019 (Lee et al.) says only 'once tocilizumab or steroids are given'. A dose whose reason names CRS arms "
+        "the episode it was given for at any time after the previous episode ended.",
+    )
+    infection_window_hours: float = Field(
+        168.0,
+        description="IN-HOUSE DEFAULT: a documented infection (finding 'infection', present) makes a CRS episode "
+        "that opens within this long after it uncertain and unpaged (ASTCT 2019 Lee et al.: fever must not be "
+        "attributable to any other cause); a finding of 'infection' absent, or an attribution to CRS, ends it "
+        "sooner. Roughly the first week of treatment of a bloodstream infection.",
+    )
+    infection_unpaged_max_grade: int = Field(
+        2,
+        description="IN-HOUSE DEFAULT: while a documented infection may explain the signs, a CRS grade up to this "
+        "is recorded (uncertain) but not paged; a higher grade pages, still flagged uncertain: a missed grade 3-4 "
+        "CRS is the worse error, and sepsis and CRS coexist.",
     )
 
     # --- ICANS (ASTCT 2019, Lee et al.): how long a domain's finding holds ---

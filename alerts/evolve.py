@@ -4,7 +4,8 @@ The mutator half of the fold (`alerts.fold.apply` decides what to grade and emit
 run). Each `on_*` handler writes the registers, courses and lab series its event kind touches,
 in place. Registers follow the log's total order (event time, event_id): `replaces` keeps a
 re-applied or older event from overwriting a newer one, so applying the same event twice is a
-no-op. No I/O; imports only `models`, `alerts.config` and `alerts.icans` (ICANS domain findings).
+no-op. No I/O; imports only `models`, `alerts.config`, `alerts.icans` (ICANS domain findings) and the
+ASTCT ladder of `alerts.crs`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 from alerts.config import Thresholds
+from alerts.crs import oxygen_axis
 from alerts.icans import add_finding, findings_of
 from models.events import (
     Attribution,
@@ -35,6 +37,7 @@ from models.vocabulary import (
     attributes_to_crs,
     counts_for_crs,
     drug_class,
+    names_crs,
 )
 
 NEG_INF = float("-inf")
@@ -65,7 +68,7 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_temp_c = (ts, t.value)
     bp = blood_pressure(ev, cfg)
-    if bp is not None and replaces(s.hypotension, ts, ev.event_id):
+    if bp is not None and _bp_replaces(s.hypotension, ts, bp[0], ev.event_id):
         low, value, label = bp
         if low or _ends_hypotension(s.hypotension, ev):
             s.hypotension = Observation(ts, low, value, ev.event_id, label)
@@ -111,6 +114,13 @@ def blood_pressure(ev: VitalSigns, cfg: Thresholds) -> tuple[bool, float, str] |
     return None
 
 
+def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str) -> bool:
+    """Like `replaces`, but two blood-pressure states of the same instant are ordered by content
+    first: hypotension wins over a normal reading whatever the event ids (the worse reading, as a
+    missed grade is the worse error), so the grade does not depend on id spelling."""
+    return obs is None or (ts, present, event_id) > (obs.ts, obs.present, obs.event_id)
+
+
 def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
     ts = ev.ts
     kind = ev.finding.value
@@ -127,14 +137,15 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
             s.afebrile_ts = ts
         return
     if kind == "hypotension":
-        if replaces(s.hypotension, ts, ev.event_id):
+        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id):
             label = "documented hypotension" if ev.present else "documented normotension"
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         if ev.present and replaces(s.hypotension_last, ts, ev.event_id):
             s.hypotension_last = Observation(ts, True, None, ev.event_id, "documented hypotension")
         return
     if replaces(s.findings.get(kind), ts, ev.event_id):
-        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, f"documented {kind}")
+        label = f"documented {kind}" + (f" ({ev.reason})" if kind == "infection" and ev.reason else "")
+        s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, label)
 
 
 def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
@@ -143,6 +154,10 @@ def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
     if ev.device is None:
         on_oxygen_reading(s, ev)
         return
+    cur = s.oxygen
+    if (ev.ts == s.oxygen_changed and cur is not None and cur.name != OxygenDevice.UNSPECIFIED.value
+            and oxygen_axis(ev.device, ev.flow_l_min)[0] < oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0]):
+        return  # two devices charted at one instant: the higher support counts, whatever the event ids
     s.oxygen_changed = ev.ts
     s.support_version += 1
     if ev.device is OxygenDevice.ROOM_AIR:
@@ -218,6 +233,11 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     if (ev.action == "stop" and ev.logical_id is not None
             and segment is not None and segment != ev.logical_id):
         return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
+    if (ev.action == "stop" and running is not None and running.changed == ev.ts
+            and (ev.logical_id is None or running.segment != ev.logical_id)):
+        # Started or changed at this very instant by another record: the running one wins whichever
+        # was applied first (a stop applied first is restarted by the start anyway).
+        return None
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
     if ev.action == "stop" or paused(ev):
@@ -285,17 +305,30 @@ def on_dose(s: PatientState, ev: DrugDose, cfg: Thresholds) -> None:
     in_episode = s.crs_grade > 0
     # ASTCT: a patient with CRS who then receives tocilizumab or steroids no longer needs fever for
     # the grade: the drug masks fever whatever it was given for, so the waiver ignores the reason.
-    if cls.value in cfg.fever_masking_drugs and in_episode and newer(s.masking_dose_ts, ts):
-        s.masking_dose_ts = ts
-        s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, ev.drug)
+    # Every masking dose is kept, in or out of an episode: whether it arms the waiver of an episode is
+    # decided when grading (alerts.fold._masking), so that a dose charted at the same instant as the
+    # first fever, or minutes before it, arms it in whichever order the two events are applied.
+    if cls.value in cfg.fever_masking_drugs:
+        if newer(s.masking_dose_ts, ts):
+            s.masking_dose_ts = ts
+            s.findings["masking_drug"] = Observation(ts, True, ev.dose, ev.event_id, _dose_label(ev))
+        crs = s.findings.get("masking_drug_crs")
+        if names_crs(ev.reason) and (crs is None or ts >= crs.ts):
+            s.findings["masking_drug_crs"] = Observation(ts, True, ev.dose, ev.event_id, _dose_label(ev))
     if not counts_for_crs(ev.reason, cfg.non_crs_causes):
         return  # given for something else: not treatment of CRS (no refractory clock)
     if cls in (DrugClass.IL6R_BLOCKADE, DrugClass.IL6_BLOCKADE):
         s.il6_blockade_ts = max(ts, s.il6_blockade_ts or NEG_INF)
         if in_episode:  # the refractory clock runs from the first dose of the episode
             s.episode_il6_ts = min(ts, s.episode_il6_ts if s.episode_il6_ts is not None else ts)
-    if cls is DrugClass.CORTICOSTEROID and in_episode:
-        s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
+    if cls is DrugClass.CORTICOSTEROID:
+        s.steroid_ts = max(ts, s.steroid_ts or NEG_INF)
+        if in_episode:
+            s.episode_steroid_ts = min(ts, s.episode_steroid_ts if s.episode_steroid_ts is not None else ts)
+
+
+def _dose_label(ev: DrugDose) -> str:
+    return f"{ev.drug} (for {ev.reason})" if ev.reason else ev.drug
 
 
 def on_lab(s: PatientState, ev: LabResult) -> bool:

@@ -49,6 +49,7 @@ from models.vocabulary import (
     OxygenDevice,
     VasoactiveAgent,
     VasoactiveRole,
+    attributes_to_crs,
 )
 
 # Alert severities are routing choices of this service (Alertmanager), not clinical grades.
@@ -239,20 +240,68 @@ def _hypotension_text(s: PatientState, h: Observation, cfg: Thresholds) -> str:
     return text
 
 
-def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
-    """ASTCT: fever is not required to grade *subsequent* severity of the CRS that was treated.
+def _masking(s: PatientState, now: float, cfg: Thresholds) -> tuple[Observation, bool] | None:
+    """The dose that waives the fever requirement now, and whether the waiver is firm.
 
-    So the waiver holds only while that episode lasts: a new episode needs fever again.
+    ASTCT 2019 (Lee et al.): once a patient with CRS receives tocilizumab or steroids, fever is no
+    longer required to grade subsequent severity. Firm for the episode the dose was given for: given
+    in it, up to `masking_onset_window_hours` before its onset, or (reason names CRS) after the
+    previous episode ended. Either way the decision reads only event times, never the order in which
+    same-instant events were applied. Any other masking dose in the last `fever_masking_hours` still
+    masks fever (the drug does, whatever the bookkeeping): the grade stands, flagged uncertain.
+    A clinician's "no active CRS" judgement (attribution of all) ends the episode the earlier doses
+    were given for: after it they waive fever only in that uncertain way.
     """
-    m = s.masking_dose_ts
-    return (
-        m is not None
-        and s.crs_grade > 0
-        and s.episode_onset is not None
-        and m >= s.episode_onset
-        and now - m <= cfg.fever_masking_hours * 3600
-        and m > s.discount_before.get("masking", NEG_INF)
-    )
+    window = cfg.fever_masking_hours * 3600
+    discount = s.discount_before.get("masking", NEG_INF)
+
+    def usable(o: Observation | None) -> bool:
+        return o is not None and o.ts <= now and now - o.ts <= window
+
+    m = s.findings.get("masking_drug")
+    if m is None or not usable(m):
+        return None
+    onset = s.episode_onset if s.crs_grade > 0 and s.episode_onset is not None else now
+    if m.ts > discount and m.ts >= onset - cfg.masking_onset_window_hours * 3600:
+        return m, True
+    c = s.findings.get("masking_drug_crs")
+    if (c is not None and usable(c) and c.ts > discount
+            and (s.episode_end_ts is None or c.ts >= s.episode_end_ts)):
+        return c, True
+    # ASTCT's waiver is for a patient who has had CRS: before any, fever is required. "Had" means
+    # before this instant, so that an episode opened and closed by same-instant events does not count.
+    opened_now = s.crs_grade > 0 and s.episode_onset == now
+    if s.crs_episodes_seen <= (1 if opened_now else 0):
+        return None
+    return m, False
+
+
+def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
+    return _masking(s, now, cfg) is not None
+
+
+def _no_masking(s: PatientState, now: float, cfg: Thresholds) -> str | None:
+    """Why the latest masking dose does not waive fever (None when none is charted)."""
+    m = s.findings.get("masking_drug")
+    if m is None:
+        return None
+    dose = f"{m.label} at {when(s, m.ts)} [{m.event_id}]"
+    if now - m.ts <= cfg.fever_masking_hours * 3600:
+        return f"{dose} given before any CRS episode (ASTCT waives fever for CRS that was treated)"
+    return f"{dose} more than {cfg.fever_masking_hours:g} h ago (IN-HOUSE fever_masking_hours)"
+
+
+def _infection(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    """A documented infection that may explain new fever or hypotension (ASTCT: fever 'not attributable
+    to any other cause'), unless a later attribution gives fever or hypotension to CRS."""
+    inf = s.findings.get("infection")
+    if inf is None or not inf.present or inf.ts > now or now - inf.ts > cfg.infection_window_hours * 3600:
+        return None
+    for key, o in s.findings.items():
+        if key.startswith("attribution:") and o.ts >= inf.ts and attributes_to_crs(o.label) and any(
+                t in key for t in ("fever", "hypotension")):
+            return None
+    return inf
 
 
 def _obs_text(s: PatientState, o: Observation) -> str:
@@ -274,10 +323,18 @@ def _support_text(s: PatientState, sup: Support) -> str:
 def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     fever = _fever_now(s, now, cfg)
     hypo = _hypotension_now(s, now, cfg)
-    masking = None
-    if _masking_now(s, now, cfg):
-        m = s.findings.get("masking_drug")
-        masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]" if m is not None else "tocilizumab/steroid"
+    masking = masking_uncertain = None
+    mask = _masking(s, now, cfg)
+    if mask is not None:
+        m, firm = mask
+        masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]"
+        if not firm:
+            masking_uncertain = (
+                f"fever waived after {masking}, given before this episode: tocilizumab and steroids mask fever "
+                f"for days (IN-HOUSE fever_masking_hours {cfg.fever_masking_hours:g} h), but ASTCT waives it for "
+                "the CRS that was treated"
+            )
+    episode_start = s.episode_onset if s.crs_grade > 0 and s.episode_onset is not None else now
     vaso = tuple(
         VasoItem(VasoactiveAgent(a), sup.reason, _support_text(s, sup), sup.attributed)
         for a, sup in sorted(s.infusions.items())
@@ -285,10 +342,13 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     oxy = None
     if s.oxygen is not None:
         o = s.oxygen
-        oxy = OxygenItem(OxygenDevice(o.name), o.flow_l_min, o.reason, _support_text(s, o), o.attributed)
+        oxy = OxygenItem(OxygenDevice(o.name), o.flow_l_min, o.reason, _support_text(s, o), o.attributed,
+                         quiet=o.attributed and o.changed < episode_start)
     return CrsInputs(
         fever=_obs_text(s, fever) if fever else None,
         masking=masking,
+        masking_uncertain=masking_uncertain,
+        no_masking=_no_masking(s, now, cfg) if mask is None else None,
         hypotension=_hypotension_text(s, hypo, cfg) if hypo else None,
         vasoactives=vaso,
         oxygen=oxy,
@@ -298,14 +358,21 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
 # ---------------------------------------------------------------- evaluations
 
 
-def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
-    now = em.now
-    sig = (
+def _crs_signature(s: PatientState, now: float, cfg: Thresholds) -> tuple[bool | int | str | None, ...]:
+    mask = _masking(s, now, cfg)
+    inf = _infection(s, now, cfg)
+    return (
         _fever_now(s, now, cfg) is not None,
-        _masking_now(s, now, cfg),
+        None if mask is None else mask[0].event_id + ("" if mask[1] else "?"),
         _hypotension_now(s, now, cfg) is not None,
         s.support_version,
+        None if inf is None else inf.event_id,
     )
+
+
+def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    now = em.now
+    sig = _crs_signature(s, now, cfg)
     if sig == s.crs_sig:
         _check_refractory(s, em, cfg)
         return
@@ -316,22 +383,43 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         _check_refractory(s, em, cfg)
         return
     s.crs_grade = a.grade
-    # The waiver depends on the grade: keep the signature as of the new grade.
-    s.crs_sig = (sig[0], _masking_now(s, now, cfg), sig[2], sig[3])
     uncertain = a.uncertain
     if prev == 0 and a.grade == 1 and s.iec_hs_level > 0:
         # Fever is itself an IEC-HS manifestation (Hines et al. 2023 IEC-HS criteria [U]): with IEC-HS suspected,
         # fever alone does not tell a new CRS episode from IEC-HS.
-        since = f" since {when(s, s.iec_hs_onset_ts)}" if s.iec_hs_onset_ts is not None else ""
-        uncertain += (f"fever alone opens this CRS episode while IEC-HS is {LEVEL_NAMES[s.iec_hs_level]}{since}: "
+        iec_since = f" since {when(s, s.iec_hs_onset_ts)}" if s.iec_hs_onset_ts is not None else ""
+        uncertain += (f"fever alone opens this CRS episode while IEC-HS is {LEVEL_NAMES[s.iec_hs_level]}{iec_since}: "
                       "the fever may be IEC-HS itself (fever is an IEC-HS manifestation, Hines 2023 [U])",)
+    onset = now if prev == 0 else s.episode_onset if s.episode_onset is not None else now
+    inf = _infection(s, now, cfg) if a.grade > 0 else None
+    # A documented infection before the episode began: its signs may be the infection's (ASTCT attribution
+    # clause). Graded and recorded, flagged uncertain, not paged up to infection_unpaged_max_grade;
+    # physiology alerts (vasopressors, oxygen) still fire. Documented during an episode that was already
+    # CRS: flagged, paged as before.
+    unpaged = inf is not None and inf.ts <= onset and a.grade <= cfg.infection_unpaged_max_grade
+    if inf is not None:
+        uncertain = (*uncertain, f"{inf.label} at {when(s, inf.ts)} [{inf.event_id}]: fever or hypotension may be "
+                     "attributable to it (ASTCT: not attributable to any other cause); needs a clinician's "
+                     "attribution" + ("; not paged" if unpaged else ""),)
     evidence = a.evidence + tuple(f"uncertain: {u}" for u in uncertain)
     if prev == 0:
         s.episode += 1
         s.crs_episodes_seen += 1
         s.episode_onset = now
         s.episode_peak = a.grade
-        s.episode_il6_ts = s.episode_steroid_ts = None
+        # Doses of the last few hours before the onset were given for this episode, whichever of the
+        # same-instant events was applied first (IN-HOUSE masking_onset_window_hours).
+        since = now - cfg.masking_onset_window_hours * 3600
+        s.episode_il6_ts = s.il6_blockade_ts if s.il6_blockade_ts is not None and s.il6_blockade_ts >= since else None
+        s.episode_steroid_ts = s.steroid_ts if s.steroid_ts is not None and s.steroid_ts >= since else None
+    elif a.grade == 0:
+        s.episode_end_ts = now
+        if s.episode_onset == now:
+            # Opened and closed by events of one instant (their order is arbitrary): not a CRS the
+            # patient has had (the fever waiver, the IEC-HS timing label).
+            s.crs_episodes_seen -= 1
+    # The waiver depends on the grade: keep the signature as of the new grade.
+    s.crs_sig = _crs_signature(s, now, cfg)
     em.out.append(
         CrsGradeChange(
             patient_id=s.patient_id,
@@ -345,18 +433,21 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             late=em.late,
         )
     )
-    if prev == 0:
+    if a.grade > s.episode_peak:
+        s.episode_peak = a.grade
+    if unpaged:
+        pass
+    elif prev == 0:
         em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS onset, grade {a.grade}", evidence, s.episode)
     elif a.grade > prev:
-        if a.grade > s.episode_peak:
-            s.episode_peak = a.grade
-        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS escalated to grade {a.grade}", evidence)
+        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS escalated to grade {a.grade}", evidence,
+                 s.episode)
     elif a.grade > 0:
-        em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence)
-    else:
-        s.crs_resolved_ts = now
-        onset = when(s, s.episode_onset) if s.episode_onset is not None else "?"
-        em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset}, peak grade {s.episode_peak})", evidence)
+        em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence, s.episode)
+    if a.grade == 0:
+        onset_text = when(s, s.episode_onset) if s.episode_onset is not None else "?"
+        em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset_text}, peak grade {s.episode_peak})",
+                   evidence)
         em.resolve("refractory_crs", "CRS no longer refractory: episode resolved", evidence)
     if a.grade >= cfg.refractory_min_grade:
         if prev < cfg.refractory_min_grade:
@@ -466,7 +557,10 @@ def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         return
     reason = _reason_note(s.oxygen, cfg, oxygen=True)
     facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
-    em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
+    # Support the chart gives another cause (home CPAP for sleep apnoea, post-operative ventilation) is
+    # recorded, not paged: this is a CRS monitor.
+    severity = _O2_SEVERITY[grade] if _support_counts(s.oxygen, cfg, oxygen=True) else "info"
+    em.alert("oxygen_escalation", str(grade), severity,
              f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)
 
 
@@ -583,7 +677,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         nadir_end_ts=nadir_end,
         nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
         crs_after_onset=after_note,
-        others_since=s.crs_resolved_ts if s.crs_grade == 0 else None,
+        others_since=s.episode_end_ts if s.crs_grade == 0 else None,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
@@ -592,7 +686,8 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
                    [ferritin.text if ferritin is not None else
                     f"no ferritin within the last {cfg.lab_valid_hours:g} h"])
-    if a.level == prev and a.criteria == s.iec_hs_criteria:
+    if a.level == prev and (a.level == 0 or a.criteria == s.iec_hs_criteria):
+        s.iec_hs_criteria = a.criteria  # "IEC-HS level 0 -> 0": nothing suspected before or after, no record
         return
     s.iec_hs_level = a.level
     s.iec_hs_criteria = a.criteria
@@ -746,6 +841,38 @@ def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         em.alert("icans", str(grade), _ICANS_SEVERITY[grade], f"ICANS grade {grade} (for review)", evidence)
 
 
+def _support_reasons(s: PatientState) -> dict[str, tuple[str | None, bool]]:
+    out = {a: (sup.reason, sup.attributed) for a, sup in s.infusions.items()}
+    if s.oxygen is not None:
+        out["oxygen:" + s.oxygen.name] = (s.oxygen.reason, s.oxygen.attributed)
+    return out
+
+
+def _show_reason_changes(s: PatientState, em: _Emitter, cfg: Thresholds,
+                         before: dict[str, tuple[str | None, bool]]) -> None:
+    """A new reason on support that keeps running is shown even when the CRS grade does not change
+    (then no grade record would carry it): an info alert on the support's own alert kind."""
+    if any(isinstance(r, CrsGradeChange) for r in em.out):
+        return  # the grade record's evidence names the reason
+    at = iso(em.now)
+    for agent, sup in sorted(s.infusions.items()):
+        old = before.get(agent)
+        if old is None or old == (sup.reason, sup.attributed) or sup.reason is None:
+            continue
+        if VASOACTIVE_ROLE[VasoactiveAgent(agent)] is VasoactiveRole.INOTROPE:
+            continue  # never counted as a vasopressor, whatever its reason
+        note = _reason_note(sup, cfg).strip(" ()")
+        em.alert("vasopressor_escalation", f"reason:{agent}@{at}", "info", f"{agent}: {note}; CRS grade unchanged",
+                 [_support_text(s, sup)], s.vaso_course)
+    o = s.oxygen
+    if o is not None and o.reason is not None:
+        old = before.get("oxygen:" + o.name)
+        if old is not None and old != (o.reason, o.attributed):
+            note = _reason_note(o, cfg, oxygen=True).strip(" ()")
+            em.alert("oxygen_escalation", f"reason@{at}", "info", f"{o.name}: {note}; CRS grade unchanged",
+                     [_support_text(s, o)], s.oxygen_course)
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -771,14 +898,18 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
             _evaluate_labs(s, em, cfg, event.analyte.value)
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, Infusion):
+        reasons = _support_reasons(s)
         changed = on_infusion(s, event)
         _evaluate_crs(s, em, cfg)
         if changed is not None:
             _evaluate_vasopressors(s, em, cfg, *changed)
+        _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, OxygenSupport):
+        reasons = _support_reasons(s)
         on_oxygen(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_oxygen(s, em, cfg)
+        _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, DrugDose):
         on_dose(s, event, cfg)
         _evaluate_crs(s, em, cfg)
@@ -796,9 +927,11 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _evaluate_iec_hs(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, Attribution):
+        reasons = _support_reasons(s)
         on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_icans(s, em, cfg)
+        _show_reason_changes(s, em, cfg, reasons)
     # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.
     if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= IEC_RECHECK_SECONDS):
         _evaluate_iec_hs(s, em, cfg)

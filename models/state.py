@@ -121,9 +121,9 @@ class PatientState:
     episode_il6_ts: float | None = None
     episode_steroid_ts: float | None = None
     crs_episodes_seen: int = 0
-    crs_resolved_ts: float | None = None  # when the last CRS episode resolved
+    episode_end_ts: float | None = None  # when the last episode resolved (grade back to 0)
     support_version: int = 0  # bumped whenever running support or its attribution changes
-    crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)
+    crs_sig: tuple[bool | int | str | None, ...] | None = None  # inputs of the last grading (fast path)
     iec_eval_ts: float | None = None
 
     # Vasopressor and oxygen courses
@@ -136,6 +136,7 @@ class PatientState:
     labs: dict[str, list[LabPoint]] = field(default_factory=dict)
     findings: dict[str, Observation] = field(default_factory=dict)
     il6_blockade_ts: float | None = None
+    steroid_ts: float | None = None  # latest corticosteroid given for CRS (or for no other stated cause)
 
     # IEC-HS and ICANS
     iec_hs_level: int = 0

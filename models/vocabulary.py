@@ -212,10 +212,23 @@ class CerebralEdema(StrEnum):
 #
 # IN-HOUSE DEFAULT (configurable: alerts.config.Thresholds.non_crs_causes): the other causes, as
 # words or phrases matched on word boundaries, case-insensitive: the contract's four examples, the
-# infections the seed cases document, airway protection and ICANS (support given for neurotoxicity).
+# infections the seed cases document, airway protection and ICANS (support given for neurotoxicity);
+# the causes ASTCT 2019 (Lee et al.) attribution clause implies and REFERENCE A.1 rule 4 names
+# (post-operative, sedation or paralysis); positive pressure that is the patient's own (obstructive
+# sleep apnoea, home CPAP/BiPAP), procedures, and pump failure (low cardiac output, LV dysfunction,
+# heart failure: case 004 Day +10, epinephrine kept for cardiac output and diuresis).
 NON_CRS_CAUSES: Final[tuple[str, ...]] = (
     "cardiogenic", "sepsis", "urosepsis", "septic", "bacteremia", "bacteraemia", "diuresis", "sedation",
     "airway protection", "icans", "neurotoxicity",
+    "infection", "pneumonia",
+    "obstructive sleep apnea", "obstructive sleep apnoea", "sleep apnea", "sleep apnoea", "osa", "home cpap",
+    "home bipap", "home ventilation", "home niv",
+    "post-operative", "postoperative", "post-op", "postop", "perioperative", "surgery", "surgical",
+    "paralysis", "paralysed", "paralyzed", "neuromuscular blockade",
+    "procedure", "procedural", "anesthesia", "anaesthesia",
+    "low cardiac output", "lv dysfunction", "left ventricular dysfunction",
+    "left ventricular systolic dysfunction", "lv systolic dysfunction", "ventricular dysfunction",
+    "cardiac dysfunction", "heart failure", "cardiac failure", "cardiomyopathy",
 )
 # A mention is negated by a cue just before it (up to two words between, no punctuation) or just
 # after it, and doubtful with a cue of uncertainty (a NegEx-style scope, kept deliberately small).
@@ -247,6 +260,15 @@ def _mention(text: str, m: re.Match[str]) -> str:
     if _DOUBT_BEFORE.search(before) or _DOUBT_AFTER.search(after):
         return "doubtful"
     return "affirmed"
+
+
+@functools.lru_cache(maxsize=1024)
+def names_crs(reason: str | None) -> bool:
+    """Whether the reason names CRS and does not negate it ('for CRS', 'CRS grade 2', 'CRS?')."""
+    if reason is None:
+        return False
+    text = " ".join(reason.lower().translate(_HYPHENS).split())
+    return any(_mention(text, m) != "negated" for m in _CRS.finditer(text))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -62,6 +62,7 @@ from streams.feeds.terminology import (
     RXNORM_DRUGS,
     SNOMED,
     SNOMED_DEVICE,
+    SNOMED_REASONS,
     UCUM,
     UCUM_ANNOTATED_PER_MIN,
     VASOACTIVE_NAMES,
@@ -271,13 +272,25 @@ def _concept_text(concept: dict[str, Any]) -> str | None:
     return None
 
 
+def _coded_reason(concept: dict[str, Any]) -> str | None:
+    """The term of a SNOMED CT reason code the reason rule knows (terminology.SNOMED_REASONS), if any."""
+    codings = concept.get("coding")
+    for c in codings if isinstance(codings, list) else []:
+        if isinstance(c, dict) and c.get("system") == SNOMED and isinstance(c.get("code"), str):
+            term = SNOMED_REASONS.get(c["code"].strip())
+            if term is not None:
+                return f"{term} (SNOMED CT {c['code'].strip()})"
+    return None
+
+
 def _reason(res: dict[str, Any]) -> str | None:
     reasons = res.get("reasonCode")
     if reasons is None:
         return None
     if not isinstance(reasons, list) or not reasons:
         raise Reject("reasonCode must be a non-empty list of CodeableConcept", "invalid_value")
-    texts = [_concept_text(_obj(r, "reasonCode")) for r in reasons]
+    # A known coded reason wins over the text beside it; the text (or display, or code) is the fallback.
+    texts = [_coded_reason(c) or _concept_text(c) for c in (_obj(r, "reasonCode") for r in reasons)]
     joined = "; ".join(t for t in texts if t)
     return joined or None
 

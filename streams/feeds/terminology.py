@@ -125,6 +125,26 @@ SNOMED_FOR_DEVICE: Final[dict[OxygenDevice, str]] = {}
 for _sct, _device in SNOMED_DEVICE.items():
     SNOMED_FOR_DEVICE.setdefault(_device, _sct)
 
+# Reasons (MedicationAdministration.reasonCode) coded in SNOMED CT -> the term the reason rule reads
+# (models.vocabulary.counts_for_crs; the words of alerts.config.Thresholds.non_crs_causes). A coded
+# reason is preferred to the free text beside it, which is the fallback; an unknown code is kept as
+# it is and counts toward CRS (the contract: only a reason that is explicitly not CRS excludes).
+# Concept ids checked against public SNOMED CT code tables (OHDSI ICD-9-CM to SNOMED maps for the
+# shocks, clinical quality-measure code sets for LV systolic dysfunction), except where marked [U].
+SNOMED_REASONS: Final[dict[str, str]] = {
+    "91302008": "sepsis",
+    "76571007": "septic shock",
+    "89138009": "cardiogenic shock",
+    "5758002": "bacteremia",
+    "233604007": "pneumonia",
+    "78275009": "obstructive sleep apnea",
+    "84114007": "heart failure",
+    "134401001": "left ventricular systolic dysfunction",
+    # [U] cytokine release syndrome, a US-extension id (namespace 1000124) that could not be checked
+    # here. Harmless if wrong: a reason naming CRS counts, and so does an unknown code.
+    "442891000124101": "cytokine release syndrome",
+}
+
 # RxNorm ingredient -> generic name (contract: MedicationAdministration table).
 RXNORM_DRUGS: Final[dict[str, str]] = {
     "7512": "norepinephrine",

@@ -862,3 +862,30 @@ def test_a_segment_at_rate_0_pauses_the_infusion_and_a_later_segment_restarts_it
     r.feed_normalised(run(segment(ne, 8, "ug/min", "seg3", start="2024-01-01T12:00:00+00:00")))
     state = r.logs["p1"].state
     assert state.infusions["norepinephrine"].rate == 8 and state.crs_grade == 3
+
+
+def test_a_coded_snomed_reason_without_display_is_understood_and_preferred_to_text() -> None:
+    def coded(code: str, text: str | None = None) -> dict[str, Any]:
+        concept: dict[str, Any] = {"coding": [{"system": "http://snomed.info/sct", "code": code}]}
+        if text is not None:
+            concept["text"] = text
+        return med("7512") | {"reasonCode": [concept]}
+
+    for code, term in (("76571007", "septic shock"), ("91302008", "sepsis"), ("89138009", "cardiogenic shock"),
+                       ("78275009", "obstructive sleep apnea"), ("134401001", "left ventricular systolic")):
+        e = one(segment(coded(code), 5, "ug/min"))
+        assert isinstance(e, Infusion) and e.reason is not None and e.reason.startswith(term), code
+    e = one(segment(coded("76571007", text="hypotension"), 5, "ug/min"))  # the code wins over the text
+    assert isinstance(e, Infusion) and e.reason == "septic shock (SNOMED CT 76571007)"
+
+    def grade(res: dict[str, Any]) -> int:
+        r = Replayer()
+        r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+        r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+        r.feed_normalised(run(segment(res, 5, "ug/min", start="2024-01-01T10:30:00+00:00")))
+        return r.logs["p1"].state.crs_grade
+
+    assert grade(coded("76571007")) == 1  # septic shock: not CRS
+    assert grade(coded("442891000124101")) == 3  # cytokine release syndrome: counted
+    assert grade(coded("427573005")) == 3  # an unknown code names no other cause: counted
+    assert grade(coded("427573005", text="cardiogenic shock")) == 1  # text is the fallback
