@@ -88,8 +88,8 @@ def test_publish_needs_a_broker(capsys: pytest.CaptureFixture[str], monkeypatch:
 
 
 def test_speed_replays_gaps_in_when_events_became_known_faster(kafka_broker: str) -> None:
+    from streams.feeds.inputs import read_lines
     from streams.publish import create_input_topics, known_at, publish_lines
-    from streams.replay import read_lines
 
     create_input_topics(kafka_broker, 2)
     lines = list(read_lines([FILES[1]]))

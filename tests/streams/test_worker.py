@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.config import Thresholds
 from models.events import parse_event
 from models.state import state_to_json
+from streams.feeds.inputs import read_lines
 from streams.publish import create_input_topics, known_at, publish_lines
-from streams.replay import read_lines
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE, VITALS
 from tests.streams.conftest import Worker, wait_quiet
 from tests.streams.helpers import (
