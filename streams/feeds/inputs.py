@@ -186,12 +186,17 @@ def read_file(path: Path, fmt: Format | None = None, strict: bool = False) -> It
     first = next((line for line in _lines(path) if line.strip()), "")
     if first.lstrip().startswith("{") and not _is_one_json(first):
         text = "".join(_open_text(path))
-        if _is_one_json(text):  # one resource, Bundle or native event over several lines
+        try:
+            # one resource, Bundle or native event over several lines, given to the adapter as one line
+            compact = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+        except ValueError:
+            compact = None
+        if compact is not None:
             where = str(path)
             if fmt == "fhir":
-                yield Unit(path, fmt, where, text, normalise_fhir(text, where, strict), unit_known(text, fmt))
+                yield Unit(path, fmt, where, text, normalise_fhir(compact, where, strict), unit_known(compact, fmt))
             else:
-                yield Unit(path, fmt, where, text, normalise_native(text.replace("\n", " "), where), NOTHING)
+                yield Unit(path, fmt, where, text, normalise_native(compact, where), NOTHING)
             return
     for n, line in enumerate(_lines(path), 1):
         if line.strip():
