@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,9 +146,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"crswatch: rejected {rej.source}: [{rej.category}] {rej.reason}", file=sys.stderr)
         if dead is not None:
             dead.write(rej.dead_letter_json() + "\n")
+        if metrics is not None:
+            metrics.observe_rejected("unknown", rej.category, time.time())
 
     counts = ReadCounts()
-    replayer = Replayer(cfg, metrics=metrics, on_reject=lambda _: None)
+    replayer = Replayer(cfg, metrics=metrics)
     records: list[Record] = []
     out = sys.stdout
     bar = tqdm(disable=True)

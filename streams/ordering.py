@@ -32,7 +32,7 @@ from models.events import ClinicalEvent, Retract, parse_event
 
 Order = Literal["known", "event", "file"]
 ORDERS: tuple[str, ...] = get_args(Order)
-CACHE_KIB = 64 * 1024  # sqlite page cache (and so sort memory) in KiB
+CACHE_KIB = 16 * 1024  # sqlite page cache in KiB; each sort (two: version window, order) uses about as much again
 _BATCH = 5000
 
 _SCHEMA = """CREATE TABLE ev (
