@@ -108,8 +108,13 @@ def _read(args: argparse.Namespace, files: list[Path], counts: ReadCounts, on_re
         if unit.path not in done:
             done[unit.path] = unit.path.stat().st_size
             bar.update(done[unit.path])  # whole files: .gz sizes say nothing of the lines read
+
+    def sorted_(n: int) -> None:
+        bar.close()  # read and sorted: the caller's bar follows
+        if on_sorted is not None:
+            on_sorted(n)
     try:
-        yield from ordered_events(read_inputs(files, fmt, args.strict), args.order, on_unit, on_sorted=on_sorted)
+        yield from ordered_events(read_inputs(files, fmt, args.strict), args.order, on_unit, on_sorted=sorted_)
     finally:
         bar.close()
 
