@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
 from models.events import ClinicalEvent
-from streams.feeds.normalised import Reject
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,36 +96,47 @@ def fhir_known(raw: str | bytes) -> UnitKnown:
     return UnitKnown(table, _iso(obj.get("timestamp")))
 
 
+_HL7_TS = re.compile(r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?:\.\d{1,4})?([+-]\d{4})")
+
+
+def _hl7_ts(text: str) -> float | None:
+    """An HL7 v2 DTM with at least minutes and a UTC offset as POSIX seconds; else None (the adapter,
+    not this, decides what a time without an offset means)."""
+    m = _HL7_TS.fullmatch(text.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi = (int(m.group(i)) for i in range(1, 6))
+    off = m.group(7)
+    minutes = int(off[1:3]) * 60 + int(off[3:5])
+    try:
+        tz = timezone(timedelta(minutes=minutes if off[0] == "+" else -minutes))
+        return datetime(y, mo, d, h, mi, int(m.group(6) or 0), tzinfo=tz).timestamp()
+    except ValueError:
+        return None
+
+
 def hl7_known(message: str) -> UnitKnown:
     """The latest OBR-22 of one HL7 v2 message, else MSH-7 (times without a UTC offset are not used)."""
-    from streams.feeds.hl7v2 import parse_ts
-
     segments = [s for s in re.split(r"\r\n|\r|\n", message.lstrip("\ufeff\x0b")) if s]
     if not segments or not segments[0].startswith("MSH") or len(segments[0]) < 4:
         return NOTHING
     sep = segments[0][3]
     comp = segments[0][4:5] or "^"
 
-    def ts(text: str, where: str) -> float | None:
-        text = text.split(comp, 1)[0].strip()
-        if not text:
-            return None
-        try:
-            return parse_ts(text, where).timestamp()
-        except (Reject, ValueError, TypeError):
-            return None
+    def ts(text: str) -> float | None:
+        return _hl7_ts(text.split(comp, 1)[0])
 
     reported: list[float] = []
     for seg in segments[1:]:
         fields = seg.split(sep)
         if fields[0] == "OBR" and len(fields) > 22:
-            when = ts(fields[22], "OBR-22")
+            when = ts(fields[22])
             if when is not None:
                 reported.append(when)
     if reported:
         return UnitKnown(whole=max(reported))
     msh = segments[0].split(sep)  # msh[n - 1] is MSH-n
-    return UnitKnown(whole=ts(msh[6], "MSH-7") if len(msh) > 6 else None)
+    return UnitKnown(whole=ts(msh[6]) if len(msh) > 6 else None)
 
 
 def unit_known(raw: str | bytes, fmt: str) -> UnitKnown:

@@ -289,3 +289,32 @@ def test_known_time_sources() -> None:
     no_obr22 = msg.replace("20240303071500+0000", "")
     assert hl7_known(no_obr22).whole == parse_event(
         {**json.loads(ts.model_dump_json()), "time": at(3, "08:00")}).ts  # then MSH-7
+
+
+@pytest.mark.parametrize("order", ["known", "event"])
+def test_an_hl7_batch_in_any_message_order_replays_to_identical_records(order: str, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The McNerney case's vitals and labs as HL7 v2 ORU^R01 (streams.feeds.export.to_hl7), each lab
+    with OBR-22 (results reported) at its result time: every message order gives the same records."""
+    from streams.feeds.export import hl7_ts, to_hl7
+
+    messages = []
+    for _, line in read_lines([SEEDS["mcnerney"]]):
+        ev = parse_event(line)
+        msg = to_hl7(ev, ev.event_id)
+        if msg is None:
+            continue
+        if ev.recorded_time is not None:
+            obr = f"OBR|1||||||{hl7_ts(ev.time)}"
+            msg = msg.replace(obr, obr + "|" * 15 + hl7_ts(ev.recorded_time))
+            assert hl7_known(msg).whole == ev.recorded_time.timestamp()
+        messages.append(msg)
+    assert len(messages) >= 10
+    runs = {}
+    for name, content in layouts(messages, lambda m: m.split("\r")[3][:12]).items():
+        f = tmp_path / f"{name}.hl7"
+        f.write_text("".join(content), encoding="utf-8")
+        runs[name] = replay_cli([f], order, capsys)
+    assert runs["file"]
+    for name, records in runs.items():
+        assert records == runs["file"], name
