@@ -40,8 +40,8 @@ LOG = Path(tempfile.gettempdir()) / "crswatch-bench-worker.log"
 LATENCY_LINGER_MS = int(os.environ.get("BENCH_LINGER_MS", "5"))
 sys.path.insert(0, str(ROOT))
 
+from streams.feeds.normalised import Rejection  # noqa: E402
 from streams.publish import create_input_topics, interleave  # noqa: E402
-from streams.replay import Rejected  # noqa: E402
 from streams.topics import ALERTS, INPUT_TOPICS, LABS, VITALS, input_topic  # noqa: E402
 from tests.broker import free_port, start_tansu, stop  # noqa: E402
 from tests.synthetic import patient_events  # noqa: E402
@@ -58,7 +58,7 @@ def cohort_lines(patients: int, days: int, seed: int = 11) -> list[tuple[str, st
 async def publish(broker: str, lines: list[tuple[str, str]]) -> int:
     from aiokafka import AIOKafkaProducer
 
-    rejected: list[Rejected] = []
+    rejected: list[Rejection] = []
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
     await producer.start()
     n = 0

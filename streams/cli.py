@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from models.events import parse_event
+from models.events import ClinicalEvent, parse_event
 from models.records import (
     Alert,
     CrsGradeChange,
@@ -22,11 +23,16 @@ from models.records import (
     Retraction,
     record_key,
 )
-from streams.feeds.normalised import Normalised
-from streams.replay import Replayer, read_lines
+from streams.feeds.inputs import Unit, read_lines
+from streams.feeds.normalised import Normalised, Rejection
+from streams.replay import Replayer, ordered_events
 from streams.settings import check_broker, load_thresholds
 
-PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
+if TYPE_CHECKING:
+    from streams.replay import ReadCounts
+
+PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar (on a terminal) for inputs larger than this
+PROGRESS_MIN_EVENTS = 20_000  # ... and for more events than this
 
 
 def record_json(r: Record) -> str:
@@ -165,6 +171,64 @@ def print_timeline(records: list[Record], out: TextIO, offsets: dict[str, int] |
                 out.write(f"           => now: CRS {crs}, ICANS {icans}, IEC-HS {iec}\n")
 
 
+def _input_files(args: argparse.Namespace) -> list[Path] | None:
+    from streams.feeds.inputs import input_files
+
+    try:
+        files = input_files(Path(p) for p in args.files)
+    except FileNotFoundError as exc:
+        print(f"crswatch: no such file: {exc}", file=sys.stderr)
+        return None
+    if not files:
+        print(f"crswatch: no input files in {' '.join(args.files)}", file=sys.stderr)
+        return None
+    return files
+
+
+def _read(args: argparse.Namespace, files: list[Path], counts: ReadCounts, on_reject: Callable[[Rejection], None],
+          on_sorted: Callable[[int], None] | None = None) -> Iterator[tuple[str, ClinicalEvent, float]]:
+    """The events of the files in `args.order`, each unit counted and its rejections handed on."""
+    from tqdm import tqdm
+
+    from streams.feeds.inputs import read_inputs
+
+    fmt = None if args.input_format == "auto" else args.input_format
+    total = sum(p.stat().st_size for p in files)
+    bar = tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, desc="read",
+               disable=total < PROGRESS_MIN_BYTES or not sys.stderr.isatty())
+    done: dict[Path, int] = {}
+
+    def on_unit(unit: Unit) -> None:
+        counts.add(unit)
+        for rej in unit.normalised.rejected:
+            on_reject(rej)
+        if unit.path not in done:
+            done[unit.path] = unit.path.stat().st_size
+            bar.update(done[unit.path])  # whole files: .gz sizes say nothing of the lines read
+
+    def sorted_(n: int) -> None:
+        bar.close()  # read and sorted: the caller's bar follows
+        if on_sorted is not None:
+            on_sorted(n)
+    try:
+        yield from ordered_events(read_inputs(files, fmt, args.strict, args.hl7_timezone), args.order, on_unit,
+                                  on_sorted=sorted_)
+    finally:
+        bar.close()
+
+
+def _check_run(args: argparse.Namespace, counts: ReadCounts, folded: int, what: str) -> int:
+    rejected = counts.total().rejected
+    if args.max_rejections is not None and rejected > args.max_rejections:
+        print(f"crswatch: {rejected} input units rejected, more than --max-rejections {args.max_rejections}",
+              file=sys.stderr)
+        return 3
+    if folded == 0:
+        print(f"crswatch: no input event was {what}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.legend:
         sys.stdout.write(LEGEND)
@@ -172,70 +236,121 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.files:
         print("crswatch: give the files to replay (or --legend)", file=sys.stderr)
         return 2
+
+    from tqdm import tqdm
+
+    from streams.replay import FOLDED, ReadCounts, file_lines, summary_line
+
     cfg = load_thresholds(args.config)
-    paths = [Path(p) for p in args.files]
-    for p in paths:
-        if not p.is_file():
-            print(f"crswatch: no such file: {p}", file=sys.stderr)
-            return 2
-    total = sum(p.stat().st_size for p in paths)
+    files = _input_files(args)
+    if files is None:
+        return 2
     metrics = None
     if args.metrics_file is not None:
         from streams.observability.metrics import Metrics
 
         metrics = Metrics(process_metrics=False)
+    dead = open(args.dead_letter, "w", encoding="utf-8") if args.dead_letter is not None else None
+
+    def on_reject(rej: Rejection) -> None:
+        print(f"crswatch: rejected {rej.source}: [{rej.category}] {rej.reason}", file=sys.stderr)
+        if dead is not None:
+            dead.write(rej.dead_letter_json() + "\n")
+        if metrics is not None:
+            metrics.observe_rejected("unknown", rej.category, time.time())
+
+    counts = ReadCounts()
     replayer = Replayer(cfg, metrics=metrics)
     records: list[Record] = []
     out = sys.stdout
-    from tqdm import tqdm
+    bar = tqdm(disable=True)
 
-    with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=total < PROGRESS_MIN_BYTES,
-              desc="replay") as bar:
-        for source, line, normalised in _units(paths, args.input_format, args.strict, args.hl7_timezone):
-            new = replayer.feed(line, source) if normalised is None else replayer.feed_normalised(normalised)
-            bar.update(len(line.encode("utf-8")))
+    def on_sorted(n: int) -> None:
+        nonlocal bar
+        bar = tqdm(total=n, unit="ev", file=sys.stderr, desc=args.order + " order",
+                   disable=n < PROGRESS_MIN_EVENTS or not sys.stderr.isatty())
+    try:
+        for _, event, _ in _read(args, files, counts, on_reject, on_sorted):
+            bar.update(1)
+            if args.events:
+                out.write(event.model_dump_json(exclude_none=True) + "\n")
+                continue
+            new = replayer.apply(event).records
             if args.format == "jsonl":
                 for r in new:
                     out.write(record_json(r) + "\n")
             else:
                 records.extend(new)
-    if args.format == "text":
+    finally:
+        bar.close()
+        if dead is not None:
+            dead.close()
+    if args.format == "text" and not args.events:
         offsets = {pid: log.state.day0_offset_min for pid, log in replayer.logs.items() if log.state.day0_offset_min}
         print_timeline(records, out, offsets)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(replayer.outcomes.items()))
-        out.write(f"\nevents: {counts}\n")
-    for rej in replayer.rejected:
-        print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
+    out.flush()
+    outcomes = None if args.events else replayer.outcomes
+    print(summary_line("replay", counts, outcomes), file=sys.stderr)
+    if args.verbose:
+        for line in file_lines(counts):
+            print(line, file=sys.stderr)
     if metrics is not None:
         metrics.write_textfile(args.metrics_file)
-    return 0
+    if args.events:
+        return _check_run(args, counts, counts.total().events, "read")
+    return _check_run(args, counts, sum(replayer.outcomes[k] for k in FOLDED), "applied")
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from streams.publish import create_input_topics, publish_units
+    from streams.publish import create_input_topics, publish_events, publish_units
+    from streams.replay import ReadCounts, file_lines, summary_line
 
-    paths = [Path(p) for p in args.files]
-    for p in paths:
-        if not p.is_file():
-            print(f"crswatch: no such file: {p}", file=sys.stderr)
-            return 2
+    files = _input_files(args)
+    if files is None:
+        return 2
     if not args.broker:
         print("crswatch: no broker: give --broker or set CRSWATCH_BROKER", file=sys.stderr)
         return 2
     check_broker(args.broker)
     create_input_topics(args.broker, args.partitions)
-    units = list(_units(paths, args.input_format, args.strict, args.hl7_timezone))
-    with tqdm(total=len(units), unit="ev", file=sys.stderr, disable=len(units) < 10_000, desc="publish") as bar:
-        result = publish_units(units, args.broker, None if args.as_fast_as_possible else args.speed,
-                               on_line=lambda _: bar.update(1))
+    speed = None if args.as_fast_as_possible else args.speed
+    counts = ReadCounts()
+    if args.order == "file":  # per patient in file order, patients interleaved by known time
+        from streams.feeds.inputs import read_inputs
+
+        units: list[tuple[str, str, Normalised | None]] = []
+        for unit in read_inputs(files, None if args.input_format == "auto" else args.input_format, args.strict,
+                                args.hl7_timezone):
+            counts.add(unit)
+            units.append((unit.source, unit.raw, unit.normalised))
+        with tqdm(total=len(units), unit="unit", file=sys.stderr, desc="publish",
+                  disable=len(units) < PROGRESS_MIN_EVENTS or not sys.stderr.isatty()) as bar:
+            result = publish_units(units, args.broker, speed, on_line=lambda _: bar.update(1))
+    else:
+        bar = tqdm(disable=True)
+
+        def on_sorted(n: int) -> None:
+            nonlocal bar
+            bar = tqdm(total=n, unit="ev", file=sys.stderr, desc="publish",
+                       disable=n < PROGRESS_MIN_EVENTS or not sys.stderr.isatty())
+        rejected: list[Rejection] = []
+        try:
+            result = publish_events(_read(args, files, counts, rejected.append, on_sorted), args.broker, speed,
+                                    on_line=lambda _: bar.update(1))
+        finally:
+            bar.close()
+        result.rejected = rejected
+        result.ignored = counts.total().ignored
     for rej in result.rejected:
-        print(f"crswatch: rejected {rej.source}: {rej.reason}", file=sys.stderr)
+        print(f"crswatch: rejected {rej.source}: [{rej.category}] {rej.reason}", file=sys.stderr)
     topics = ", ".join(f"{t} {n}" for t, n in sorted(result.by_topic.items()))
-    print(f"published {result.sent} events ({topics}); rejected {len(result.rejected)}; ignored {result.ignored}",
-          file=sys.stderr)
-    return 0
+    print(f"{summary_line('publish', counts, None)}, {result.sent} sent ({topics})", file=sys.stderr)
+    if args.verbose:
+        for line in file_lines(counts):
+            print(line, file=sys.stderr)
+    return _check_run(args, counts, result.sent, "sent")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -285,6 +400,20 @@ STRICT_HELP = ("FHIR and HL7 files: also validate each FHIR resource with fhir.r
                "message with python-hl7, after the contract checks (slower)")
 
 
+FILES_HELP = ("input files and folders: native JSONL, FHIR R4 (NDJSON, Bundle, single resource, a Bulk export "
+              "folder with one .ndjson or .ndjson.gz per type) and HL7 v2 ORU^R01, detected per file")
+ORDER_HELP = ("known (default): by when each fact became known (recorded_time; FHIR issued, then meta.lastUpdated; "
+              "HL7 OBR-22, then MSH-7; else event time), as a live monitor would have met it, late events included; "
+              "event: by event time, for chart review; file: in the order read (a captured live feed)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--order", choices=["known", "event", "file"], default="known", help=ORDER_HELP)
+    p.add_argument("--max-rejections", dest="max_rejections", type=int, default=None, metavar="N",
+                   help="exit with status 3 when more than N input units are rejected (default: no limit)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also one summary line per input file")
+
+
 def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     w = sub.add_parser("worker", help="run the faust streaming worker against a Kafka broker",
                        description="Every option has an environment variable; the option wins.")
@@ -330,21 +459,6 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                    help="exit after this many seconds without a new alert (default 2 without --follow)")
     a.add_argument("--format", choices=["text", "jsonl"], default="text")
     a.set_defaults(func=cmd_alerts)
-
-
-def _units(paths: list[Path], input_format: str, strict: bool = False, hl7_timezone: str | None = None
-           ) -> Iterator[tuple[str, str, Normalised | None]]:
-    """Each file's input units in order: native lines as text (None), FHIR and HL7 v2 normalised."""
-    from streams.feeds.inputs import detect_format, read_units
-
-    for path in paths:
-        with path.open("rb") as fh:
-            fmt = detect_format(fh.read(4096)) if input_format == "auto" else input_format
-        if fmt == "native":
-            for source, line in read_lines([path]):
-                yield source, line, None
-        else:
-            yield from read_units(path, fmt, strict, hl7_timezone)  # type: ignore[arg-type]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -452,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crswatch", description="CAR-T CRS / IEC-HS toxicity monitor")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="replay case files through the fold in-process (no broker)")
-    r.add_argument("files", nargs="*", help="native JSONL event files")
+    r.add_argument("files", nargs="*", help=FILES_HELP)
     r.add_argument("--format", choices=["text", "jsonl"], default="text")
     r.add_argument("--legend", action="store_true", help="explain the text timeline's marks, and exit")
     r.add_argument("--config", type=Path, default=None, help="TOML or JSON file overriding alerts.config.Thresholds")
@@ -462,10 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input format (default: detected from each file's content)")
     r.add_argument("--strict", action="store_true", help=STRICT_HELP)
     r.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
+    _add_run_options(r)
+    r.add_argument("--events", action="store_true",
+                   help="print the normalised events (JSONL, in replay order) instead of folding them")
+    r.add_argument("--dead-letter", dest="dead_letter", type=Path, default=None,
+                   help="write every rejected input unit to this file as a dead-letter record (JSONL)")
     r.set_defaults(func=cmd_replay)
 
     pub = sub.add_parser("publish", help="send case or cohort files to the input topics of a Kafka broker")
-    pub.add_argument("files", nargs="+", help="native JSONL event files")
+    pub.add_argument("files", nargs="+", help=FILES_HELP)
     pub.add_argument("--broker", default=os.environ.get("CRSWATCH_BROKER"),
                      help="bootstrap server host:port (env CRSWATCH_BROKER)")
     pub.add_argument("--partitions", type=int, default=int(os.environ.get("CRSWATCH_PARTITIONS", "4")),
@@ -478,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="input format (default: detected from each file's content)")
     pub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     pub.add_argument("--hl7-timezone", type=_timezone, default=_env("CRSWATCH_HL7_TIMEZONE"), help=HL7_TZ_HELP)
+    _add_run_options(pub)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.feeds.inputs import read_lines
 from streams.observability.alertmanager import patient_key
 from streams.publish import create_input_topics, publish_lines
-from streams.replay import read_lines
 from tests.deploy.conftest import Alertmanager, Prometheus, wait_until
 from tests.deploy.test_end_to_end import notified
 from tests.deploy.test_grafana import unexported_panel_metrics

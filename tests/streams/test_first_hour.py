@@ -192,7 +192,7 @@ _LATE = [
 def test_corrections_follow_what_they_correct_and_retractions_name_a_printed_record(tmp_path: Path) -> None:
     path = tmp_path / "late.jsonl"
     path.write_text("\n".join(_LATE) + "\n")
-    text = cli("replay", str(path)).stdout
+    text = cli("replay", "--order", "file", str(path)).stdout  # as a live feed delivered them
     p1 = text.split("=== patient p1 ===")[1].split("=== patient")[0]
     original = p1.index("10:00  CRS grade 0 -> 1 (episode 1)\n")
     correction = p1.index("09:00  CRS grade 0 -> 1 (episode 1) (correction)")

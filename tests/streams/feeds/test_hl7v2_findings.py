@@ -175,11 +175,12 @@ def test_replay_reads_local_hl7_times_with_the_time_zone_option(tmp_path: Path,
     f = tmp_path / "monitor.hl7"
     f.write_text(oru(f"OBX|1|NM|150021^MDC_PRESS_BLD_NONINV_SYS^MDC||80|{MMHG}|||||R|||20240115100000",
                      msh_time="20240115100000", obr_time=""))
-    assert main(["replay", str(f), "--format", "text"]) == 0
-    assert "rejected 1" in capsys.readouterr().out
+    assert main(["replay", str(f), "--format", "text"]) == 1  # nothing applied: the exit status says so
+    err = capsys.readouterr().err
+    assert "1 rejected" in err and "no UTC offset" in err
     assert main(["replay", str(f), "--hl7-timezone", "Europe/Berlin"]) == 0
-    out = capsys.readouterr().out
-    assert "applied 1" in out and "rejected" not in out
+    err = capsys.readouterr().err
+    assert "1 applied" in err and "0 rejected" in err
 
 
 LAB = "\r".join([
