@@ -193,9 +193,12 @@ class Metrics:
     def inputs_started(self, now_s: float) -> None:
         """The streaming worker starts consuming: every input topic's last-event time is `now_s`
         until a message arrives, so `time() - crswatch_input_last_event_timestamp_seconds` measures a
-        feed that died before the start from the start (without it the series would not exist)."""
+        feed that died before the start from the start (without it the series would not exist). The lag
+        histogram of each input topic exists from the start too (empty): a worker fed only replayed
+        history observes no lag, and its dashboard panel must show no lag rather than no data."""
         for topic in INPUT_TOPICS:
             self.last_event.labels(topic).set(now_s)
+            self.lag.labels(topic)
 
     # ------------------------------------------------------------------ per message
 
