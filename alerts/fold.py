@@ -384,12 +384,10 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         return
     s.crs_grade = a.grade
     uncertain = a.uncertain
-    if prev == 0 and a.grade == 1 and s.iec_hs_level > 0:
-        # Fever is itself an IEC-HS manifestation (Hines et al. 2023 IEC-HS criteria [U]): with IEC-HS suspected,
-        # fever alone does not tell a new CRS episode from IEC-HS.
-        iec_since = f" since {when(s, s.iec_hs_onset_ts)}" if s.iec_hs_onset_ts is not None else ""
-        uncertain += (f"fever alone opens this CRS episode while IEC-HS is {LEVEL_NAMES[s.iec_hs_level]}{iec_since}: "
-                      "the fever may be IEC-HS itself (fever is an IEC-HS manifestation, Hines 2023 [U])",)
+    # Fever that opens a CRS episode while IEC-HS is suspected may be IEC-HS itself (Hines et al. 2023 [U]).
+    # That is said on the IEC-HS side (its next record names the episode): a CRS record must not depend on
+    # lab state, or its evidence would depend on the arrival order of labs and vitals inside the lateness
+    # window, which corrections (by record key) do not follow (alerts.log, LAB_TRACKS).
     onset = now if prev == 0 else s.episode_onset if s.episode_onset is not None else now
     inf = _infection(s, now, cfg) if a.grade > 0 else None
     # A documented infection before the episode began: its signs may be the infection's (ASTCT attribution
