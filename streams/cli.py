@@ -13,6 +13,7 @@ from typing import TextIO
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Notice, Record, Retraction
 from streams.feeds.normalised import Normalised
 from streams.replay import Replayer, read_lines
+from streams.review.cli import add_review_parsers
 from streams.settings import load_thresholds
 
 PROGRESS_MIN_BYTES = 5_000_000  # show a progress bar for inputs larger than this
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
+    add_review_parsers(sub)
 
 
 
