@@ -21,7 +21,7 @@ from typing import Any
 
 from alerts.config import Thresholds
 from models.records import Alert, Record
-from streams.review.series import GradeSpan, PatientSeries, alerts_of, grade_spans, record_ts
+from streams.review.series import GradeSpan, OxygenSpan, PatientSeries, alerts_of, grade_spans, record_ts
 
 SEVERITY_COLOUR = {"info": "#4c78a8", "warning": "#f2a900", "high": "#e4572e", "critical": "#8b0000"}
 LEVEL_COLOUR = {0: "#e8f5e9", 1: "#fde68a", 2: "#fb923c", 3: "#dc2626", 4: "#7f1d1d"}
@@ -29,6 +29,7 @@ OXYGEN_COLOUR = {0: "#d1fae5", 1: "#bae6fd", 2: "#7dd3fc", 3: "#0284c7", 4: "#1e
 AGENT_COLOUR = {"norepinephrine": "#b91c1c", "epinephrine": "#7c3aed", "vasopressin": "#0f766e",
                 "phenylephrine": "#d97706", "angiotensin_ii": "#be185d", "dopamine": "#4d7c0f",
                 "metaraminol": "#57534e", "dobutamine": "#64748b", "milrinone": "#94a3b8"}
+ATTRIBUTED_COLOUR = "#d1d5db"  # support a clinician attributed to another cause (not counted toward CRS)
 CLASS_COLOUR = {"il6r_blockade": "#1d4ed8", "il6_blockade": "#1d4ed8", "corticosteroid": "#15803d",
                 "il1_blockade": "#9333ea", "jak_inhibitor": "#c2410c", "ifng_blockade": "#db2777",
                 "cytotoxic": "#78350f", "car_t": "#111827", "dimerizer": "#0891b2", "antipyretic": "#6b7280",
@@ -62,6 +63,13 @@ def esc(text: str) -> str:
 
 def wrap(text: str, width: int = 110) -> str:
     return "<br>".join(esc(x) for x in textwrap.wrap(text, width)) or esc(text)
+
+
+def oxygen_label(o: OxygenSpan) -> str:
+    text = o.device.replace("_", " ") + ("" if o.flow_l_min is None else f" {o.flow_l_min:g} L/min")
+    if o.attributed:
+        return f"{text} (attributed: {o.reason})"
+    return f"{text} ({o.reason})" if o.reason else text
 
 
 def alert_hover(a: Alert, when: str) -> str:
@@ -196,18 +204,18 @@ def plotly_figure(fi: FigureInput) -> Any:
                            + (f"<br>reason: {esc(f.reason)}" if f.reason else "") for f in sel],
                 hoverinfo="text"), row=ROW[key], col=1)
 
-    # oxygen band
-    for axis in sorted({o.axis for o in s.oxygen}):
-        sel = [o for o in s.oxygen if o.axis == axis]
+    # oxygen band (support a clinician attributed to another cause is grey)
+    for axis, attributed in sorted({(o.axis, o.attributed) for o in s.oxygen}):
+        sel = [o for o in s.oxygen if o.axis == axis and o.attributed == attributed]
         fig.add_trace(go.Bar(
             orientation="h", base=[s.x(o.start) for o in sel], x=[(o.end - o.start) / DAY_S for o in sel],
-            y=["O₂"] * len(sel), marker={"color": OXYGEN_COLOUR[axis]}, width=0.9, name=f"O₂ level {axis}",
-            text=[o.device.replace("_", " ") + ("" if o.flow_l_min is None else f" {o.flow_l_min:g} L/min")
-                  for o in sel], textposition="inside", insidetextanchor="start",
-            hovertext=[f"{esc(o.device)}" + ("" if o.flow_l_min is None else f" {o.flow_l_min:g} L/min")
-                       + ("" if o.fio2_pct is None else f", FiO₂ {o.fio2_pct:g}%")
-                       + f"<br>ASTCT hypoxia level {o.axis}<br>{esc(s.when(o.start))} to {esc(s.when(o.end))}"
-                       + (f"<br>reason: {esc(o.reason)}" if o.reason else "") for o in sel],
+            y=["O₂"] * len(sel), marker={"color": ATTRIBUTED_COLOUR if attributed else OXYGEN_COLOUR[axis]},
+            width=0.9, name=f"O₂ level {axis}" + (" (attributed)" if attributed else ""),
+            text=[oxygen_label(o) for o in sel], textposition="inside", insidetextanchor="start",
+            hovertext=[esc(oxygen_label(o)) + ("" if o.fio2_pct is None else f", FiO₂ {o.fio2_pct:g}%")
+                       + f"<br>ASTCT hypoxia level of the device {o.axis}"
+                       + ("<br>not counted toward CRS: attributed by a clinician" if o.attributed else "")
+                       + f"<br>{esc(s.when(o.start))} to {esc(s.when(o.end))}" for o in sel],
             hoverinfo="text", showlegend=False), row=ROW["o2"], col=1)
 
     # vasoactive agents: lanes and NEE
@@ -217,12 +225,15 @@ def plotly_figure(fi: FigureInput) -> Any:
         colour = AGENT_COLOUR.get(agent, "#444")
         fig.add_trace(go.Bar(
             orientation="h", base=[s.x(a.start) for a in sel], x=[(a.end - a.start) / DAY_S for a in sel],
-            y=[agent.replace("_", " ")] * len(sel), marker={"color": colour}, width=0.8, name=agent,
+            y=[agent.replace("_", " ")] * len(sel), width=0.8, name=agent,
+            marker={"color": [ATTRIBUTED_COLOUR if a.attributed else colour for a in sel]},
             legendgroup=agent, showlegend=False,
-            text=["" if a.rate is None else f"{a.rate:g} {a.unit}" for a in sel], textposition="inside",
+            text=[("" if a.rate is None else f"{a.rate:g} {a.unit}")
+                  + (f" (attributed: {a.attributed})" if a.attributed else "") for a in sel], textposition="inside",
             hovertext=[f"{esc(agent)} " + ("rate not charted" if a.rate is None else f"{a.rate:g} {esc(a.unit or '')}")
                        + ("" if a.nee is None else f"<br>NEE {a.nee:.3g} µg/kg/min")
                        + ("" if a.why_not is None else f"<br>NEE: {esc(a.why_not)}")
+                       + ("" if a.attributed is None else f"<br>attributed by a clinician to {esc(a.attributed)}")
                        + f"<br>{esc(s.when(a.start))} to {esc(s.when(a.end))}" for a in sel],
             hoverinfo="text"), row=ROW["agents"], col=1)
         xs: list[float] = []
@@ -321,7 +332,10 @@ def plotly_figure(fi: FigureInput) -> Any:
         note("temp", "no temperature charted: stars = documented fever / afebrile")
     if not any(p.nee for p in s.nee_total):
         why = [a.why_not for a in s.agents if a.why_not and a.role != "inotrope"]
-        note("nee", "NEE not computable: " + ("; ".join(dict.fromkeys(why)) or "no vasopressor")[:160])
+        note("nee", "NEE not computable: " + ("; ".join(dict.fromkeys(why)) or "no vasopressor given")[:160])
+    for analyte in ("ferritin", "crp", "fibrinogen"):
+        if not s.labs.get(analyte):
+            note(analyte, f"no {analyte} value charted")
     ticks, labels = day_ticks(lo, hi)
     for key, title, _ in PANELS:
         fig.update_yaxes(title_text=title, title_font={"size": 10}, tickfont={"size": 9}, row=ROW[key], col=1)
@@ -408,11 +422,10 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
 
     for o in s.oxygen:
         ax["o2"].broken_barh([(s.x(o.start), (o.end - o.start) / DAY_S)], (-0.4, 0.8),
-                             facecolors=OXYGEN_COLOUR[o.axis])
-        label = o.device.replace("_", " ") + ("" if o.flow_l_min is None else f" {o.flow_l_min:g} L/min")
-        if lo <= s.x(o.start) <= hi:
-            ax["o2"].text(max(s.x(o.start), lo) + 0.02, 0, label, fontsize=6, va="center",
-                          color="white" if o.axis >= 3 else "black", clip_on=True)
+                             facecolors=ATTRIBUTED_COLOUR if o.attributed else OXYGEN_COLOUR[o.axis])
+        if s.x(o.end) > lo and s.x(o.start) < hi:
+            ax["o2"].text(max(s.x(o.start), lo) + 0.02, 0, oxygen_label(o), fontsize=6, va="center",
+                          color="white" if o.axis >= 3 and not o.attributed else "black", clip_on=True)
     lanes(ax["o2"], ["O2"])
 
     agents = sorted({a.agent for a in s.agents})
@@ -420,10 +433,12 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
     for a in s.agents:
         y = pos[a.agent.replace("_", " ")]
         ax["agents"].broken_barh([(s.x(a.start), (a.end - a.start) / DAY_S)], (y - 0.35, 0.7),
-                                 facecolors=AGENT_COLOUR.get(a.agent, "#444"))
-        if a.rate is not None and lo <= s.x(a.start) <= hi:
-            ax["agents"].text(s.x(a.start) + 0.02, y, f"{a.rate:g} {a.unit}", fontsize=6, va="center",
-                              color="white", clip_on=True)
+                                 facecolors=ATTRIBUTED_COLOUR if a.attributed else AGENT_COLOUR.get(a.agent, "#444"))
+        text = ("" if a.rate is None else f"{a.rate:g} {a.unit}") + (
+            f" attributed: {a.attributed}" if a.attributed else "")
+        if text and s.x(a.end) > lo and s.x(a.start) < hi:
+            ax["agents"].text(max(s.x(a.start), lo) + 0.02, y, text, fontsize=6, va="center",
+                              color="black" if a.attributed else "white", clip_on=True)
         if a.nee is not None:
             ax["nee"].hlines(a.nee, s.x(a.start), s.x(a.end), colors=AGENT_COLOUR.get(a.agent, "#444"), lw=1.2)
     tot = [p for p in s.nee_total if p.nee is not None]
@@ -432,8 +447,8 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
                        where="post", color="#111", lw=1.8)
     else:
         why = [a.why_not for a in s.agents if a.why_not and a.role != "inotrope"]
-        ax["nee"].text(0.01, 0.5, "NEE not computable: " + ("; ".join(dict.fromkeys(why)) or "no vasopressor")[:160],
-                       transform=ax["nee"].transAxes, fontsize=7, color="#666")
+        text = "NEE not computable: " + ("; ".join(dict.fromkeys(why)) or "no vasopressor given")[:160]
+        ax["nee"].text(0.01, 0.5, text, transform=ax["nee"].transAxes, fontsize=7, color="#666")
 
     drugs = sorted({(d.drug_class, d.drug) for d in s.doses},
                    key=lambda c: (CLASS_ORDER.index(c[0]) if c[0] in CLASS_ORDER else 99, c[1]))
@@ -461,6 +476,10 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
                 if p.comparator in (">", ">="):
                     ax[key].annotate(f">{p.value:g}", (s.x(p.ts), p.value), fontsize=6, xytext=(3, 3),
                                      textcoords="offset points")
+    for analyte in ("ferritin", "crp", "fibrinogen"):
+        if not s.labs.get(analyte):
+            ax[analyte].text(0.01, 0.5, f"no {analyte} value charted", transform=ax[analyte].transAxes, fontsize=7,
+                             color="#666")
     if s.labs.get("ferritin"):
         ax["ferritin"].set_yscale("log")
         ax["ferritin"].axhline(cfg.ferritin_high_ng_ml, color="#b45309", ls="--", lw=0.8)
@@ -485,7 +504,8 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
                for sev, c in SEVERITY_COLOUR.items()]
     handles += [Patch(color=LEVEL_COLOUR[lv], label=f"grade/level {lv}") for lv in (1, 2, 3, 4)]
     handles += [Patch(color=OXYGEN_COLOUR[lv], label=f"O2 ASTCT level {lv}") for lv in (2, 3, 4)]
-    handles += [Line2D([], [], marker="*", ls="", color="#7f1d1d", label="documented sign"),
+    handles += [Patch(color=ATTRIBUTED_COLOUR, label="support attributed to another cause"),
+                Line2D([], [], marker="*", ls="", color="#7f1d1d", label="documented sign"),
                 Line2D([], [], marker="D", ls="", color=CLASS_COLOUR["il6r_blockade"], label="IL-6 blockade"),
                 Line2D([], [], marker="D", ls="", color=CLASS_COLOUR["corticosteroid"], label="corticosteroid")]
     fig.legend(handles=handles, loc="upper right", ncol=7, fontsize=7, frameon=False, bbox_to_anchor=(0.99, 0.999))

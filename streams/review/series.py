@@ -38,7 +38,15 @@ from models.events import (
     VitalSigns,
 )
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Retraction, record_key
-from models.vocabulary import VASOACTIVE_ROLE, DrugClass, OxygenDevice, VasoactiveAgent, VasoactiveRole, drug_class
+from models.vocabulary import (
+    VASOACTIVE_ROLE,
+    DrugClass,
+    OxygenDevice,
+    VasoactiveAgent,
+    VasoactiveRole,
+    attributes_to_crs,
+    drug_class,
+)
 
 VITAL_MEASURES: tuple[str, ...] = ("temperature", "heart_rate", "sbp", "dbp", "map", "spo2", "resp_rate")
 DEFAULT_BUCKET_SECONDS = 900.0  # 15 min: a 30-day minute feed draws ~5,800 points per measure
@@ -101,6 +109,7 @@ class OxygenSpan:
     fio2_pct: float | None
     axis: int  # ASTCT hypoxia-axis level of the device and flow (alerts.crs.oxygen_axis)
     reason: str | None
+    attributed: bool = False  # a clinician attributed it to `reason`, away from CRS
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,7 @@ class AgentSpan:
     nee: float | None  # this agent's norepinephrine-equivalent dose, ug/kg/min (None: not computable)
     why_not: str | None
     role: str  # vasopressor, vasopressin, inotrope
+    attributed: str | None = None  # the non-CRS cause a clinician attributed it to
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +289,8 @@ class SeriesBuilder:
         labs: dict[str, list[LabMark]] = {}
         findings: list[FindingMark] = []
         attributions: list[AttributionMark] = []
-        oxygen_events: list[OxygenSupport] = []
-        infusions: list[tuple[Infusion, float | None]] = []
+        oxygen_events: list[OxygenSupport | Attribution] = []
+        infusions: list[tuple[Infusion | Attribution, float | None]] = []
         for ev in events:
             if isinstance(ev, PatientContext):
                 if ev.weight is not None:
@@ -299,6 +309,11 @@ class SeriesBuilder:
             elif isinstance(ev, Infusion):
                 infusions.append((ev, weight))
             elif isinstance(ev, Attribution):
+                targets = {t.value for t in ev.targets}
+                if targets & {"oxygen", "all"}:
+                    oxygen_events.append(ev)
+                if targets & {"vasopressors", "all"}:
+                    infusions.append((ev, weight))
                 attributions.append(AttributionMark(ev.ts, tuple(t.value for t in ev.targets), ev.reason,
                                                     None if ev.agent is None else ev.agent.value, ev.forward))
         agents, totals = _agent_spans(infusions, last, weight)
@@ -325,45 +340,54 @@ def _downsample(buckets: dict[int, _Bucket], width: float) -> list[VitalPoint]:
     return out
 
 
-def _oxygen_spans(events: list[OxygenSupport], last_ts: float) -> list[OxygenSpan]:
+def _oxygen_spans(events: list[OxygenSupport | Attribution], last_ts: float) -> list[OxygenSpan]:
     """Oxygen support as spans: a device event starts a span (room air ends support); a flow reading without a
     device changes the running span's flow (or, with none running, is oxygen by an undocumented device:
-    alerts.evolve.on_oxygen_reading)."""
+    alerts.evolve.on_oxygen_reading); a clinician's attribution to another cause marks the running support as
+    attributed from then on (alerts.evolve.on_attribution), as the fold does."""
     spans: list[OxygenSpan] = []
-    cur: tuple[float, str, float | None, float | None, str | None] | None = None  # start, device, flow, fio2, why
+    # start, device, flow, fio2, reason, attributed
+    cur: tuple[float, str, float | None, float | None, str | None, bool] | None = None
 
     def close(at: float) -> None:
         if cur is not None and at > cur[0]:
-            start, device, flow, fio2, why = cur
+            start, device, flow, fio2, why, attributed = cur
             axis, _ = oxygen_axis(OxygenDevice(device), flow)
-            spans.append(OxygenSpan(start, at, device, flow, fio2, axis, why))
+            spans.append(OxygenSpan(start, at, device, flow, fio2, axis, why, attributed))
 
     for ev in events:
-        if ev.device is not None:
+        if isinstance(ev, Attribution):
+            if cur is not None:
+                close(ev.ts)
+                crs = attributes_to_crs(ev.reason)
+                cur = (ev.ts, cur[1], cur[2], cur[3], None if crs else ev.reason, not crs)
+        elif ev.device is not None:
             close(ev.ts)
             same = cur is not None and cur[1] == ev.device.value
-            reason = ev.reason if ev.reason is not None or not same or cur is None else cur[4]
+            kept = cur if same and ev.reason is None else None
             cur = None if ev.device is OxygenDevice.ROOM_AIR else (
-                ev.ts, ev.device.value, ev.flow_l_min, ev.fio2_pct, reason)
+                ev.ts, ev.device.value, ev.flow_l_min, ev.fio2_pct, kept[4] if kept else ev.reason,
+                kept[5] if kept else False)
         elif ev.flow_l_min is not None or ev.fio2_pct is not None:
             if cur is None:
                 if ev.flow_l_min is None or ev.flow_l_min <= 0:
                     continue
-                cur = (ev.ts, OxygenDevice.UNSPECIFIED.value, ev.flow_l_min, ev.fio2_pct, ev.reason)
+                cur = (ev.ts, OxygenDevice.UNSPECIFIED.value, ev.flow_l_min, ev.fio2_pct, ev.reason, False)
                 continue
             close(ev.ts)
             flow = ev.flow_l_min if ev.flow_l_min is not None else cur[2]
             fio2 = ev.fio2_pct if ev.fio2_pct is not None else cur[3]
-            cur = (ev.ts, cur[1], flow, fio2, cur[4])
+            cur = (ev.ts, cur[1], flow, fio2, cur[4], cur[5])
     close(max(last_ts, cur[0] + 1.0) if cur is not None else last_ts)
     return spans
 
 
-def _agent_spans(infusions: list[tuple[Infusion, float | None]], last_ts: float, weight_at_end: float | None
-                 ) -> tuple[list[AgentSpan], list[NeePoint]]:
+def _agent_spans(infusions: list[tuple[Infusion | Attribution, float | None]], last_ts: float,
+                 weight_at_end: float | None) -> tuple[list[AgentSpan], list[NeePoint]]:
     """Each agent's segments (start or rate change to the next change or stop) with its own NEE
     (alerts.vasopressors.nee, Goradia 2021), and the total NEE after every change."""
     running: dict[str, tuple[float, Infusion, float | None]] = {}  # agent -> (since, event, weight)
+    attributed: dict[str, str] = {}  # agent -> non-CRS cause from a clinician's attribution
     spans: list[AgentSpan] = []
     totals: list[NeePoint] = []
 
@@ -377,7 +401,8 @@ def _agent_spans(infusions: list[tuple[Infusion, float | None]], last_ts: float,
         else:
             r = nee([RunningAgent(ev.agent, ev.rate, ev.unit)], weight)
             value, why = r.nee_ug_kg_min, r.why_not
-        spans.append(AgentSpan(agent, since, max(at, since), ev.rate, ev.unit, value, why, role.value))
+        spans.append(AgentSpan(agent, since, max(at, since), ev.rate, ev.unit, value, why, role.value,
+                               attributed.get(agent)))
 
     def total(at: float) -> None:
         if not running and (not totals or totals[-1].nee == 0.0):
@@ -388,7 +413,21 @@ def _agent_spans(infusions: list[tuple[Infusion, float | None]], last_ts: float,
         totals.append(NeePoint(at, r.nee_ug_kg_min, "; ".join(r.terms) if r.why_not is None else r.why_not))
 
     for ev, weight in infusions:
+        if isinstance(ev, Attribution):
+            crs = attributes_to_crs(ev.reason)
+            for agent in list(running):
+                if ev.agent is None or ev.agent.value == agent:
+                    _, inf, w = running[agent]
+                    close(agent, ev.ts)
+                    running[agent] = (ev.ts, inf, w)
+                    if crs:
+                        attributed.pop(agent, None)
+                    else:
+                        attributed[agent] = ev.reason
+            continue
         agent = ev.agent.value
+        if ev.reason is not None or agent not in running:
+            attributed.pop(agent, None)  # a new segment carries its own reason (alerts.evolve.on_infusion)
         if agent in running:
             prev = running[agent][1]
             if ev.action == "rate_change" and ev.rate is None and prev.rate is not None:
