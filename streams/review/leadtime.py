@@ -11,10 +11,11 @@ retracted records are honoured):
 - `positive_pressure`: CPAP, BiPAP or invasive ventilation started from less.
 The input has no ICU-transfer event (neither seed case records one); see docs/notes/report.md.
 
-A repeat of the same kind within `repeat_hours` of the previous one continues that escalation (dexamethasone
-every 6 h is one escalation). For each escalation the related firing alerts (RELATED) within `lookback_hours`
-around it are split into: before it (strictly earlier; the earliest gives the lead time), at the same time
-(a tie: no warning in advance, often the alert the escalation itself caused), and only after it (kinds with no
+A repeat within `repeat_hours` of the previous one continues that escalation: the same drug (dexamethasone every
+6 h is one escalation; anakinra then ruxolitinib are two), or another vasopressor start or oxygen escalation.
+For each escalation the related firing alerts (RELATED) within `lookback_hours` around it are split into: before
+it (strictly earlier; the earliest gives the lead time, the latest is the warning closest to the decision), at the
+same time (a tie: no warning in advance, often the alert the escalation itself caused), and only after it (kinds with no
 alert before or at it). An escalation with nothing before it is "not preceded".
 """
 
@@ -60,6 +61,7 @@ class Escalation:
     ts: float
     kind: str
     detail: str
+    what: str = ""  # the drug, for drug escalations: repeats are grouped per drug
 
     @property
     def key(self) -> tuple[str, float, str]:
@@ -99,6 +101,11 @@ class LeadRow:
         return None if first is None else self.escalation.ts - first.ts
 
     @property
+    def last_before(self) -> AlertRef | None:
+        """The most recent related alert before it (the warning closest to the decision)."""
+        return self.before[-1] if self.before else None
+
+    @property
     def preceded(self) -> bool:
         return bool(self.before)
 
@@ -111,7 +118,7 @@ def escalations(series: PatientSeries, repeat_hours: float = DEFAULT_REPEAT_HOUR
         kind = _DRUG_KIND.get(d.drug_class)
         if kind is not None:
             dose = "" if d.dose is None else f" {d.dose:g} {d.unit or ''}".rstrip()
-            raw.append(Escalation(pid, d.ts, kind, f"{d.drug}{dose}"))
+            raw.append(Escalation(pid, d.ts, kind, f"{d.drug}{dose}", d.drug))
     pressors = sorted((s for s in series.agents if s.role != "inotrope"), key=lambda s: s.start)
     covered_until = float("-inf")
     for s in pressors:
@@ -129,10 +136,10 @@ def escalations(series: PatientSeries, repeat_hours: float = DEFAULT_REPEAT_HOUR
         prev_axis, prev_end = o.axis, o.end
     raw.sort(key=lambda e: (e.ts, e.kind))
     out: list[Escalation] = []
-    last: dict[str, float] = {}
+    last: dict[tuple[str, str], float] = {}
     for e in raw:
-        prev = last.get(e.kind)
-        last[e.kind] = e.ts
+        prev = last.get((e.kind, e.what))
+        last[(e.kind, e.what)] = e.ts
         if prev is not None and e.ts - prev < repeat_hours * 3600:
             continue
         out.append(e)

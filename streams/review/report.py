@@ -43,16 +43,20 @@ def lead_table_html(rows: Sequence[LeadRow], s: PatientSeries) -> str:
     if not rows:
         return "<p class='muted'>No clinician escalation in the input.</p>"
     out = ["<table id='leadtime'><tr><th>Escalation</th><th>When</th><th>Earliest related alert before it</th>"
-           "<th class='num'>Lead</th><th>At the same time</th><th>Only after it</th></tr>"]
+           "<th class='num'>Lead</th><th>Latest related alert before it</th><th class='num'>by</th>"
+           "<th>At the same time</th><th>Only after it</th></tr>"]
     for r in rows:
-        e, first = r.escalation, r.first_before
+        e, first, last = r.escalation, r.first_before, r.last_before
         before = ("<b>none: not preceded</b>" if first is None
-                  else f"{esc(first.summary)} <span class=muted>{esc(s.when(first.ts))}</span>")
+                  else f"{esc(first.summary)} <span class=muted>{esc(s.day_clock(first.ts))}</span>")
+        latest = "-" if last is None else f"{esc(last.summary)} <span class=muted>{esc(s.day_clock(last.ts))}</span>"
+        by = "-" if last is None else fmt_hours(e.ts - last.ts)
         same = "<br>".join(esc(a.summary) for a in r.concurrent) or "-"
         after = "<br>".join(f"{esc(a.summary)} <span class=muted>+{fmt_hours(a.ts - e.ts)}</span>"
                             for a in r.only_after) or "-"
         out.append(f"<tr><td>{esc(e.kind)}: {esc(e.detail)}</td><td>{esc(s.when(e.ts))}</td><td>{before}</td>"
-                   f"<td class='num'>{fmt_hours(r.lead_s)}</td><td>{same}</td><td>{after}</td></tr>")
+                   f"<td class='num'>{fmt_hours(r.lead_s)}</td><td>{latest}</td><td class='num'>{by}</td>"
+                   f"<td>{same}</td><td>{after}</td></tr>")
     summ = summarise(rows)
     out.append("</table>")
     out.append(f"<p>{summ.escalations} escalations: {summ.preceded} preceded by a related alert "
@@ -63,15 +67,18 @@ def lead_table_html(rows: Sequence[LeadRow], s: PatientSeries) -> str:
 
 def lead_table_text(rows: Sequence[LeadRow], s: PatientSeries) -> str:
     """A markdown table (for docs and the terminal)."""
-    lines = ["| Escalation | When | Earliest related alert before it | Lead | Same time | Only after |",
-             "|---|---|---|---:|---|---|"]
+    lines = ["| Escalation | When | Earliest related alert before it | Lead | Latest related alert before it | By "
+             "| Same time | Only after (kinds) |",
+             "|---|---|---|---:|---|---:|---|---|"]
     for r in rows:
-        e, first = r.escalation, r.first_before
-        before = "none" if first is None else f"{first.summary} ({s.when(first.ts)[:18]})"
+        e, first, last = r.escalation, r.first_before, r.last_before
+        before = "**none**" if first is None else f"{first.summary} ({s.day_clock(first.ts)})"
+        latest = "-" if last is None else f"{last.summary} ({s.day_clock(last.ts)})"
+        by = "-" if last is None else fmt_hours(e.ts - last.ts)
         same = "; ".join(a.summary for a in r.concurrent) or "-"
-        after = "; ".join(f"{a.summary} (+{fmt_hours(a.ts - e.ts)})" for a in r.only_after) or "-"
-        lines.append(f"| {e.kind}: {e.detail} | {s.when(e.ts)[:18]} | {before} | {fmt_hours(r.lead_s)} | {same} | "
-                     f"{after} |")
+        after = "; ".join(dict.fromkeys(f"{a.kind} (+{fmt_hours(a.ts - e.ts)})" for a in r.only_after)) or "-"
+        lines.append(f"| {e.kind}: {e.detail} | {s.day_clock(e.ts)} | {before} | {fmt_hours(r.lead_s)} | {latest} "
+                     f"| {by} | {same} | {after} |")
     return "\n".join(lines)
 
 

@@ -192,6 +192,10 @@ class PatientSeries:
     def when(self, ts: float) -> str:
         return clock(ts, self.day0_ts, self.tz_offset_s)
 
+    def day_clock(self, ts: float) -> str:
+        """'Day +21 08:00' (UTC clock, as alerts.fold.when writes it)."""
+        return clock(ts, self.day0_ts).split(" UTC")[0]
+
 
 # ------------------------------------------------------------------ the builder
 

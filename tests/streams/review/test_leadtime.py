@@ -41,6 +41,7 @@ def test_earliest_related_alert_before_gives_the_lead() -> None:
     assert rows[0].first_before is not None and rows[0].first_before.kind == "crs"
     assert rows[0].lead_s == 10 * H
     assert [a.kind for a in rows[0].before] == ["crs", "oxygen_escalation"]  # icans is not related to tocilizumab
+    assert rows[0].last_before is not None and rows[0].last_before.kind == "oxygen_escalation"
 
 
 def test_a_tie_is_concurrent_not_a_lead() -> None:
@@ -82,11 +83,14 @@ def test_escalations_from_the_events() -> None:
         ev(OxygenSupport, 36, flow_l_min=8),  # the cannula at 8 L/min: ASTCT high flow
         ev(OxygenSupport, 40, device=OxygenDevice.BIPAP),
         ev(DrugDose, 41, drug="anakinra", dose=100, unit="mg"),
+        ev(DrugDose, 42, drug="ruxolitinib", dose=10, unit="mg"),  # another drug: another escalation
+        ev(DrugDose, 47, drug="anakinra", dose=100, unit="mg"),  # anakinra q6h: the same escalation
     ):
         b.add(e)
     got = [(e.kind, round((e.ts - DAY0.timestamp()) / H)) for e in escalations(b.build())]
     assert got == [("il6_blockade", 30), ("corticosteroid", 31), ("vasopressor_start", 32),
-                   ("oxygen_high_flow", 36), ("positive_pressure", 40), ("other_anticytokine", 41)]
+                   ("oxygen_high_flow", 36), ("positive_pressure", 40), ("other_anticytokine", 41),
+                   ("other_anticytokine", 42)]
 
 
 def test_seed_cases_lead_time() -> None:
