@@ -16,7 +16,8 @@ A repeat within `repeat_hours` of the previous one continues that escalation: th
 For each escalation the related firing alerts (RELATED) within `lookback_hours` around it are split into: before
 it (strictly earlier; the earliest gives the lead time, the latest is the warning closest to the decision), at the
 same time (a tie: no warning in advance, often the alert the escalation itself caused), and only after it (kinds with no
-alert before or at it). An escalation with nothing before it is "not preceded".
+alert before or at it). Resolved alerts and de-escalations ("CRS de-escalated to grade 1") warn of nothing and are
+left out. An escalation with nothing before it is "not preceded".
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def escalations(series: PatientSeries, repeat_hours: float = DEFAULT_REPEAT_HOUR
 def lead_times(escs: Iterable[Escalation], alerts: Iterable[AlertRef],
                lookback_hours: float = DEFAULT_LOOKBACK_HOURS) -> list[LeadRow]:
     """For each escalation, the related firing alerts before, at and only after it (see the module doc)."""
-    firing = sorted((a for a in alerts if a.status == "firing"), key=lambda a: (a.ts, a.id))
+    firing = sorted((a for a in alerts if a.status == "firing" and not a.level.startswith("down")),
+                    key=lambda a: (a.ts, a.id))
     window = lookback_hours * 3600
     rows: list[LeadRow] = []
     for e in escs:

@@ -64,8 +64,9 @@ def test_after_lists_only_kinds_not_seen_before() -> None:
     assert [a.kind for a in r.only_after] == ["oxygen_escalation"]
 
 
-def test_resolved_alerts_and_alerts_outside_the_lookback_do_not_count() -> None:
-    r = lead_times([toci(100)], [alert("crs", 10), alert("crs", 90, status="resolved")], lookback_hours=72)[0]
+def test_resolved_alerts_de_escalations_and_alerts_outside_the_lookback_do_not_count() -> None:
+    down = AlertRef("p:crs:1:down1", "crs", "down1", "info", "firing", at(95).timestamp(), "CRS de-escalated")
+    r = lead_times([toci(100)], [alert("crs", 10), alert("crs", 90, status="resolved"), down], lookback_hours=72)[0]
     assert not r.preceded
 
 
