@@ -164,6 +164,13 @@ def _h(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 3)
 
 
+def _span(values: Sequence[float]) -> str:
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    return _hours(lo) if lo == hi else f"{_hours(lo)}..{_hours(hi)}"
+
+
 def whatif_json(diffs: Sequence[PatientDiff], t: CohortTotals, meta: dict[str, Any]) -> str:
     def ref(a: Any) -> dict[str, Any]:
         return {"id": a.id, "kind": a.kind, "level": a.level, "status": a.status, "time": a.ts}
@@ -209,13 +216,17 @@ def whatif_text(diffs: Sequence[PatientDiff], t: CohortTotals, meta: dict[str, A
     for d in diffs:
         if not d.changed:
             continue
-        shifts = [m.delta_s for m in d.alerts.moved]
-        by = "" if not shifts else (f"{_hours(min(shifts))}..{_hours(max(shifts))}" if len(shifts) > 1
-                                    else _hours(shifts[0]))
+        by = _span([m.delta_s for m in d.alerts.moved])
         gd: dict[str, int] = {}
         for sc, _, _, _ in d.grade_days_changed:
             gd[sc] = gd.get(sc, 0) + 1
-        lead = f"{len(d.leads)} escalations" if d.leads else ""
+        deltas = [lc.delta_s for lc in d.leads if lc.delta_s is not None]
+        lead = "" if not d.leads else f"{len(d.leads)} escalation(s)" + (
+            "" if not deltas else f", lead {_span(deltas)}")
+        gained = sum(1 for lc in d.leads if lc.row_changed.preceded and not lc.row_current.preceded)
+        lost = sum(1 for lc in d.leads if lc.row_current.preceded and not lc.row_changed.preceded)
+        if gained or lost:
+            lead += f", now preceded {gained}, no longer preceded {lost}"
         out.append(f"{d.patient_id[:24]:<24} {d.alerts_current:>4}->{d.alerts_changed:<4} {len(d.alerts.added):>5} "
                    f"{len(d.alerts.removed):>7} {len(d.alerts.moved):>5}  {by:<22} "
                    f"{', '.join(f'{k} {v}' for k, v in gd.items()):<28} {lead}")
