@@ -252,10 +252,13 @@ def write_whatif_html(path: Path, diffs: Sequence[PatientDiff], t: CohortTotals,
         fig = f"<a href='{esc(cur)}'>current</a> · <a href='{esc(chg)}'>changed</a>" if cur else ""
         added = "<br>".join(esc(a.summary) for a in d.alerts.added) or "-"
         removed = "<br>".join(esc(a.summary) for a in d.alerts.removed) or "-"
-        moved = "<br>".join(f"{esc(m.before.summary)} ({_hours(m.delta_s)})" for m in d.alerts.moved) or "-"
+        moved = "<br>".join(esc(m.before.summary) + ("" if m.after.summary == m.before.summary
+                                                     else f" → {esc(m.after.summary)}") + f" ({_hours(m.delta_s)})"
+                            for m in d.alerts.moved) or "-"
         gd = "<br>".join(f"{sc} Day {day:+d}: {a} → {b}" for sc, day, a, b in d.grade_days_changed) or "-"
         leads = "<br>".join(f"{esc(lc.row_current.escalation.kind)}: {fmt_hours(lc.row_current.lead_s)} → "
-                            f"{fmt_hours(lc.row_changed.lead_s)}" for lc in d.leads) or "-"
+                            f"{fmt_hours(lc.row_changed.lead_s)}"
+                            + ("" if lc.delta_s is None else f" ({_hours(lc.delta_s)})") for lc in d.leads) or "-"
         rows.append(f"<tr><td>{esc(d.patient_id)}</td><td>{fig}</td><td class=num>{d.alerts_current} → "
                     f"{d.alerts_changed}</td><td>{added}</td><td>{removed}</td><td>{moved}</td><td>{gd}</td>"
                     f"<td>{leads}</td></tr>")
