@@ -110,6 +110,12 @@ def x_range(s: PatientSeries, records: Sequence[Record]) -> tuple[float, float]:
     return lo - 0.3, hi + 0.3
 
 
+def x_title(s: PatientSeries) -> str:
+    if s.day0_ts is None:
+        return "Days since the first event's day (no CAR-T infusion in the input: Day 0 unknown)"
+    return "Day since CAR-T infusion (Day 0 = infusion day, UTC)"
+
+
 def day_ticks(lo: float, hi: float) -> tuple[list[int], list[str]]:
     first, last = int(lo // 1), int(hi // 1) + 1
     step = 1 if last - first <= 32 else 2 if last - first <= 64 else 7
@@ -347,7 +353,7 @@ def plotly_figure(fi: FigureInput) -> Any:
     fig.update_yaxes(categoryorder="array", categoryarray=[d for _, d in drugs][::-1], row=ROW["drugs"], col=1)
     fig.update_xaxes(range=[lo, hi], tickvals=ticks, ticktext=labels, showgrid=True, gridcolor="#eee",
                      showticklabels=False)
-    fig.update_xaxes(showticklabels=True, title_text="Day since CAR-T infusion (Day 0 = infusion day, UTC)",
+    fig.update_xaxes(showticklabels=True, title_text=x_title(s),
                      row=len(PANELS), col=1)
     fig.update_layout(
         title={"text": esc(fi.title), "x": 0.01, "y": 0.995}, height=1550, barmode="overlay", hovermode="closest",
@@ -496,7 +502,7 @@ def png_figure(fi: FigureInput, path: Path, xlim: tuple[float, float] | None = N
     axes[-1].set_xticks(ticks)
     axes[-1].set_xticklabels(labels, fontsize=8)
     axes[-1].set_xlim(lo, hi)
-    axes[-1].set_xlabel("Day since CAR-T infusion (Day 0 = infusion day, UTC)", fontsize=9)
+    axes[-1].set_xlabel(x_title(s), fontsize=9)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
