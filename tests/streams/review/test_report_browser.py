@@ -108,7 +108,13 @@ def test_seed_case_page_in_chromium(pages: Path, driver: Any, tmp_path: Path, ca
     alert_traces = [i for i, m in enumerate(info["metas"]) if m == "alert"]
     alert_ids = [a for i in alert_traces for a in info["ids"][i]]
     assert {a.split(":")[1] for a in alert_ids} >= expected_kinds
-    assert info["points"] >= len(alert_ids)  # every alert marker is an SVG point in the DOM
+    assert info["points"] >= len(alert_ids)
+    # every alert marker is an SVG point of its trace's group in the DOM
+    drawn = driver.execute_script(
+        "const gd = document.getElementById('timeline');"
+        "return arguments[0].map(i => gd.querySelectorAll('.trace' + gd._fullData[i].uid + ' .point').length)",
+        alert_traces)
+    assert drawn == [len(info["ids"][i]) for i in alert_traces]
 
     # hover the first critical alert with the mouse: its evidence lines appear
     crit = names.index("Alert: critical")
