@@ -89,10 +89,6 @@ class FigureInput:
     xlim: tuple[float, float] | None = None  # Day range shown first (the page can zoom out)
 
 
-def _x(s: PatientSeries, ts: float) -> float:
-    return s.x(ts)
-
-
 def _ferritin_reference(s: PatientSeries, cfg: Thresholds) -> tuple[float, str]:
     base = s.baselines.get("ferritin")
     if base is not None:

@@ -18,7 +18,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -492,7 +491,3 @@ def max_levels(records: Iterable[Record]) -> dict[str, int]:
         elif isinstance(r, IecHsChange):
             out["IEC-HS"] = max(out["IEC-HS"], r.level)
     return out
-
-
-def is_finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
