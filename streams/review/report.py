@@ -220,9 +220,9 @@ def whatif_text(diffs: Sequence[PatientDiff], t: CohortTotals, meta: dict[str, A
         gd: dict[str, int] = {}
         for sc, _, _, _ in d.grade_days_changed:
             gd[sc] = gd.get(sc, 0) + 1
-        deltas = [lc.delta_s for lc in d.leads if lc.delta_s is not None]
-        lead = "" if not d.leads else f"{len(d.leads)} escalation(s)" + (
-            "" if not deltas else f", lead {_span(deltas)}")
+        deltas = [lc.delta_s for lc in d.leads if lc.delta_s]
+        lead = "" if not d.leads else f"{len(d.leads)} escalation(s): " + (
+            f"lead {_span(deltas)}" if deltas else "related alerts changed, not the lead")
         gained = sum(1 for lc in d.leads if lc.row_changed.preceded and not lc.row_current.preceded)
         lost = sum(1 for lc in d.leads if lc.row_current.preceded and not lc.row_changed.preceded)
         if gained or lost:
