@@ -202,6 +202,7 @@ def whatif_json(diffs: Sequence[PatientDiff], t: CohortTotals, meta: dict[str, A
                        for sc, per in t.grade_days.items()},
         "escalations": t.escalations, "preceded_current": t.preceded_current, "preceded_changed": t.preceded_changed,
         "escalations_with_changed_lead": t.lead_changed,
+        "escalations_with_changed_related_alerts": t.related_changed,
     }
     return json.dumps({"meta": meta, "total": total, "patients": patients}, indent=2)
 
@@ -237,7 +238,8 @@ def whatif_text(diffs: Sequence[PatientDiff], t: CohortTotals, meta: dict[str, A
         per = t.grade_days.get(sc, {})
         out.append(f"  {sc:<7}" + "  ".join(f"{lvl}: {a}->{b}" for lvl, (a, b) in sorted(per.items())))
     out.append(f"escalations: {t.escalations}; preceded by a related alert: {t.preceded_current} -> "
-               f"{t.preceded_changed}; escalations whose lead changed: {t.lead_changed}")
+               f"{t.preceded_changed}; escalations whose lead changed: {t.lead_changed} (whose related alerts changed: "
+               f"{t.related_changed})")
     return "\n".join(out) + "\n"
 
 

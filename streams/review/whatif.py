@@ -231,7 +231,8 @@ class CohortTotals:
     escalations: int = 0
     preceded_current: int = 0
     preceded_changed: int = 0
-    lead_changed: int = 0
+    lead_changed: int = 0  # escalations whose lead (or whether any alert preceded them) changed
+    related_changed: int = 0  # escalations whose related alerts changed, lead or not
 
 
 def patient_diff(patient_id: str, alerts_a: Sequence[AlertRef], alerts_b: Sequence[AlertRef],
@@ -256,7 +257,8 @@ def totals(diffs: Sequence[PatientDiff], all_days_a: Sequence[dict[str, dict[int
         t.moved += len(d.alerts.moved)
         t.moved_earlier += sum(1 for mv in d.alerts.moved if mv.delta_s < 0)
         t.moved_later += sum(1 for mv in d.alerts.moved if mv.delta_s > 0)
-        t.lead_changed += len(d.leads)
+        t.related_changed += len(d.leads)
+        t.lead_changed += sum(1 for lc in d.leads if lc.row_current.lead_s != lc.row_changed.lead_s)
     for side, all_days in enumerate((all_days_a, all_days_b)):
         for days in all_days:
             for scale, per_day in days.items():

@@ -83,5 +83,10 @@ def test_lead_change_and_totals() -> None:
     pd = patient_diff("p", cur, chg, days, days, la, lb)
     t = totals([pd], [days], [days], la, lb)
     assert (t.patients_changed, t.moved, t.moved_earlier, t.lead_changed, t.preceded_current) == (1, 1, 1, 1, 1)
+    # an alert added after the escalation changes its related alerts, not its lead
+    later = [*cur, alert("vasopressor_escalation", "agent:norepinephrine", 31)]
+    lc = lead_times(esc, later)
+    t2 = totals([patient_diff("p", cur, later, days, days, la, lc)], [days], [days], la, lc)
+    assert (t2.lead_changed, t2.related_changed) == (0, 1)
     same = patient_diff("q", cur, cur, days, days, la, la)
     assert not same.changed
