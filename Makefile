@@ -19,7 +19,7 @@ tools:
 test: $(STAMP) tools
 	$(PY) -m ruff check models alerts streams tests bench
 	$(PY) -m mypy --strict models alerts
-	$(PY) -m mypy --strict streams/observability
+	$(PY) -m mypy --strict streams/observability streams/review
 	$(PY) -m pytest
 
 demo: $(STAMP)

@@ -26,6 +26,7 @@ from models.records import (
 from streams.feeds.inputs import Unit, read_lines
 from streams.feeds.normalised import Normalised, Rejection
 from streams.replay import Replayer, ordered_events
+from streams.review.cli import add_review_parsers
 from streams.settings import check_broker, load_thresholds
 
 if TYPE_CHECKING:
@@ -600,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(pub)
     pub.set_defaults(func=cmd_publish)
     add_worker_parser(sub)
+    add_review_parsers(sub)
 
 
 

@@ -80,6 +80,19 @@ def test_feeds_import_only_models() -> None:
     assert not bad
 
 
+def test_review_logic_is_pure() -> None:
+    """streams.review's diff, lead-time and figure-data modules import only models, alerts and each other."""
+    pure = ("streams.review.series", "streams.review.leadtime", "streams.review.whatif")
+    graph = _graph()
+    assert set(pure) <= set(graph)
+    bad = {(m, d) for m in pure for d in graph[m] if not (_starts(d, "models") or _starts(d, "alerts") or d in pure)}
+    assert not bad
+    for m in pure:
+        path = _modules()[m]
+        third_party = {i.split(".")[0] for i in _imports(path)} - {"models", "alerts", "streams", "__future__"}
+        assert third_party <= {"collections", "dataclasses", "datetime", "typing"}, (m, third_party)
+
+
 def test_only_the_cli_imports_the_cli() -> None:
     bad = {m for m, deps in _graph().items() if "streams.cli" in deps and m != "streams.cli"}
     assert not bad
