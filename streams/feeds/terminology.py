@@ -59,7 +59,7 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "2518-9": (("lab", "lactate"), "lactate", ("mmol/L",)),
     "48065-7": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
     "48066-5": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
-    # Contract extensions (docs/notes/feeds.md), each code's meaning checked against published
+    # Contract extensions (docs/feeds.md), each code's meaning checked against published
     # LOINC displays (FHIR specification, US Core and mCODE examples, LOINC-keyed lab maps):
     # the method-less "[#/volume] in Blood" counts of the CBC and the triglyceride code of the
     # FHIR specification's lipid profile example and triglyceride profile.
