@@ -51,7 +51,8 @@ How to read the timeline (crswatch replay --legend)
   HH:MM           event time (UTC unless the input's offset is kept) of the fact that changed the grade
   CRS grade a -> b (episode n)   ASTCT 2019 CRS grade changed; episodes count CRS courses of the patient
   ICANS grade a -> b             ASTCT 2019 ICANS grade changed (most severe domain)
-  IEC-HS level a -> b: label     in-house IEC-HS suspicion level (0 none .. 3 likely); HScore and HLH-2004
+  IEC-HS level a -> b: label     in-house IEC-HS suspicion level (0 none, 1 watch, 2 suspected,
+                                 3 strongly suspected); HScore and HLH-2004
                                  partial scores under it
   ALERT [severity] summary (id)  an alert; the id is <patient>:<kind>:<episode>:<level> and is stable
   RETRACTED ...   an earlier record that a late event showed to be wrong; the record it names is above
