@@ -304,9 +304,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from streams.publish import create_input_topics, publish_events, publish_units
+    from streams.progress import Progress
+    from streams.publish import PublishResult, create_input_topics, publish_events, publish_units
     from streams.replay import ReadCounts, file_lines, summary_line
 
     files = _input_files(args)
@@ -319,6 +318,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     create_input_topics(args.broker, args.partitions)
     speed = None if args.as_fast_as_possible else args.speed
     counts = ReadCounts()
+    # events, rate and simulated clock: live on a terminal; in a log every 10 s (every 5 s when paced)
+    progress = Progress("publish", log_every=5.0 if speed is not None else 10.0)
+
+    def on_sent(r: PublishResult) -> None:
+        progress.update(r.sent, r.clock)
+
     if args.order == "file":  # per patient in file order, patients interleaved by known time
         from streams.feeds.inputs import read_inputs
 
@@ -327,28 +332,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
                                 args.hl7_timezone):
             counts.add(unit)
             units.append((unit.source, unit.raw, unit.normalised))
-        with tqdm(total=len(units), unit="unit", file=sys.stderr, desc="publish",
-                  disable=len(units) < PROGRESS_MIN_EVENTS or not sys.stderr.isatty()) as bar:
-            result = publish_units(units, args.broker, speed, on_line=lambda _: bar.update(1))
+        result = publish_units(units, args.broker, speed, on_sent=on_sent)
     else:
-        bar = tqdm(disable=True)
-
-        def on_sorted(n: int) -> None:
-            nonlocal bar
-            bar = tqdm(total=n, unit="ev", file=sys.stderr, desc="publish",
-                       disable=n < PROGRESS_MIN_EVENTS or not sys.stderr.isatty())
         rejected: list[Rejection] = []
-        try:
-            result = publish_events(_read(args, files, counts, rejected.append, on_sorted), args.broker, speed,
-                                    on_line=lambda _: bar.update(1))
-        finally:
-            bar.close()
+        result = publish_events(_read(args, files, counts, rejected.append), args.broker, speed, on_sent=on_sent)
         result.rejected = rejected
         result.ignored = counts.total().ignored
+    progress.close(result.sent, result.clock)
     for rej in result.rejected:
         print(f"crswatch: rejected {rej.source}: [{rej.category}] {rej.reason}", file=sys.stderr)
     topics = ", ".join(f"{t} {n}" for t, n in sorted(result.by_topic.items()))
-    print(f"{summary_line('publish', counts, None)}, {result.sent} sent ({topics})", file=sys.stderr)
+    print(f"{summary_line('publish', counts, None)}, {result.sent} sent ({topics})")
     if args.verbose:
         for line in file_lines(counts):
             print(line, file=sys.stderr)

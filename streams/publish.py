@@ -45,6 +45,7 @@ class PublishResult:
     rejected: list[Rejection] = field(default_factory=list)
     ignored: int = 0  # FHIR / HL7 units that carry no value (e.g. status cancelled): counted, not sent
     flushes: int = 0  # flushes that kept the topics within SKEW_SECONDS of each other
+    clock: float | None = None  # the newest known time sent: the simulated clock of a replay
 
 
 def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = (),
@@ -125,13 +126,14 @@ def publish_units(
     speed: float | None = None,
     on_line: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    on_sent: Callable[[PublishResult], None] | None = None,
 ) -> PublishResult:
     """Publish input units in order: a native line (normalised None) or what an adapter made of a
     FHIR or HL7 unit (streams.feeds.inputs.read_units). Rejections are reported, never sent; ignored
     units (no value) are counted."""
     result = PublishResult(ignored=sum(len(n.ignored) for _, _, n in units if n is not None))
     events = ((source, event, known_at(event)) for source, event in interleave_units(units, result.rejected))
-    return publish_events(events, broker, speed, on_line, sleep, result)
+    return publish_events(events, broker, speed, on_line, sleep, result, on_sent)
 
 
 def publish_events(
@@ -141,8 +143,10 @@ def publish_events(
     on_line: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     result: PublishResult | None = None,
+    on_sent: Callable[[PublishResult], None] | None = None,
 ) -> PublishResult:
-    """Publish (source, event, known time) in the order given (streams.replay.ordered_events)."""
+    """Publish (source, event, known time) in the order given (streams.replay.ordered_events).
+    `on_sent` is called after each event with the result so far (progress)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -162,6 +166,9 @@ def publish_events(
             if on_line is not None:
                 on_line(source)
             previous_ts = _send(producer, result, event, known, speed, previous_ts, sleep)
+            result.clock = previous_ts
+            if on_sent is not None:
+                on_sent(result)
             if flushed_at is None:
                 flushed_at = previous_ts
             elif previous_ts - flushed_at >= SKEW_SECONDS:

@@ -37,8 +37,9 @@ def test_publish_routes_keys_timestamps_and_order(kafka_broker: str, tmp_path: P
     bad.write_text('{"kind": "vitals", "event_id": "x"}\n{not json\n')
     assert main(["publish", *map(str, FILES), str(bad), "--broker", kafka_broker, "--partitions", "3",
                  "--order", "file"]) == 0
-    err = capsys.readouterr().err
-    assert "127 sent" in err and "2 rejected" in err
+    captured = capsys.readouterr()
+    assert "127 sent" in captured.out and "2 rejected" in captured.out
+    assert captured.err.count("crswatch: rejected") == 2
 
     messages = consume_all(kafka_broker)
     assert len(messages) == 127
@@ -78,9 +79,26 @@ def test_publish_reports_ignored_fhir_resources(kafka_broker: str, tmp_path: Pat
     feed.write_text("\n".join(json.dumps(r) for r in (obs, obs | {"id": "hr3", "status": "cancelled"}, message))
                     + "\n")
     assert main(["publish", str(feed), "--broker", kafka_broker, "--partitions", "3"]) == 0
-    err = capsys.readouterr().err
-    # cancelled, and the MessageHeader
-    assert "0 rejected, 2 ignored; 2 events, 2 sent (vitals 2)" in err
+    out = capsys.readouterr().out
+    # cancelled, and the MessageHeader; the summary is the command's output (stdout)
+    assert "0 rejected, 2 ignored; 2 events, 2 sent (vitals 2)" in out
+
+
+@pytest.mark.broker
+def test_a_paced_publish_says_what_it_is_doing(kafka_broker: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`--speed N` in a log (not a terminal): a progress line every 5 s with events, rate and the simulated
+    clock, then the summary on stdout (3 h gaps at 3,600x: about 6 s)."""
+    rows = [{"event_id": f"v{n}", "patient_id": "pace", "kind": "vitals", "time": f"2024-01-14T{h:02d}:00:00+00:00",
+             "temperature": {"value": 37.0, "unit": "Cel"}, "provenance": {"source": "t"}}
+            for n, h in enumerate((0, 3, 6))]
+    feed = tmp_path / "paced.jsonl"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["publish", str(feed), "--broker", kafka_broker, "--partitions", "3", "--speed", "3600"]) == 0
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if line.startswith("publish: ")]
+    assert progress and "simulated clock 2024-01-14 0" in progress[-1] and "ev/s" in progress[-1]
+    assert "3 sent (vitals 3)" in captured.out
 
 
 def test_publish_needs_a_broker(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
