@@ -310,7 +310,7 @@ def detect_flavor(settings: Settings, timeout: float = 3.0) -> tuple[str, str]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from kafka import KafkaAdminClient
+        from kafka import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.broker, client_id="crswatch-flavor",
