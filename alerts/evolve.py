@@ -68,7 +68,7 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_temp_c = (ts, t.value)
     bp = blood_pressure(ev, cfg)
-    if bp is not None and _bp_replaces(s.hypotension, ts, bp[0], ev.event_id):
+    if bp is not None and _bp_replaces(s.hypotension, ts, bp[0], ev.event_id, bp[2]):
         low, value, label = bp
         if low or _ends_hypotension(s.hypotension, ev):
             s.hypotension = Observation(ts, low, value, ev.event_id, label)
@@ -114,11 +114,17 @@ def blood_pressure(ev: VitalSigns, cfg: Thresholds) -> tuple[bool, float, str] |
     return None
 
 
-def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str) -> bool:
+def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str, label: str = "") -> bool:
     """Like `replaces`, but two blood-pressure states of the same instant are ordered by content
     first: hypotension wins over a normal reading whatever the event ids (the worse reading, as a
-    missed grade is the worse error), so the grade does not depend on id spelling."""
-    return obs is None or (ts, present, event_id) > (obs.ts, obs.present, obs.event_id)
+    missed grade is the worse error), then an SBP over a MAP over a documented state (what a later
+    reading must measure to end it, `_ends_hypotension`), so the grade does not depend on id spelling."""
+    return obs is None or ((ts, present, _bp_rank(label), event_id)
+                           > (obs.ts, obs.present, _bp_rank(obs.label), obs.event_id))
+
+
+def _bp_rank(label: str) -> int:
+    return 2 if label == "SBP" else 1 if label.endswith("MAP") else 0
 
 
 def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
@@ -137,8 +143,8 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
             s.afebrile_ts = ts
         return
     if kind == "hypotension":
-        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id):
-            label = "documented hypotension" if ev.present else "documented normotension"
+        label = "documented hypotension" if ev.present else "documented normotension"
+        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id, label):
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         if ev.present and replaces(s.hypotension_last, ts, ev.event_id):
             s.hypotension_last = Observation(ts, True, None, ev.event_id, "documented hypotension")
@@ -233,10 +239,10 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     if (ev.action == "stop" and ev.logical_id is not None
             and segment is not None and segment != ev.logical_id):
         return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
-    if (ev.action == "stop" and running is not None and running.changed == ev.ts
+    if ((ev.action == "stop" or paused(ev)) and running is not None and running.changed == ev.ts
             and (ev.logical_id is None or running.segment != ev.logical_id)):
         # Started or changed at this very instant by another record: the running one wins whichever
-        # was applied first (a stop applied first is restarted by the start anyway).
+        # was applied first (a stop or pause applied first is restarted by the start anyway).
         return None
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
