@@ -413,11 +413,13 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.episode_il6_ts = s.il6_blockade_ts if s.il6_blockade_ts is not None and s.il6_blockade_ts >= since else None
         s.episode_steroid_ts = s.steroid_ts if s.steroid_ts is not None and s.steroid_ts >= since else None
     elif a.grade == 0:
-        s.episode_end_ts = now
         if s.episode_onset == now:
             # Opened and closed by events of one instant (their order is arbitrary): not a CRS the
-            # patient has had (the fever waiver, the IEC-HS timing label).
+            # patient has had (the fever waiver, the IEC-HS timing label), nor the end of one (the
+            # previous episode's end stays the last end).
             s.crs_episodes_seen -= 1
+        else:
+            s.episode_end_ts = now
     # The waiver depends on the grade: keep the signature as of the new grade.
     s.crs_sig = _crs_signature(s, now, cfg)
     em.out.append(

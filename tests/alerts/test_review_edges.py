@@ -13,7 +13,7 @@ from alerts.log import new_log, step
 from models.events import ClinicalEvent
 from models.records import Record
 from models.state import PatientState
-from tests.factories import PID, bp, car_t, ev, infusion, temp
+from tests.factories import PID, bp, car_t, dose, ev, finding, infusion, temp
 
 CFG = Thresholds()
 
@@ -65,3 +65,21 @@ def test_sbp_and_map_hypotension_of_one_instant_end_alike_whatever_the_ids(ids: 
     flipped = [*events[:2], bp(26, 80, event_id=ids[1]),
                ev("vitals", 26, event_id=ids[0], map={"value": 60, "unit": "mm[Hg]"}), *events[4:]]
     assert grade_at_each_instant(events) == grade_at_each_instant(flipped)
+
+
+# ---- items 3 x 7 x 2: a dose for CRS, then hypotension and a vasopressor for septic shock at one instant
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_an_episode_opened_and_closed_at_one_instant_does_not_end_the_waiver_of_a_dose_given_for_crs(
+        ids: tuple[str, str]) -> None:
+    # Documented hypotension and norepinephrine "for septic shock" at one instant: applied in one order
+    # they open and close an episode at once (not CRS the patient has had); that must not count as the
+    # end of an episode either, or the tocilizumab given for CRS 8 h earlier stops waiving fever for the
+    # vasopressin started the next day, depending on the ids.
+    s, _ = run([car_t(), dose(98, "tocilizumab", reason="CRS"),
+                infusion(106, "norepinephrine", "rate_change", event_id=ids[0], rate=0.2, unit="ug/kg/min",
+                         reason="septic shock"),
+                finding(106, "hypotension", event_id=ids[1]),
+                infusion(140, "vasopressin", rate=0.03, unit="U/min", reason="CRS")])
+    assert s.crs_grade == 3
