@@ -697,6 +697,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.iec_hs_onset_ts = None
     elif prev == 0:
         s.iec_hs_onset_ts = now
+    evidence = a.evidence or (
+        *([f"{ferritin.text}: not shown above {cfg.ferritin_fold_over_reference:g}x the reference nor rising rapidly "
+           "(in-house rule)"] if ferritin is not None else []),
+        f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h")
     hlh_inputs = _hlh_inputs(s, now, cfg, dict(documented))
     hs, hlh = hscore(hlh_inputs), hlh2004(hlh_inputs)
     hs_text = (
@@ -717,7 +721,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             label=a.label,
             hscore=hs_text,
             hlh2004=hlh_text,
-            evidence=a.evidence,
+            evidence=evidence,
             late=em.late,
         )
     )
@@ -725,8 +729,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         # Say what still holds: a lone major feature (e.g. hypofibrinogenemia) is below the watch level.
         summary = (f"IEC-HS below the in-house watch level ({', '.join(a.criteria)} still present)" if a.criteria
                    else "IEC-HS suspicion cleared")
-        em.resolve("iec_hs", summary, [*a.evidence] if a.evidence else
-                   [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
+        em.resolve("iec_hs", summary, evidence)
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
                  f"IEC-HS {LEVEL_NAMES[a.level]} (in-house scale; Hines 2023 criteria unverified [U]): {a.label}",

@@ -11,9 +11,9 @@ import pytest
 from alerts.config import Thresholds
 from alerts.log import new_log, step
 from models.events import ClinicalEvent
-from models.records import Record
+from models.records import IecHsChange, Record
 from models.state import PatientState
-from tests.factories import PID, bp, car_t, dose, ev, finding, infusion, temp
+from tests.factories import PID, bp, car_t, dose, ev, finding, infusion, lab, temp
 
 CFG = Thresholds()
 
@@ -83,3 +83,16 @@ def test_an_episode_opened_and_closed_at_one_instant_does_not_end_the_waiver_of_
                 finding(106, "hypotension", event_id=ids[1]),
                 infusion(140, "vasopressin", rate=0.03, unit="U/min", reason="CRS")])
     assert s.crs_grade == 3
+
+
+# ---- items 4 x 11: a cleared IEC-HS suspicion says why
+
+
+def test_an_iec_hs_record_that_clears_the_suspicion_says_why() -> None:
+    # 300 -> 600 ng/mL in 12 h is a rapid rise (watch); 58 h later 700 ng/mL is neither a rise over the
+    # window nor > 2x ULN: the record that clears the suspicion must not be empty.
+    _, out = run([car_t(), lab(300, "ferritin", 300, "ng/mL"), lab(312, "ferritin", 600, "ng/mL"),
+                  lab(370, "ferritin", 700, "ng/mL")])
+    changes = [r for r in out if isinstance(r, IecHsChange)]
+    assert [(c.previous, c.level) for c in changes] == [(0, 1), (1, 0)]
+    assert changes[-1].evidence and "ferritin 700 ng/mL" in "\n".join(changes[-1].evidence)
