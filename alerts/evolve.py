@@ -35,6 +35,7 @@ from models.vocabulary import (
     VasoactiveAgent,
     VasoactiveRole,
     attributes_to_crs,
+    attributes_to_icans,
     counts_for_crs,
     drug_class,
     names_crs,
@@ -390,11 +391,13 @@ def on_attribution(s: PatientState, ev: Attribution) -> None:
     for t in ("fever", "hypotension", "icans", "masking"):
         if t not in targets:
             continue
-        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
-        if crs:
+        if attributes_to_icans(ev.reason) if t == "icans" else crs:
+            # Attributed to CRS (ICANS) itself: the findings it names stay counted.
             s.forward_reason.pop(t, None)
             s.forward_since.pop(t, None)
-        elif ev.forward and ts >= s.forward_since.get(t, NEG_INF):
+            continue
+        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
+        if ev.forward and ts >= s.forward_since.get(t, NEG_INF):
             s.forward_reason[t] = ev.reason
             s.forward_since[t] = ts
     if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:

@@ -50,6 +50,7 @@ from models.vocabulary import (
     VasoactiveAgent,
     VasoactiveRole,
     attributes_to_crs,
+    attributes_to_icans,
 )
 
 # Alert severities are routing choices of this service (Alertmanager), not clinical grades.
@@ -816,7 +817,7 @@ def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str,
 def _icans_attribution(s: PatientState) -> str:
     """The clinician's latest attribution of the neurological findings to another cause."""
     last = max((o for k, o in s.findings.items() if k.startswith("attribution:") and "icans" in k.split(":", 1)[1]
-                .split(",")), key=lambda o: (o.ts, o.event_id), default=None)
+                .split(",") and not attributes_to_icans(o.label)), key=lambda o: (o.ts, o.event_id), default=None)
     if last is None:
         return "neurological findings attributed to clinician judgement"
     return f"neurological findings up to {when(s, last.ts)} attributed to {last.label} [{last.event_id}]"

@@ -298,3 +298,14 @@ CRS_REASONS: Final[frozenset[str]] = frozenset(
 
 def attributes_to_crs(reason: str | None) -> bool:
     return reason is None or " ".join(reason.strip().lower().split()) in CRS_REASONS
+
+
+# Likewise for neurological findings (target "icans"): these names keep them as ICANS.
+ICANS_REASONS: Final[frozenset[str]] = frozenset(
+    {"icans", "immune effector cell-associated neurotoxicity syndrome",
+     "immune effector cell associated neurotoxicity syndrome", "icans-related", "icans related"}
+)
+
+
+def attributes_to_icans(reason: str | None) -> bool:
+    return attributes_to_crs(reason) or " ".join((reason or "").strip().lower().split()) in ICANS_REASONS

@@ -11,9 +11,9 @@ import pytest
 from alerts.config import Thresholds
 from alerts.log import new_log, step
 from models.events import ClinicalEvent
-from models.records import IecHsChange, Record
+from models.records import CrsGradeChange, IcansGradeChange, IecHsChange, Record
 from models.state import PatientState
-from tests.factories import PID, bp, car_t, dose, ev, finding, infusion, lab, temp
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, temp
 
 CFG = Thresholds()
 
@@ -96,3 +96,30 @@ def test_an_iec_hs_record_that_clears_the_suspicion_says_why() -> None:
     changes = [r for r in out if isinstance(r, IecHsChange)]
     assert [(c.previous, c.level) for c in changes] == [(0, 1), (1, 0)]
     assert changes[-1].evidence and "ferritin 700 ng/mL" in "\n".join(changes[-1].evidence)
+
+
+# ---- items 7 x 11 x 1: an attribution TO CRS (or to ICANS) keeps the findings it names
+
+
+def test_a_clinicians_attribution_of_fever_and_hypotension_to_crs_keeps_the_grade() -> None:
+    # Item 7: with a documented infection the grade is flagged "needs a clinician's attribution". The
+    # clinician attributes the signs to CRS: the grade must stand (now firm), not fall to 0.
+    s, out = run([car_t(), finding(20, "infection", reason="urinary tract infection"), temp(24, 39.0), bp(25, 80),
+                  attribution(26, ["fever", "hypotension"], "CRS")])
+    assert s.crs_grade == 2
+    assert not [r for r in out if isinstance(r, CrsGradeChange) and r.grade == 0]
+    inf = s.findings["infection"]
+    assert inf.present and CFG.infection_window_hours * 3600 > s.last_ts - inf.ts  # the infection is still recent
+
+
+def test_an_attribution_of_the_neurological_findings_to_icans_keeps_them() -> None:
+    s, out = run([car_t(), ev("neuro", 30, ice_score=4), attribution(31, ["icans"], "ICANS")])
+    assert s.icans_grade == 2
+    assert not [r for r in out if isinstance(r, IcansGradeChange) and r.grade == 0]
+
+
+def test_an_attribution_to_icans_ends_a_forward_attribution_to_sedation() -> None:
+    s, _ = run([car_t(), attribution(5, ["icans"], "propofol sedation", forward=True), ev("neuro", 6, ice_score=3),
+                attribution(8, ["icans"], "immune effector cell-associated neurotoxicity syndrome"),
+                ev("neuro", 9, ice_score=4)])
+    assert s.icans_grade == 2
