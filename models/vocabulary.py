@@ -249,7 +249,8 @@ _HYPHENS = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"
 
 @functools.lru_cache(maxsize=64)
 def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b")
+    # A hyphen in a phrase also matches a space ('post-op' matches 'post op'): charting spells both.
+    return re.compile(r"\b(?:" + "|".join(re.escape(p.lower()).replace(r"\-", "[- ]") for p in phrases) + r")\b")
 
 
 def _mention(text: str, m: re.Match[str]) -> str:

@@ -11,9 +11,9 @@ import pytest
 from alerts.config import Thresholds
 from alerts.log import new_log, step
 from models.events import ClinicalEvent
-from models.records import CrsGradeChange, IcansGradeChange, IecHsChange, Record
+from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record
 from models.state import PatientState
-from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, temp
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
 
 CFG = Thresholds()
 
@@ -123,3 +123,13 @@ def test_an_attribution_to_icans_ends_a_forward_attribution_to_sedation() -> Non
                 attribution(8, ["icans"], "immune effector cell-associated neurotoxicity syndrome"),
                 ev("neuro", 9, ice_score=4)])
     assert s.icans_grade == 2
+
+
+# ---- item 6: a hyphenated cause matches its spaced spelling
+
+
+@pytest.mark.parametrize("reason", ["post op ventilation", "post operative ventilation", "post-op ventilation"])
+def test_post_op_ventilation_spelled_with_a_space_is_not_crs(reason: str) -> None:
+    s, out = run([car_t(), temp(24, 39.0), oxygen(25, "invasive_ventilation", reason=reason)])
+    assert s.crs_grade == 1
+    assert not [r for r in out if isinstance(r, Alert) and r.severity == "critical"]
