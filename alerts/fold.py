@@ -651,6 +651,11 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     # make it "during active CRS".
     onset = s.iec_hs_onset_ts
     after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and s.episode_onset > onset
+    # Labs do not re-grade CRS: with only labs charted since, the recorded grade may rest on signs that
+    # have lapsed (a fever older than fever_window_hours). Read, not written: CRS is not active then, and
+    # the labs collected before now were collected while the grade was still recorded.
+    lapsed = s.crs_grade > 0 and grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min,
+                                           cfg.non_crs_causes).grade == 0
     after_note = None
     if after and onset is not None and s.episode_onset is not None:
         after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, after this suspicion began "
@@ -675,12 +680,12 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             if a in s.baselines
         ),
         documented=documented,
-        crs_active=s.crs_grade > 0 and not after,
-        crs_seen=s.crs_episodes_seen > (1 if after else 0),
+        crs_active=s.crs_grade > 0 and not after and not lapsed,
+        crs_seen=s.crs_episodes_seen > (1 if after and not lapsed else 0),
         nadir_end_ts=nadir_end,
         nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
         crs_after_onset=after_note,
-        others_since=s.episode_end_ts if s.crs_grade == 0 else None,
+        others_since=s.episode_end_ts if s.crs_grade == 0 else now if lapsed else None,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
