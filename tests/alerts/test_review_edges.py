@@ -141,7 +141,7 @@ def test_post_op_ventilation_spelled_with_a_space_is_not_crs(reason: str) -> Non
 def test_iec_hs_timing_is_not_during_active_crs_when_the_crs_signs_lapsed_days_ago() -> None:
     # Fever on Day +1 only; from Day +10 only labs arrive (labs do not re-grade CRS, so the recorded grade
     # is still 1). The fever is 9 days old: the suspicion is not "during active CRS".
-    s, out = run([car_t(), temp(24, 39.0), lab(240, "ferritin", 600, "ng/mL"), lab(252, "ferritin", 3000, "ng/mL"),
+    _, out = run([car_t(), temp(24, 39.0), lab(240, "ferritin", 600, "ng/mL"), lab(252, "ferritin", 3000, "ng/mL"),
                   lab(253, "fibrinogen", 100, "mg/dL")])
     changes = [r for r in out if isinstance(r, IecHsChange)]
     assert changes and changes[-1].level == 2
