@@ -650,7 +650,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     # Timing: a CRS episode that opened after the suspicion began (e.g. on IEC-HS's own fever) does not
     # make it "during active CRS".
     onset = s.iec_hs_onset_ts
-    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and s.episode_onset > onset
+    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and (
+        s.episode_onset > onset
+        # or at the suspicion's very instant, once an earlier episode had resolved (IEC-HS's own fever)
+        or (s.episode_onset == onset and s.episode_end_ts is not None and s.episode_end_ts <= onset))
     # Labs do not re-grade CRS: with only labs charted since, the recorded grade may rest on signs that
     # have lapsed (a fever older than fever_window_hours). Read, not written: CRS is not active then, and
     # the labs collected before now were collected while the grade was still recorded.

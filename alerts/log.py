@@ -63,7 +63,9 @@ RETIRED_KEPT = 1024
 # ordered after every other event of the same time, so that support started at that instant is
 # covered whichever event_id either has ("~" sorts after the characters of ids; "~~" after the
 # FHIR adapter's "~" stop ids too). A documented infection is context for the signs of its
-# instant (alerts.fold._infection): ordered before them.
+# instant (alerts.fold._infection): ordered before them. So is a lab result: a ferritin rise
+# collected at the instant of a fever is known when that fever is graded (the IEC-HS flag of a
+# CRS episode opened by fever alone, alerts.fold._evaluate_crs), whatever the ids.
 _LAST_AT_INSTANT = "~~"
 _FIRST_AT_INSTANT = "\x01"
 
@@ -71,7 +73,7 @@ _FIRST_AT_INSTANT = "\x01"
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
     if isinstance(ev, Attribution):
         return (ev.ts, _LAST_AT_INSTANT + ev.event_id)
-    if isinstance(ev, Finding) and ev.finding is FindingKind.INFECTION:
+    if isinstance(ev, LabResult) or (isinstance(ev, Finding) and ev.finding is FindingKind.INFECTION):
         return (ev.ts, _FIRST_AT_INSTANT + ev.event_id)
     return (ev.ts, ev.event_id)
 

@@ -147,3 +147,18 @@ def test_iec_hs_timing_is_not_during_active_crs_when_the_crs_signs_lapsed_days_a
     assert changes and changes[-1].level == 2
     assert all(c.label == "IEC-HS after CRS resolution" for c in changes)
     assert not [r for r in out if isinstance(r, Alert) and r.kind == "iec_hs" and "during active CRS" in r.summary]
+
+
+# ---- item 14 x item 2: the ferritin rise and IEC-HS's fever charted at one instant, after CRS resolved
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_iec_hs_fever_at_the_instant_of_the_ferritin_rise_after_crs_resolved(ids: tuple[str, str]) -> None:
+    _, out = run([car_t(), temp(24, 39.0), finding(50, "fever", present=False), bp(60, 120),
+                  lab(200, "ferritin", 600, "ng/mL"), lab(212, "ferritin", 3000, "ng/mL", event_id=ids[0]),
+                  temp(212, 39.2, event_id=ids[1]), lab(213, "fibrinogen", 100, "mg/dL")])
+    opened = [r for r in out if isinstance(r, CrsGradeChange)][-1]
+    assert (opened.episode, opened.grade) == (2, 1)
+    assert any("IEC-HS" in u for u in opened.uncertain)  # whichever of the two was applied first
+    iec = [r for r in out if isinstance(r, Alert) and r.kind == "iec_hs" and r.status == "firing"]
+    assert iec and all("IEC-HS after CRS resolution" in a.summary for a in iec)
