@@ -649,7 +649,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     ferritin, earlier = _ferritin_window(s, now, cfg)
     # Timing: a CRS episode that opened after the suspicion began (e.g. on IEC-HS's own fever) does not
     # make it "during active CRS".
-    onset = s.iec_hs_onset_ts
+    onset = s.iec_hs_onset_ts if s.iec_hs_onset_ts is not None else now  # a suspicion raised now begins now
     after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and (
         s.episode_onset > onset
         # or at the suspicion's very instant, once an earlier episode had resolved (IEC-HS's own fever)
@@ -661,7 +661,8 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
                                            cfg.non_crs_causes).grade == 0
     after_note = None
     if after and onset is not None and s.episode_onset is not None:
-        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, after this suspicion began "
+        rel = "after" if s.episode_onset > onset else "at the time"
+        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, {rel} this suspicion began "
                       f"{when(s, onset)}: its signs may be IEC-HS itself; timing kept from the suspicion's onset")
     nadir_end = day_start(s, cfg.cytopenia_nadir_days + 1)
     x = IecHsInputs(
