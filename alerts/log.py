@@ -64,11 +64,11 @@ RETIRED_KEPT = 1024
 # covered whichever event_id either has ("~" sorts after the characters of ids; "~~" after the
 # FHIR adapter's "~" stop ids too). A documented infection is context for the signs of its
 # instant (alerts.fold._infection): ordered before them. A lab result is judged against the CRS
-# state of its instant (the IEC-HS timing label): ordered after the other events of its instant,
-# before the attributions, whatever the ids.
+# state of its instant (the IEC-HS timing label): ordered after every other event of its instant,
+# attributions included, whatever the ids.
 _LAST_AT_INSTANT = "~~"
 _FIRST_AT_INSTANT = "\x01"
-_LABS_AT_INSTANT = "~~\x01"  # after every event_id (printable), before "~~" + an attribution's id
+_LABS_AT_INSTANT = "~~\U0010ffff"  # after "~~" + an attribution's id (the highest code point)
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:

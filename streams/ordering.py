@@ -6,8 +6,8 @@ that the order, and with it every record the fold emits, does not depend on file
 line order. Fed in this order, the fold meets each event when a live monitor would have, and
 its lateness window (alerts.log) marks late exactly the events a live monitor would have
 folded late. Ties in known time fall to event time and event_id, the order the fold itself
-keeps inside the window (alerts.log.order_at_instant: a documented infection first, labs and
-then attributions last).
+keeps inside the window (alerts.log.order_at_instant: a documented infection first, attributions
+and then labs last).
 `--order event`: by event time first (retrospective chart review: nothing is late unless two
 facts share a time and a version order forces one behind).
 `--order file`: the order read (a captured live feed whose order is the arrival order).
