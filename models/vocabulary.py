@@ -95,7 +95,14 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
 
 
 def drug_class(name: str) -> DrugClass:
-    return DRUG_CLASS.get(name.strip().lower(), DrugClass.OTHER)
+    key = " ".join(name.strip().lower().split())
+    cls = DRUG_CLASS.get(key)
+    if cls is None and key.endswith(" bolus"):
+        # "normal saline bolus": a listed fluid, named with its route of giving (only fluids: the stem
+        # must itself be a fluid bolus; "furosemide bolus" stays OTHER)
+        stem = DRUG_CLASS.get(key.removesuffix(" bolus").strip())
+        cls = stem if stem is DrugClass.FLUID_BOLUS else None
+    return cls or DrugClass.OTHER
 
 
 class OxygenDevice(StrEnum):

@@ -13,6 +13,7 @@ from alerts.log import new_log, order_at_instant, step
 from models.events import ClinicalEvent
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record
 from models.state import PatientState
+from models.vocabulary import DrugClass, drug_class
 from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
 
 CFG = Thresholds()
@@ -191,3 +192,20 @@ def test_a_replay_breaks_ties_of_time_in_the_folds_order(order: str) -> None:
             sorter.add("test", e, e.ts)
         delivered = [e.event_id for _, e, _ in sorter]
     assert delivered == ["z-inf", "b", "0-attr", "a-lab"]
+
+
+# ---- item 10: a bolus named after its fluid
+
+
+@pytest.mark.parametrize("name", ["normal saline bolus", "Lactated Ringer's bolus", "albumin 5% bolus"])
+def test_a_fluid_named_with_bolus_is_a_fluid_bolus(name: str) -> None:
+    assert drug_class(name) is DrugClass.FLUID_BOLUS
+    s, _ = run([car_t(), temp(20, 39.0), ev("vitals", 24, sbp={"value": 94, "unit": "mm[Hg]"},
+                                              dbp={"value": 38, "unit": "mm[Hg]"}),
+                dose(24.2, name), bp(25, 118), ev("vitals", 26, map={"value": 80, "unit": "mm[Hg]"})])
+    assert s.crs_grade == 2  # held: hypotension needing fluids (IN-HOUSE fluid_bolus_hold_hours)
+
+
+def test_a_bolus_of_an_unknown_drug_is_not_a_fluid_bolus() -> None:
+    assert drug_class("furosemide bolus") is DrugClass.OTHER
+    assert drug_class("20% albumin bolus") is DrugClass.OTHER
