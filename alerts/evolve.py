@@ -245,6 +245,8 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
         # Started or changed at this very instant by another record: the running one wins whichever
         # was applied first (a stop or pause applied first is restarted by the start anyway).
         return None
+    if paused(ev) and running is None and held is None and s.infusion_changed.get(agent) == ev.ts:
+        return None  # stopped at this very instant by another record: a stop and a pause leave it stopped
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
     if ev.action == "stop" or paused(ev):

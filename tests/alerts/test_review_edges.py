@@ -209,3 +209,16 @@ def test_a_fluid_named_with_bolus_is_a_fluid_bolus(name: str) -> None:
 def test_a_bolus_of_an_unknown_drug_is_not_a_fluid_bolus() -> None:
     assert drug_class("furosemide bolus") is DrugClass.OTHER
     assert drug_class("20% albumin bolus") is DrugClass.OTHER
+
+
+# ---- item 5 x item 2: a stop and a pause of one agent at one instant
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_a_stop_and_a_hold_at_one_instant_leave_the_agent_stopped_whatever_the_ids(ids: tuple[str, str]) -> None:
+    # A later 'no active CRS' judgement attributes a paused agent (its restart keeps the attribution), not a
+    # stopped one: whether the agent was stopped or paused must not depend on the ids.
+    s, _ = run([car_t(), temp(20, 39.0), infusion(21, "norepinephrine", rate=0.1, unit="ug/kg/min"),
+                ev("infusion", 30, event_id=ids[0], agent="norepinephrine", action="hold"),
+                infusion(30, "norepinephrine", "stop", event_id=ids[1])])
+    assert "norepinephrine" not in s.infusions and "norepinephrine" not in s.infusions_paused
