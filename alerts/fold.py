@@ -641,6 +641,30 @@ def _hlh_inputs(s: PatientState, now: float, cfg: Thresholds, documented: dict[s
     )
 
 
+def _crs_grade_at(s: PatientState, t: float, cfg: Thresholds) -> int:
+    return grade_crs(crs_inputs(s, t, cfg), cfg.low_flow_max_l_min, cfg.non_crs_causes).grade
+
+
+def _crs_lapse(s: PatientState, now: float, cfg: Thresholds) -> float | None:
+    """When the signs of the recorded CRS grade lapsed without an event to re-grade it (labs do not), or
+    None while they hold: the first time one of them runs out (a fever window, a blood pressure gone stale,
+    a fluid-bolus hold, a masking window) after which the registers as they stand grade 0. A fixed time,
+    so that labs collected after it count as collected after CRS (whatever the time of the re-check)."""
+    if s.crs_grade == 0 or _crs_grade_at(s, now, cfg) > 0:
+        return None
+    ends = [o.ts + hours * 3600 for o, hours in ((s.fever, cfg.fever_window_hours),
+                                                 (s.hypotension, cfg.hypotension_stale_hours),
+                                                 (s.hypotension_last, cfg.hypotension_stale_hours),
+                                                 (s.fluid_bolus, cfg.fluid_bolus_hold_hours),
+                                                 (s.findings.get("masking_drug"), cfg.fever_masking_hours))
+            if o is not None]
+    onset = s.episode_onset if s.episode_onset is not None else NEG_INF
+    for t in sorted(e for e in ends if onset < e < now):
+        if _crs_grade_at(s, t + 1, cfg) == 0:
+            return t
+    return now
+
+
 def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     now = em.now
     s.iec_eval_ts = now
@@ -655,10 +679,9 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         # or at the suspicion's very instant, once an earlier episode had resolved (IEC-HS's own fever)
         or (s.episode_onset == onset and s.episode_end_ts is not None and s.episode_end_ts <= onset))
     # Labs do not re-grade CRS: with only labs charted since, the recorded grade may rest on signs that
-    # have lapsed (a fever older than fever_window_hours). Read, not written: CRS is not active then, and
-    # the labs collected before now were collected while the grade was still recorded.
-    lapsed = s.crs_grade > 0 and grade_crs(crs_inputs(s, now, cfg), cfg.low_flow_max_l_min,
-                                           cfg.non_crs_causes).grade == 0
+    # have lapsed (a fever older than fever_window_hours). Read, not written: CRS is not active then.
+    lapse = _crs_lapse(s, now, cfg)
+    lapsed = lapse is not None
     after_note = None
     if after and onset is not None and s.episode_onset is not None:
         rel = "after" if s.episode_onset > onset else "at the time"
@@ -689,7 +712,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         nadir_end_ts=nadir_end,
         nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
         crs_after_onset=after_note,
-        others_since=s.episode_end_ts if s.crs_grade == 0 else now if lapsed else None,
+        others_since=s.episode_end_ts if s.crs_grade == 0 else lapse,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level

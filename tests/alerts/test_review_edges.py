@@ -222,3 +222,13 @@ def test_a_stop_and_a_hold_at_one_instant_leave_the_agent_stopped_whatever_the_i
                 ev("infusion", 30, event_id=ids[0], agent="norepinephrine", action="hold"),
                 infusion(30, "norepinephrine", "stop", event_id=ids[1])])
     assert "norepinephrine" not in s.infusions and "norepinephrine" not in s.infusions_paused
+
+
+def test_ldh_collected_days_after_the_crs_signs_lapsed_counts_and_does_not_flip_at_the_recheck() -> None:
+    # The fever of Day +1 lapsed on Day +2; only labs since. LDH collected on Day +10 is not "collected
+    # during a CRS episode": it counts (ferritin + LDH after CRS = suspected), and stays counted later.
+    _, out = run([car_t(), temp(24, 39.0), lab(240, "ferritin", 600, "ng/mL"), lab(250, "ldh", 600, "U/L"),
+                  lab(252, "ferritin", 3000, "ng/mL"), lab(258, "crp", 20, "mg/L"), lab(270, "crp", 10, "mg/L")])
+    changes = [r for r in out if isinstance(r, IecHsChange)]
+    assert [c.level for c in changes] == [2]
+    assert "collected during a CRS episode" not in "\n".join(changes[0].evidence)
