@@ -28,6 +28,7 @@ from models.events import (
 )
 from models.state import LabPoint, Observation, PatientState, Support, labs_kept
 from models.vocabulary import (
+    NON_CRS_CAUSES,
     VASOACTIVE_ROLE,
     AttributionTarget,
     DrugClass,
@@ -155,7 +156,7 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
         s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, label)
 
 
-def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
+def on_oxygen(s: PatientState, ev: OxygenSupport, causes: tuple[str, ...] = NON_CRS_CAUSES) -> None:
     if not newer(s.oxygen_changed, ev.ts):
         return
     if ev.device is None:
@@ -163,8 +164,12 @@ def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
         return
     cur = s.oxygen
     if (ev.ts == s.oxygen_changed and cur is not None and cur.name != OxygenDevice.UNSPECIFIED.value
-            and oxygen_axis(ev.device, ev.flow_l_min)[0] < oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0]):
-        return  # two devices charted at one instant: the higher support counts, whatever the event ids
+            and (oxygen_axis(ev.device, ev.flow_l_min)[0], counts_for_crs(ev.reason, causes, True))
+            < (oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0],
+               not cur.attributed and counts_for_crs(cur.reason, causes, True))):
+        # Two devices charted at one instant: the higher support counts, and at one level the one that
+        # counts toward CRS (home CPAP for sleep apnoea and BiPAP), whatever the event ids.
+        return
     s.oxygen_changed = ev.ts
     s.support_version += 1
     if ev.device is OxygenDevice.ROOM_AIR:

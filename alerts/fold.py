@@ -944,7 +944,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, OxygenSupport):
         reasons = _support_reasons(s)
-        on_oxygen(s, event)
+        on_oxygen(s, event, cfg.non_crs_causes)
         _evaluate_crs(s, em, cfg)
         _evaluate_oxygen(s, em, cfg)
         _show_reason_changes(s, em, cfg, reasons)

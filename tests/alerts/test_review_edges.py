@@ -232,3 +232,16 @@ def test_ldh_collected_days_after_the_crs_signs_lapsed_counts_and_does_not_flip_
     changes = [r for r in out if isinstance(r, IecHsChange)]
     assert [c.level for c in changes] == [2]
     assert "collected during a CRS episode" not in "\n".join(changes[0].evidence)
+
+
+# ---- item 6 x item 2: two devices of one ASTCT level at one instant, one of them not for CRS
+
+
+@pytest.mark.parametrize("ids", [("a", "b"), ("b", "a")])
+def test_home_cpap_and_bipap_at_one_instant_grade_alike_whatever_the_ids(ids: tuple[str, str]) -> None:
+    # A device change charted as two rows of one minute: home CPAP for sleep apnoea ends, BiPAP begins.
+    # Both are positive pressure (ASTCT level 4); the one that counts toward CRS is the worse reading.
+    s, _ = run([car_t(), temp(20, 39.0),
+                oxygen(22, "cpap", event_id=ids[0], reason="home CPAP for obstructive sleep apnoea"),
+                oxygen(22, "bipap", event_id=ids[1])])
+    assert s.crs_grade == 4
