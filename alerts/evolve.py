@@ -28,6 +28,7 @@ from models.events import (
 )
 from models.state import LabPoint, Observation, PatientState, Support, labs_kept
 from models.vocabulary import (
+    NON_CRS_CAUSES,
     VASOACTIVE_ROLE,
     AttributionTarget,
     DrugClass,
@@ -35,6 +36,7 @@ from models.vocabulary import (
     VasoactiveAgent,
     VasoactiveRole,
     attributes_to_crs,
+    attributes_to_icans,
     counts_for_crs,
     drug_class,
     names_crs,
@@ -68,7 +70,7 @@ def on_vitals(s: PatientState, ev: VitalSigns, cfg: Thresholds) -> None:
         if m is None or (ts >= m[0] and (t.value >= m[1] or ts - m[0] > cfg.fever_window_hours * 3600)):
             s.max_temp_c = (ts, t.value)
     bp = blood_pressure(ev, cfg)
-    if bp is not None and _bp_replaces(s.hypotension, ts, bp[0], ev.event_id):
+    if bp is not None and _bp_replaces(s.hypotension, ts, bp[0], ev.event_id, bp[2]):
         low, value, label = bp
         if low or _ends_hypotension(s.hypotension, ev):
             s.hypotension = Observation(ts, low, value, ev.event_id, label)
@@ -114,11 +116,17 @@ def blood_pressure(ev: VitalSigns, cfg: Thresholds) -> tuple[bool, float, str] |
     return None
 
 
-def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str) -> bool:
+def _bp_replaces(obs: Observation | None, ts: float, present: bool, event_id: str, label: str = "") -> bool:
     """Like `replaces`, but two blood-pressure states of the same instant are ordered by content
     first: hypotension wins over a normal reading whatever the event ids (the worse reading, as a
-    missed grade is the worse error), so the grade does not depend on id spelling."""
-    return obs is None or (ts, present, event_id) > (obs.ts, obs.present, obs.event_id)
+    missed grade is the worse error), then an SBP over a MAP over a documented state (what a later
+    reading must measure to end it, `_ends_hypotension`), so the grade does not depend on id spelling."""
+    return obs is None or ((ts, present, _bp_rank(label), event_id)
+                           > (obs.ts, obs.present, _bp_rank(obs.label), obs.event_id))
+
+
+def _bp_rank(label: str) -> int:
+    return 2 if label == "SBP" else 1 if label.endswith("MAP") else 0
 
 
 def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
@@ -137,8 +145,8 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
             s.afebrile_ts = ts
         return
     if kind == "hypotension":
-        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id):
-            label = "documented hypotension" if ev.present else "documented normotension"
+        label = "documented hypotension" if ev.present else "documented normotension"
+        if _bp_replaces(s.hypotension, ts, ev.present, ev.event_id, label):
             s.hypotension = Observation(ts, ev.present, None, ev.event_id, label)
         if ev.present and replaces(s.hypotension_last, ts, ev.event_id):
             s.hypotension_last = Observation(ts, True, None, ev.event_id, "documented hypotension")
@@ -148,7 +156,7 @@ def on_finding(s: PatientState, ev: Finding, cfg: Thresholds) -> None:
         s.findings[kind] = Observation(ts, ev.present, None, ev.event_id, label)
 
 
-def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
+def on_oxygen(s: PatientState, ev: OxygenSupport, causes: tuple[str, ...] = NON_CRS_CAUSES) -> None:
     if not newer(s.oxygen_changed, ev.ts):
         return
     if ev.device is None:
@@ -156,8 +164,12 @@ def on_oxygen(s: PatientState, ev: OxygenSupport) -> None:
         return
     cur = s.oxygen
     if (ev.ts == s.oxygen_changed and cur is not None and cur.name != OxygenDevice.UNSPECIFIED.value
-            and oxygen_axis(ev.device, ev.flow_l_min)[0] < oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0]):
-        return  # two devices charted at one instant: the higher support counts, whatever the event ids
+            and (oxygen_axis(ev.device, ev.flow_l_min)[0], counts_for_crs(ev.reason, causes, True))
+            < (oxygen_axis(OxygenDevice(cur.name), cur.flow_l_min)[0],
+               not cur.attributed and counts_for_crs(cur.reason, causes, True))):
+        # Two devices charted at one instant: the higher support counts, and at one level the one that
+        # counts toward CRS (home CPAP for sleep apnoea and BiPAP), whatever the event ids.
+        return
     s.oxygen_changed = ev.ts
     s.support_version += 1
     if ev.device is OxygenDevice.ROOM_AIR:
@@ -233,11 +245,13 @@ def on_infusion(s: PatientState, ev: Infusion) -> tuple[str, bool] | None:
     if (ev.action == "stop" and ev.logical_id is not None
             and segment is not None and segment != ev.logical_id):
         return None  # the end of an earlier segment: a newer segment of the agent replaced it and runs on
-    if (ev.action == "stop" and running is not None and running.changed == ev.ts
+    if ((ev.action == "stop" or paused(ev)) and running is not None and running.changed == ev.ts
             and (ev.logical_id is None or running.segment != ev.logical_id)):
         # Started or changed at this very instant by another record: the running one wins whichever
-        # was applied first (a stop applied first is restarted by the start anyway).
+        # was applied first (a stop or pause applied first is restarted by the start anyway).
         return None
+    if paused(ev) and running is None and held is None and s.infusion_changed.get(agent) == ev.ts:
+        return None  # stopped at this very instant by another record: a stop and a pause leave it stopped
     s.infusion_changed[agent] = ev.ts
     s.support_version += 1
     if ev.action == "stop" or paused(ev):
@@ -384,11 +398,13 @@ def on_attribution(s: PatientState, ev: Attribution) -> None:
     for t in ("fever", "hypotension", "icans", "masking"):
         if t not in targets:
             continue
-        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
-        if crs:
+        if attributes_to_icans(ev.reason) if t == "icans" else crs:
+            # Attributed to CRS (ICANS) itself: the findings it names stay counted.
             s.forward_reason.pop(t, None)
             s.forward_since.pop(t, None)
-        elif ev.forward and ts >= s.forward_since.get(t, NEG_INF):
+            continue
+        s.discount_before[t] = max(ts, s.discount_before.get(t, NEG_INF))
+        if ev.forward and ts >= s.forward_since.get(t, NEG_INF):
             s.forward_reason[t] = ev.reason
             s.forward_since[t] = ts
     if "oxygen" in targets and s.oxygen is not None and s.oxygen.changed <= ts:

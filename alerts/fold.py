@@ -50,6 +50,7 @@ from models.vocabulary import (
     VasoactiveAgent,
     VasoactiveRole,
     attributes_to_crs,
+    attributes_to_icans,
 )
 
 # Alert severities are routing choices of this service (Alertmanager), not clinical grades.
@@ -411,11 +412,13 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.episode_il6_ts = s.il6_blockade_ts if s.il6_blockade_ts is not None and s.il6_blockade_ts >= since else None
         s.episode_steroid_ts = s.steroid_ts if s.steroid_ts is not None and s.steroid_ts >= since else None
     elif a.grade == 0:
-        s.episode_end_ts = now
         if s.episode_onset == now:
             # Opened and closed by events of one instant (their order is arbitrary): not a CRS the
-            # patient has had (the fever waiver, the IEC-HS timing label).
+            # patient has had (the fever waiver, the IEC-HS timing label), nor the end of one (the
+            # previous episode's end stays the last end).
             s.crs_episodes_seen -= 1
+        else:
+            s.episode_end_ts = now
     # The waiver depends on the grade: keep the signature as of the new grade.
     s.crs_sig = _crs_signature(s, now, cfg)
     em.out.append(
@@ -636,6 +639,30 @@ def _hlh_inputs(s: PatientState, now: float, cfg: Thresholds, documented: dict[s
     )
 
 
+def _crs_grade_at(s: PatientState, t: float, cfg: Thresholds) -> int:
+    return grade_crs(crs_inputs(s, t, cfg), cfg.low_flow_max_l_min, cfg.non_crs_causes).grade
+
+
+def _crs_lapse(s: PatientState, now: float, cfg: Thresholds) -> float | None:
+    """When the signs of the recorded CRS grade lapsed without an event to re-grade it (labs do not), or
+    None while they hold: the first time one of them runs out (a fever window, a blood pressure gone stale,
+    a fluid-bolus hold, a masking window) after which the registers as they stand grade 0. A fixed time,
+    so that labs collected after it count as collected after CRS (whatever the time of the re-check)."""
+    if s.crs_grade == 0 or _crs_grade_at(s, now, cfg) > 0:
+        return None
+    ends = [o.ts + hours * 3600 for o, hours in ((s.fever, cfg.fever_window_hours),
+                                                 (s.hypotension, cfg.hypotension_stale_hours),
+                                                 (s.hypotension_last, cfg.hypotension_stale_hours),
+                                                 (s.fluid_bolus, cfg.fluid_bolus_hold_hours),
+                                                 (s.findings.get("masking_drug"), cfg.fever_masking_hours))
+            if o is not None]
+    onset = s.episode_onset if s.episode_onset is not None else NEG_INF
+    for t in sorted(e for e in ends if onset < e < now):
+        if _crs_grade_at(s, t + 1, cfg) == 0:
+            return t
+    return now
+
+
 def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     now = em.now
     s.iec_eval_ts = now
@@ -644,11 +671,19 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     ferritin, earlier = _ferritin_window(s, now, cfg)
     # Timing: a CRS episode that opened after the suspicion began (e.g. on IEC-HS's own fever) does not
     # make it "during active CRS".
-    onset = s.iec_hs_onset_ts
-    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and s.episode_onset > onset
+    onset = s.iec_hs_onset_ts if s.iec_hs_onset_ts is not None else now  # a suspicion raised now begins now
+    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and (
+        s.episode_onset > onset
+        # or at the suspicion's very instant, once an earlier episode had resolved (IEC-HS's own fever)
+        or (s.episode_onset == onset and s.episode_end_ts is not None and s.episode_end_ts <= onset))
+    # Labs do not re-grade CRS: with only labs charted since, the recorded grade may rest on signs that
+    # have lapsed (a fever older than fever_window_hours). Read, not written: CRS is not active then.
+    lapse = _crs_lapse(s, now, cfg)
+    lapsed = lapse is not None
     after_note = None
     if after and onset is not None and s.episode_onset is not None:
-        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, after this suspicion began "
+        rel = "after" if s.episode_onset > onset else "at the time"
+        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, {rel} this suspicion began "
                       f"{when(s, onset)}: its signs may be IEC-HS itself; timing kept from the suspicion's onset")
     nadir_end = day_start(s, cfg.cytopenia_nadir_days + 1)
     x = IecHsInputs(
@@ -670,12 +705,12 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             if a in s.baselines
         ),
         documented=documented,
-        crs_active=s.crs_grade > 0 and not after,
-        crs_seen=s.crs_episodes_seen > (1 if after else 0),
+        crs_active=s.crs_grade > 0 and not after and not lapsed,
+        crs_seen=s.crs_episodes_seen > (1 if after and not lapsed else 0),
         nadir_end_ts=nadir_end,
         nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
         crs_after_onset=after_note,
-        others_since=s.episode_end_ts if s.crs_grade == 0 else None,
+        others_since=s.episode_end_ts if s.crs_grade == 0 else lapse,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
@@ -693,6 +728,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         s.iec_hs_onset_ts = None
     elif prev == 0:
         s.iec_hs_onset_ts = now
+    evidence = a.evidence or (
+        *([f"{ferritin.text}: not shown above {cfg.ferritin_fold_over_reference:g}x the reference nor rising rapidly "
+           "(in-house rule)"] if ferritin is not None else []),
+        f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h")
     hlh_inputs = _hlh_inputs(s, now, cfg, dict(documented))
     hs, hlh = hscore(hlh_inputs), hlh2004(hlh_inputs)
     hs_text = (
@@ -713,7 +752,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             label=a.label,
             hscore=hs_text,
             hlh2004=hlh_text,
-            evidence=a.evidence,
+            evidence=evidence,
             late=em.late,
         )
     )
@@ -721,8 +760,7 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         # Say what still holds: a lone major feature (e.g. hypofibrinogenemia) is below the watch level.
         summary = (f"IEC-HS below the in-house watch level ({', '.join(a.criteria)} still present)" if a.criteria
                    else "IEC-HS suspicion cleared")
-        em.resolve("iec_hs", summary, [*a.evidence] if a.evidence else
-                   [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
+        em.resolve("iec_hs", summary, evidence)
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
                  f"IEC-HS {LEVEL_NAMES[a.level]} (in-house scale; Hines 2023 criteria unverified [U]): {a.label}",
@@ -809,7 +847,7 @@ def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str,
 def _icans_attribution(s: PatientState) -> str:
     """The clinician's latest attribution of the neurological findings to another cause."""
     last = max((o for k, o in s.findings.items() if k.startswith("attribution:") and "icans" in k.split(":", 1)[1]
-                .split(",")), key=lambda o: (o.ts, o.event_id), default=None)
+                .split(",") and not attributes_to_icans(o.label)), key=lambda o: (o.ts, o.event_id), default=None)
     if last is None:
         return "neurological findings attributed to clinician judgement"
     return f"neurological findings up to {when(s, last.ts)} attributed to {last.label} [{last.event_id}]"
@@ -904,7 +942,7 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, OxygenSupport):
         reasons = _support_reasons(s)
-        on_oxygen(s, event)
+        on_oxygen(s, event, cfg.non_crs_causes)
         _evaluate_crs(s, em, cfg)
         _evaluate_oxygen(s, em, cfg)
         _show_reason_changes(s, em, cfg, reasons)

@@ -63,17 +63,28 @@ RETIRED_KEPT = 1024
 # ordered after every other event of the same time, so that support started at that instant is
 # covered whichever event_id either has ("~" sorts after the characters of ids; "~~" after the
 # FHIR adapter's "~" stop ids too). A documented infection is context for the signs of its
-# instant (alerts.fold._infection): ordered before them.
+# instant (alerts.fold._infection): ordered before them. A lab result is judged against the CRS
+# state of its instant (the IEC-HS timing label): ordered after every other event of its instant,
+# attributions included, whatever the ids.
 _LAST_AT_INSTANT = "~~"
 _FIRST_AT_INSTANT = "\x01"
+_LABS_AT_INSTANT = "~~\U0010ffff"  # after "~~" + an attribution's id (the highest code point)
 
 
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
     if isinstance(ev, Attribution):
         return (ev.ts, _LAST_AT_INSTANT + ev.event_id)
+    if isinstance(ev, LabResult):
+        return (ev.ts, _LABS_AT_INSTANT + ev.event_id)
     if isinstance(ev, Finding) and ev.finding is FindingKind.INFECTION:
         return (ev.ts, _FIRST_AT_INSTANT + ev.event_id)
     return (ev.ts, ev.event_id)
+
+
+def order_at_instant(ev: ClinicalEvent) -> str:
+    """How the fold orders events of one event time (ascending): a replay that breaks ties of time
+    this way delivers them in the fold's own order (streams.ordering)."""
+    return _key(ev)[1]
 
 
 @dataclass(slots=True)

@@ -384,7 +384,8 @@ class Attribution(_EventBase):
       takes `reason` from `time` on; support started later carries its own reason.
     - Findings named by `targets` (fever, hypotension, ICANS) observed up to `time` stop
       counting; with `forward=True` later findings of that kind are attributed too,
-      until an attribution with reason "crs" for the same target.
+      until an attribution with reason "crs" for the same target. A reason that names CRS
+      (models.vocabulary.CRS_REASONS; for "icans" also ICANS_REASONS) keeps the findings counted.
     - "all" covers every target (e.g. "no signs of active CRS").
     Nothing is deleted: the observations stay in the state and in the log.
     """

@@ -95,7 +95,14 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
 
 
 def drug_class(name: str) -> DrugClass:
-    return DRUG_CLASS.get(name.strip().lower(), DrugClass.OTHER)
+    key = " ".join(name.strip().lower().split())
+    cls = DRUG_CLASS.get(key)
+    if cls is None and key.endswith(" bolus"):
+        # "normal saline bolus": a listed fluid, named with its route of giving (only fluids: the stem
+        # must itself be a fluid bolus; "furosemide bolus" stays OTHER)
+        stem = DRUG_CLASS.get(key.removesuffix(" bolus").strip())
+        cls = stem if stem is DrugClass.FLUID_BOLUS else None
+    return cls or DrugClass.OTHER
 
 
 class OxygenDevice(StrEnum):
@@ -249,7 +256,8 @@ _HYPHENS = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2212"
 
 @functools.lru_cache(maxsize=64)
 def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(re.escape(p.lower()) for p in phrases) + r")\b")
+    # A hyphen in a phrase also matches a space ('post-op' matches 'post op'): charting spells both.
+    return re.compile(r"\b(?:" + "|".join(re.escape(p.lower()).replace(r"\-", "[- ]") for p in phrases) + r")\b")
 
 
 def _mention(text: str, m: re.Match[str]) -> str:
@@ -298,3 +306,14 @@ CRS_REASONS: Final[frozenset[str]] = frozenset(
 
 def attributes_to_crs(reason: str | None) -> bool:
     return reason is None or " ".join(reason.strip().lower().split()) in CRS_REASONS
+
+
+# Likewise for neurological findings (target "icans"): these names keep them as ICANS.
+ICANS_REASONS: Final[frozenset[str]] = frozenset(
+    {"icans", "immune effector cell-associated neurotoxicity syndrome",
+     "immune effector cell associated neurotoxicity syndrome", "icans-related", "icans related"}
+)
+
+
+def attributes_to_icans(reason: str | None) -> bool:
+    return attributes_to_crs(reason) or " ".join((reason or "").strip().lower().split()) in ICANS_REASONS

@@ -6,7 +6,8 @@ that the order, and with it every record the fold emits, does not depend on file
 line order. Fed in this order, the fold meets each event when a live monitor would have, and
 its lateness window (alerts.log) marks late exactly the events a live monitor would have
 folded late. Ties in known time fall to event time and event_id, the order the fold itself
-keeps inside the window.
+keeps inside the window (alerts.log.order_at_instant: a documented infection first, attributions
+and then labs last).
 `--order event`: by event time first (retrospective chart review: nothing is late unless two
 facts share a time and a version order forces one behind).
 `--order file`: the order read (a captured live feed whose order is the arrival order).
@@ -28,6 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Literal, get_args
 
+from alerts.log import order_at_instant
 from models.events import ClinicalEvent, Retract, parse_event
 
 Order = Literal["known", "event", "file"]
@@ -78,7 +80,7 @@ class Sorter:
 
     def add(self, source: str, event: ClinicalEvent, known: float) -> None:
         ts = event.ts
-        self._rows.append((known if self.order == "known" else ts, ts, event.event_id, event.patient_id,
+        self._rows.append((known if self.order == "known" else ts, ts, order_at_instant(event), event.patient_id,
                            event.logical_id, -1 if event.version is None else event.version,
                            int(isinstance(event, Retract)), known, source, event.model_dump_json(exclude_none=True)))
         self.count += 1
