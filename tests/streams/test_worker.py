@@ -412,7 +412,7 @@ def test_publish_of_a_bulk_export_and_a_shuffled_file_equals_the_embedded_replay
     paths = [bulk, shuffled]
 
     assert main(["publish", *map(str, paths), "--broker", fresh_broker, "--partitions", "4"]) == 0
-    assert "127 events, 127 sent" in capsys.readouterr().err
+    assert "127 events, 127 sent" in capsys.readouterr().out
     worker = Worker(fresh_broker, tmp_path / "data")
     try:
         worker.wait_for(lambda: worker.count("in") >= 127, what="127 events")
