@@ -249,18 +249,33 @@ def test_without_a_kill_the_worker_gives_the_event_time_fold(cohort: list[Clinic
         assert recovered_states(run_with_kills(cohort, [], seed)) == want
 
 
+def differences(got: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
+    """patient -> {field: (got, want)}, for a dict field only its differing entries."""
+    out: dict[str, Any] = {}
+    for pid, w in want.items():
+        g = got.get(pid, {})
+        fields = {}
+        for k, v in w.items():
+            if g.get(k) != v:
+                if isinstance(v, dict) and isinstance(g.get(k), dict):
+                    fields[k] = {x: (g[k].get(x), v.get(x)) for x in {*v, *g[k]} if g[k].get(x) != v.get(x)}
+                else:
+                    fields[k] = (g.get(k), v)
+        if fields:
+            out[pid] = fields
+    return out
+
+
 def test_a_kill_at_every_step_then_restart_gives_the_event_time_fold(cohort: list[ClinicalEvent]) -> None:
     want = event_time_fold(cohort)
-    uninterrupted = run_with_kills(cohort, [], 0)
     total = sum(1 for _ in SimWorker(publish(cohort), random.Random(0)).steps())
-    assert recovered_states(uninterrupted) == want
-    for at in range(0, total, 3):
-        broker = run_with_kills(cohort, [(at, at % 3)], seed=at)
-        got = recovered_states(broker)
+    for at in range(total):
+        kills = [(at, at % 3)]  # 0, 1 or 2 writes in flight reach the broker
+        if at % 2:
+            kills.append((at // 2, 1))  # and the restarted worker is killed too
+        got = recovered_states(run_with_kills(cohort, kills, seed=at))
         assert set(got) == set(want)
-        for pid in want:
-            diff = {k: (got[pid][k], want[pid][k]) for k in want[pid] if got[pid][k] != want[pid][k]}
-            assert not diff, f"kill at step {at}: {pid} differs: {diff}"
+        assert not differences(got, want), f"kills {kills}: {differences(got, want)}"
 
 
 def run_with_rebalances(events: list[ClinicalEvent], at: list[int], ahead: int, seed: int,
@@ -282,16 +297,16 @@ def run_with_rebalances(events: list[ClinicalEvent], at: list[int], ahead: int, 
 
 
 def test_messages_delivered_ahead_of_the_seek_after_a_rebalance_lose_no_event(cohort: list[ClinicalEvent]) -> None:
-    """After a rebalance faust can hand over a few messages fetched before its seek to the
-    committed offset, and then redeliver from that offset: a topic partition's messages reach the
-    fold out of offset order. Each event must still be folded exactly once."""
+    """At start-up and after a rebalance faust can hand over a few messages fetched before its seek
+    to the committed offset, and then redeliver from that offset (a restarted worker logged
+    'labs:2 offset 10 after 149'): a topic partition reaches the fold out of offset order. Each
+    event must still be folded exactly once. (Failed before the Processor took the newest folded
+    offset for proof of a duplicate only beyond the lateness window: a lab was lost.)"""
     want = event_time_fold(cohort)
     total = sum(1 for _ in SimWorker(publish(cohort), random.Random(0)).steps())
     for n, at in enumerate(range(5, total, 17)):
         broker = run_with_rebalances(cohort, [at], ahead=1 + n % 8, seed=at,
                                      kill=at + 40 if n % 2 else None)
         got = recovered_states(broker)
-        for pid in want:
-            diff = {k: (got[pid][k], want[pid][k]) for k in want[pid] if got[pid][k] != want[pid][k]}
-            assert not diff, f"rebalance at step {at}: {pid} differs: {diff}"
+        assert not differences(got, want), f"rebalance at step {at}: {differences(got, want)}"
 
