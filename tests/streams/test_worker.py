@@ -45,6 +45,17 @@ def comparable(state: bytes) -> dict[str, Any]:
     return doc
 
 
+def differing(got: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
+    """{field: (got, want)} of the fields that differ; for a dict field only its differing entries."""
+    out: dict[str, Any] = {}
+    for k in {*got, *want}:
+        g, w = got.get(k), want.get(k)
+        if g != w:
+            both_dicts = isinstance(g, dict) and isinstance(w, dict)
+            out[k] = {x: (g.get(x), w.get(x)) for x in {*g, *w} if g.get(x) != w.get(x)} if both_dicts else (g, w)
+    return out
+
+
 def publish(broker: str, paths: list[Path]) -> int:
     create_input_topics(broker, 4)
     return publish_lines(list(read_lines(paths)), broker).sent
@@ -84,8 +95,7 @@ def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool =
     assert set(states) == set(replay.logs)
     for pid, log in replay.logs.items():
         got_state, want_state = comparable(states[pid]), comparable(state_to_json(log.head))
-        assert got_state == want_state, (pid, {k: (got_state.get(k), v) for k, v in want_state.items()
-                                               if got_state.get(k) != v})
+        assert got_state == want_state, f"{pid}: {differing(got_state, want_state)}"
 
 
 def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: str, tmp_path: Path) -> None:
@@ -191,6 +201,7 @@ def test_sigkill_mid_replay_then_restart_gives_the_uninterrupted_result(
         # the restarted worker redid what the first had not committed: duplicates, not new state
         assert second.count("applied") < sent
         after = second.stats()
+        print(f"first before the kill: {before_kill}\nsecond: {after}")  # shown if the test fails
         assert after["aligner_gave_up"] == 0
         # nothing folded beyond the lateness window in either run (a late event is folded at its
         # arrival, so the state would rightly differ from the fold in event-time order)
