@@ -185,12 +185,14 @@ class Runtime:
                 self.counts["skipped_in_rebalance"] += 1
                 return
             last = self.delivered.get(msg.tp)
-            if last is not None and msg.offset <= last:
-                # faust went back: messages fetched before its seek to the committed offset came
-                # first (seen at start-up and after a rebalance). The Processor and the AckGate
-                # take a partition out of offset order; counted and logged to show it happens.
-                self.counts["delivered_out_of_order"] += 1
-                if self.counts["delivered_out_of_order"] <= 20:
+            if last is not None and msg.offset != last + 1:
+                # faust went back (messages fetched before its seek to the committed offset came
+                # first; seen at start-up and after a rebalance: the Processor and the AckGate take
+                # a partition out of offset order) or skipped offsets (faust drops a message below
+                # its read offset; the gate acks nothing past a missing offset). Counted, logged.
+                kind = "delivered_out_of_order" if msg.offset <= last else "delivered_with_gap"
+                self.counts[kind] += 1
+                if self.counts[kind] <= 20:
                     self.app.log.warning("input %s:%d delivered offset %d after %d", msg.topic, msg.partition,
                                          msg.offset, last)
             self.delivered[msg.tp] = msg.offset
