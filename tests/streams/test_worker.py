@@ -91,11 +91,32 @@ def assert_same_as_embedded(broker: str, paths: list[Path], exactly_once: bool =
     if exactly_once:
         assert max(copies.values()) == 1, f"alerts written more than once: {[k for k, n in copies.items() if n > 1]}"
     cfg = Thresholds()
-    states = head_states(read_topic(broker, CHANGELOG), cfg)
+    changelog = read_topic(broker, CHANGELOG)
+    states = head_states(changelog, cfg)
     assert set(states) == set(replay.logs)
     for pid, log in replay.logs.items():
         got_state, want_state = comparable(states[pid]), comparable(state_to_json(log.head))
-        assert got_state == want_state, f"{pid}: {differing(got_state, want_state)}"
+        assert got_state == want_state, (f"{pid}: {differing(got_state, want_state)}; "
+                                         f"{missing_events(broker, changelog, pid, paths)}")
+
+
+def missing_events(broker: str, changelog: list[Any], pid: str, paths: list[Path]) -> str:
+    """For a failure message: the patient's events other than vitals that its stored log lacks
+    (the log keeps their ids: pending, or the recent settled ones), with their input offsets."""
+    stored = [json.loads(m.value) for m in changelog if m.key.decode() == pid][-1]
+    log = stored["log"]
+    held = set(log["settled_ids"]) | {row["event_id"] for row in log["pending"] if isinstance(row, dict)}
+    wanted = {e.event_id: e for e in (parse_event(line) for _, line in read_lines(paths))
+              if e.patient_id == pid and e.kind != "vitals"}
+    lost = {eid for eid in wanted if eid not in held}
+    where = {}
+    for topic in ("labs", "treatments"):
+        for m in read_topic(broker, topic):
+            eid = json.loads(m.value)["event_id"]
+            if eid in lost:
+                where[eid] = f"{topic}:{m.partition}@{m.offset}"
+    shown = sorted((wanted[e].time.isoformat(), wanted[e].kind, where.get(e, "?")) for e in lost)
+    return f"stored offsets {stored['offsets']}; not in the stored log: {shown}"
 
 
 def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: str, tmp_path: Path) -> None:
