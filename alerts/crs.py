@@ -1,19 +1,21 @@
-"""ASTCT 2019 CRS grade (Lee et al. 2019), exactly as REFERENCE.md section A.1.
+"""ASTCT 2019 CRS grade (Lee et al. 2019), exactly as the consensus table (docs/clinical-rules.md).
 
 - Fever >= 38 degC is required for every grade, except that after tocilizumab or a
-  corticosteroid given during CRS, grading is driven by hypotension and hypoxia only.
+  corticosteroid given for CRS, grading is driven by hypotension and hypoxia only (which
+  dose waives it, and whether firmly or flagged uncertain, is alerts.fold._masking).
 - Hypotension axis: hypotension without vasopressors = 2; one vasopressor with or
-  without vasopressin = 3; two or more non-vasopressin vasopressors = 4.
+  without vasopressin = 3; two or more non-vasopressin vasopressors = 4. Hypotension while
+  only vasopressors given for another cause run is that cause's, not counted (and said so).
 - Hypoxia axis: low-flow nasal cannula (<= 6 L/min) or blow-by = 2; high-flow nasal
   cannula (> 6 L/min), facemask, non-rebreather or Venturi = 3; positive pressure
   (CPAP, BiPAP, mechanical ventilation) = 4.
 - Grade = the more severe axis; grade 1 = fever with neither.
-- Inotropes (dobutamine, milrinone) are not vasopressors (REFERENCE.md A.1 [U]: not
-  addressed by ASTCT; excluded but recorded, as the reference recommends).
+- Inotropes (dobutamine, milrinone) are not vasopressors ([U]: not
+  addressed by ASTCT; excluded but recorded, see docs/clinical-rules.md).
 - Support whose reason is explicitly not CRS does not count (attribution clause; the
   contract's reasonCode rule, models.vocabulary.counts_for_crs); any other reason counts.
 - Nasal cannula with unknown flow, or oxygen with no documented device, is graded as
-  at least 2 and flagged uncertain (REFERENCE.md A.1 rule 3).
+  at least 2 and flagged uncertain (ASTCT: nasal cannula without a flow cannot be graded).
 """
 
 from __future__ import annotations
@@ -45,12 +47,15 @@ class OxygenItem:
     reason: str | None = None
     text: str = ""
     attributed: bool = False
+    quiet: bool = False  # excluded by a judgement from before this episode: not repeated in its evidence
 
 
 @dataclass(frozen=True, slots=True)
 class CrsInputs:
     fever: str | None = None  # evidence text of a current fever, None when afebrile
     masking: str | None = None  # evidence text of the dose that waives the fever requirement
+    masking_uncertain: str | None = None  # why that waiver is uncertain (a dose from before this episode)
+    no_masking: str | None = None  # why no dose waives it, when one is charted (never "no tocilizumab yet")
     hypotension: str | None = None  # evidence text of current hypotension
     vasoactives: tuple[VasoItem, ...] = ()
     oxygen: OxygenItem | None = None
@@ -107,12 +112,14 @@ def grade_crs(
     uncertain: list[str] = []
 
     counted_vaso: list[VasoItem] = []
+    excluded_vaso: list[VasoItem] = []
     for item in x.vasoactives:
         role = VASOACTIVE_ROLE[item.agent]
         if role is VasoactiveRole.INOTROPE:
             evidence.append(f"{item.agent.value} running, an inotrope: not counted as a vasopressor ({item.text})")
         elif not support_counts(item.reason, item.attributed, non_crs_causes):
             evidence.append(f"{item.agent.value} running for {item.reason}: not counted toward CRS ({item.text})")
+            excluded_vaso.append(item)
         else:
             if item.reason is not None:
                 evidence.append(f"{item.agent.value} running for {item.reason}: names no cause other than CRS, "
@@ -124,6 +131,13 @@ def grade_crs(
         hypotension_axis = 4
     elif counted_vaso:
         hypotension_axis = 3
+    elif x.hypotension is not None and excluded_vaso:
+        # The hypotension is what the running vasopressor treats, and the chart gives that vasopressor
+        # another cause: the hypotension is that cause's (ASTCT: not attributable to any other cause).
+        hypotension_axis = 0
+        names = " + ".join(f"{v.agent.value} (for {v.reason})" for v in excluded_vaso)
+        evidence.append(f"hypotension ({x.hypotension}) while {names} runs, not counted toward CRS: the "
+                        "hypotension it treats is not counted either")
     elif x.hypotension is not None:
         hypotension_axis = 2
     else:
@@ -138,7 +152,7 @@ def grade_crs(
                                 f"counted ({x.oxygen.text})")
             if why:
                 uncertain.append(why)
-        elif x.oxygen.device is not OxygenDevice.ROOM_AIR:
+        elif x.oxygen.device is not OxygenDevice.ROOM_AIR and not x.oxygen.quiet:
             evidence.append(
                 f"{x.oxygen.device.value} for {x.oxygen.reason}: not counted toward CRS ({x.oxygen.text})"
             )
@@ -148,10 +162,14 @@ def grade_crs(
         evidence.append(f"fever: {x.fever}")
     elif x.masking is not None and (hypotension_axis or hypoxia_axis):
         evidence.append(f"fever not required after {x.masking}")
+        if x.masking_uncertain:
+            uncertain.append(x.masking_uncertain)
 
     if hypotension_axis == 4:
-        names = " + ".join(v.agent.value for v in counted_vaso)
-        evidence.append(f"hypotension axis 4: {len(non_vasopressin)} non-vasopressin vasopressors ({names})")
+        names = " + ".join(v.agent.value for v in non_vasopressin)
+        also = [v.agent.value for v in counted_vaso if v not in non_vasopressin]
+        extra = f"; also {' + '.join(also)}, not counted toward 'multiple'" if also else ""
+        evidence.append(f"hypotension axis 4: {len(non_vasopressin)} non-vasopressin vasopressors ({names}{extra})")
     elif hypotension_axis == 3:
         names = " + ".join(v.agent.value for v in counted_vaso)
         evidence.append(f"hypotension axis 3: one vasopressor with or without vasopressin ({names})")
@@ -166,9 +184,14 @@ def grade_crs(
     axis = max(hypotension_axis, hypoxia_axis)
     if not fever_ok:
         if axis:
-            evidence.append("no current fever and no tocilizumab/steroid yet: ASTCT requires fever, grade 0")
+            why = x.no_masking or "no tocilizumab/steroid charted"
+            evidence.append(f"no current fever and {why}: ASTCT requires fever, grade 0")
+        else:
+            evidence.append("no current fever, hypotension or hypoxia counted toward CRS: grade 0")
         return CrsAssessment(0, hypotension_axis, hypoxia_axis, tuple(evidence), ())
     grade = axis if axis else (1 if x.fever is not None else 0)
     if grade == 1:
         evidence.append("grade 1: fever without hypotension or hypoxia")
+    elif grade == 0:
+        evidence.append("no hypotension or hypoxia counted toward CRS and no current fever: grade 0")
     return CrsAssessment(grade, hypotension_axis, hypoxia_axis, tuple(evidence), tuple(uncertain))

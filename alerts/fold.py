@@ -25,8 +25,9 @@ from alerts.evolve import (
     on_vitals,
 )
 from alerts.hlh_scores import HlhInputs, hlh2004, hscore
-from alerts.icans import IcansInput, grade_icans
-from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise
+from alerts.icans import DOMAIN_LABEL, IcansNow, domain_grade, hold_setting
+from alerts.icans import current as icans_now
+from alerts.iec_hs import LEVEL_NAMES, IecHsInputs, TimedValue, assess, ferritin_rise_over_window
 from alerts.vasopressors import RunningAgent, nee
 from models.events import (
     Attribution,
@@ -42,15 +43,13 @@ from models.events import (
 )
 from models.labvalue import LabValue
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record, Severity
-from models.state import Observation, PatientState, Support, Track
+from models.state import IcansFinding, Observation, PatientState, Support, Track
 from models.vocabulary import (
     VASOACTIVE_ROLE,
-    CerebralEdema,
-    Consciousness,
     OxygenDevice,
-    Seizure,
     VasoactiveAgent,
     VasoactiveRole,
+    attributes_to_crs,
 )
 
 # Alert severities are routing choices of this service (Alertmanager), not clinical grades.
@@ -67,6 +66,7 @@ def copy_lab_part(src: PatientState, dst: PatientState) -> None:
     dst.labs = {k: list(v) for k, v in src.labs.items()}
     dst.iec_hs_level = src.iec_hs_level
     dst.iec_hs_criteria = src.iec_hs_criteria
+    dst.iec_hs_onset_ts = src.iec_hs_onset_ts
     dst.iec_eval_ts = src.iec_eval_ts
     for kind in LAB_TRACKS:
         t = src.tracks.get(kind)
@@ -84,23 +84,43 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _offset_s(state: PatientState) -> int:
+    """UTC offset of the CAR-T dose's time in seconds: Day numbers and clock times are local to it."""
+    return (state.day0_offset_min or 0) * 60
+
+
 def day_of(state: PatientState, ts: float) -> int | None:
+    """Days since the calendar day of the CAR-T infusion, both read in the infusion's local offset."""
     if state.day0_ts is None:
         return None
-    return int((ts - _midnight(state.day0_ts)) // 86400)
+    off = _offset_s(state)
+    return int((ts + off) // 86400 - (state.day0_ts + off) // 86400)
 
 
-def _midnight(ts: float) -> float:
-    return ts - (ts % 86400)
+def day_start(state: PatientState, day: int) -> float | None:
+    """POSIX time at which local Day `day` begins, or None before Day 0 is known."""
+    if state.day0_ts is None:
+        return None
+    off = _offset_s(state)
+    return ((state.day0_ts + off) // 86400 + day) * 86400 - off
 
 
 def when(state: PatientState, ts: float) -> str:
-    """'Day +13 08:00' (UTC clock time), or the ISO time before Day 0 is known."""
+    """'Day +13 08:00', or the ISO time before Day 0 is known.
+
+    The clock time is local to the CAR-T dose's UTC offset, which is named when it is not +00:00
+    ('Day +1 07:00 (UTC-05:00)').
+    """
     d = day_of(state, ts)
     if d is None:
         return iso(ts)
-    minutes = int(ts % 86400) // 60
-    return f"Day {d:+d} {minutes // 60:02d}:{minutes % 60:02d}"
+    off = _offset_s(state)
+    minutes = int((ts + off) % 86400) // 60
+    text = f"Day {d:+d} {minutes // 60:02d}:{minutes % 60:02d}"
+    if off:
+        sign, a = ("+" if off > 0 else "-"), abs(off) // 60
+        text += f" (UTC{sign}{a // 60:02d}:{a % 60:02d})"
+    return text
 
 
 class _Emitter:
@@ -193,30 +213,101 @@ def _fever_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | No
 def _hypotension_now(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
     h = s.hypotension
     if h is None or not h.present or now - h.ts > cfg.hypotension_stale_hours * 3600:
-        return None
+        return _fluid_held(s, now, cfg)
     return h if _counted(s, "hypotension", h.ts) else None
 
 
-def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
-    """ASTCT: fever is not required to grade *subsequent* severity of the CRS that was treated.
+def _fluid_held(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    """The hypotensive reading that a fluid bolus treated, while the IN-HOUSE hold after the bolus lasts:
+    hypotension needing fluids is ASTCT 'hypotension not requiring vasopressors' though the readings
+    after the bolus are normal."""
+    b, low = s.fluid_bolus, s.hypotension_last
+    if b is None or low is None or abs(b.ts - low.ts) > cfg.fluid_bolus_link_hours * 3600:
+        return None
+    if now - b.ts >= cfg.fluid_bolus_hold_hours * 3600:
+        return None
+    return low if _counted(s, "hypotension", low.ts) else None
 
-    So the waiver holds only while that episode lasts: a new episode needs fever again.
+
+def _hypotension_text(s: PatientState, h: Observation, cfg: Thresholds) -> str:
+    text = _obs_text(s, h)
+    cur, b = s.hypotension, s.fluid_bolus
+    if h is not cur and b is not None:
+        if cur is not None and cur.ts > h.ts:
+            text += f"; since then {_obs_text(s, cur)}"
+        text += (f"; treated with a fluid bolus ({b.label} at {when(s, b.ts)} [{b.event_id}]): held as hypotension "
+                 f"until {cfg.fluid_bolus_hold_hours:g} h after the bolus (IN-HOUSE fluid_bolus_hold_hours)")
+    return text
+
+
+def _masking(s: PatientState, now: float, cfg: Thresholds) -> tuple[Observation, bool] | None:
+    """The dose that waives the fever requirement now, and whether the waiver is firm.
+
+    ASTCT 2019 (Lee et al.): once a patient with CRS receives tocilizumab or steroids, fever is no
+    longer required to grade subsequent severity. Firm for the episode the dose was given for: given
+    in it, up to `masking_onset_window_hours` before its onset, or (reason names CRS) after the
+    previous episode ended. Either way the decision reads only event times, never the order in which
+    same-instant events were applied. Any other masking dose in the last `fever_masking_hours` still
+    masks fever (the drug does, whatever the bookkeeping): the grade stands, flagged uncertain.
+    A clinician's "no active CRS" judgement (attribution of all) ends the episode the earlier doses
+    were given for: after it they waive fever only in that uncertain way.
     """
-    m = s.masking_dose_ts
-    return (
-        m is not None
-        and s.crs_grade > 0
-        and s.episode_onset is not None
-        and m >= s.episode_onset
-        and now - m <= cfg.fever_masking_hours * 3600
-        and m > s.discount_before.get("masking", NEG_INF)
-    )
+    window = cfg.fever_masking_hours * 3600
+    discount = s.discount_before.get("masking", NEG_INF)
+
+    def usable(o: Observation | None) -> bool:
+        return o is not None and o.ts <= now and now - o.ts <= window
+
+    m = s.findings.get("masking_drug")
+    if m is None or not usable(m):
+        return None
+    onset = s.episode_onset if s.crs_grade > 0 and s.episode_onset is not None else now
+    if m.ts > discount and m.ts >= onset - cfg.masking_onset_window_hours * 3600:
+        return m, True
+    c = s.findings.get("masking_drug_crs")
+    if (c is not None and usable(c) and c.ts > discount
+            and (s.episode_end_ts is None or c.ts >= s.episode_end_ts)):
+        return c, True
+    # ASTCT's waiver is for a patient who has had CRS: before any, fever is required. "Had" means
+    # before this instant, so that an episode opened and closed by same-instant events does not count.
+    opened_now = s.crs_grade > 0 and s.episode_onset == now
+    if s.crs_episodes_seen <= (1 if opened_now else 0):
+        return None
+    return m, False
+
+
+def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
+    return _masking(s, now, cfg) is not None
+
+
+def _no_masking(s: PatientState, now: float, cfg: Thresholds) -> str | None:
+    """Why the latest masking dose does not waive fever (None when none is charted)."""
+    m = s.findings.get("masking_drug")
+    if m is None:
+        return None
+    dose = f"{m.label} at {when(s, m.ts)} [{m.event_id}]"
+    if now - m.ts <= cfg.fever_masking_hours * 3600:
+        return f"{dose} given before any CRS episode (ASTCT waives fever for CRS that was treated)"
+    return f"{dose} more than {cfg.fever_masking_hours:g} h ago (IN-HOUSE fever_masking_hours)"
+
+
+def _infection(s: PatientState, now: float, cfg: Thresholds) -> Observation | None:
+    """A documented infection that may explain new fever or hypotension (ASTCT: fever 'not attributable
+    to any other cause'), unless a later attribution gives fever or hypotension to CRS."""
+    inf = s.findings.get("infection")
+    if inf is None or not inf.present or inf.ts > now or now - inf.ts > cfg.infection_window_hours * 3600:
+        return None
+    for key, o in s.findings.items():
+        if key.startswith("attribution:") and o.ts >= inf.ts and attributes_to_crs(o.label) and any(
+                t in key for t in ("fever", "hypotension")):
+            return None
+    return inf
 
 
 def _obs_text(s: PatientState, o: Observation) -> str:
     value = ""
     if o.value is not None:
-        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" else ""
+        unit = " degC" if o.label == "temperature" else " mmHg" if o.label == "SBP" or o.label.endswith("MAP") else ""
         value = f" {o.value:g}{unit}"
     return f"{o.label}{value} at {when(s, o.ts)} [{o.event_id}]"
 
@@ -232,10 +323,18 @@ def _support_text(s: PatientState, sup: Support) -> str:
 def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     fever = _fever_now(s, now, cfg)
     hypo = _hypotension_now(s, now, cfg)
-    masking = None
-    if _masking_now(s, now, cfg):
-        m = s.findings.get("masking_drug")
-        masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]" if m is not None else "tocilizumab/steroid"
+    masking = masking_uncertain = None
+    mask = _masking(s, now, cfg)
+    if mask is not None:
+        m, firm = mask
+        masking = f"{m.label} at {when(s, m.ts)} [{m.event_id}]"
+        if not firm:
+            masking_uncertain = (
+                f"fever waived after {masking}, given before this episode: tocilizumab and steroids mask fever "
+                f"for days (IN-HOUSE fever_masking_hours {cfg.fever_masking_hours:g} h), but ASTCT waives it for "
+                "the CRS that was treated"
+            )
+    episode_start = s.episode_onset if s.crs_grade > 0 and s.episode_onset is not None else now
     vaso = tuple(
         VasoItem(VasoactiveAgent(a), sup.reason, _support_text(s, sup), sup.attributed)
         for a, sup in sorted(s.infusions.items())
@@ -243,11 +342,14 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
     oxy = None
     if s.oxygen is not None:
         o = s.oxygen
-        oxy = OxygenItem(OxygenDevice(o.name), o.flow_l_min, o.reason, _support_text(s, o), o.attributed)
+        oxy = OxygenItem(OxygenDevice(o.name), o.flow_l_min, o.reason, _support_text(s, o), o.attributed,
+                         quiet=o.attributed and o.changed < episode_start)
     return CrsInputs(
         fever=_obs_text(s, fever) if fever else None,
         masking=masking,
-        hypotension=_obs_text(s, hypo) if hypo else None,
+        masking_uncertain=masking_uncertain,
+        no_masking=_no_masking(s, now, cfg) if mask is None else None,
+        hypotension=_hypotension_text(s, hypo, cfg) if hypo else None,
         vasoactives=vaso,
         oxygen=oxy,
     )
@@ -256,14 +358,21 @@ def crs_inputs(s: PatientState, now: float, cfg: Thresholds) -> CrsInputs:
 # ---------------------------------------------------------------- evaluations
 
 
-def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
-    now = em.now
-    sig = (
+def _crs_signature(s: PatientState, now: float, cfg: Thresholds) -> tuple[bool | int | str | None, ...]:
+    mask = _masking(s, now, cfg)
+    inf = _infection(s, now, cfg)
+    return (
         _fever_now(s, now, cfg) is not None,
-        _masking_now(s, now, cfg),
+        None if mask is None else mask[0].event_id + ("" if mask[1] else "?"),
         _hypotension_now(s, now, cfg) is not None,
         s.support_version,
+        None if inf is None else inf.event_id,
     )
+
+
+def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
+    now = em.now
+    sig = _crs_signature(s, now, cfg)
     if sig == s.crs_sig:
         _check_refractory(s, em, cfg)
         return
@@ -274,15 +383,43 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         _check_refractory(s, em, cfg)
         return
     s.crs_grade = a.grade
-    # The waiver depends on the grade: keep the signature as of the new grade.
-    s.crs_sig = (sig[0], _masking_now(s, now, cfg), sig[2], sig[3])
-    evidence = a.evidence + tuple(f"uncertain: {u}" for u in a.uncertain)
+    uncertain = a.uncertain
+    if prev == 0 and a.grade == 1 and s.iec_hs_level > 0:
+        # Fever is itself an IEC-HS manifestation (Hines et al. 2023 IEC-HS criteria [U]): with IEC-HS suspected,
+        # fever alone does not tell a new CRS episode from IEC-HS.
+        iec_since = f" since {when(s, s.iec_hs_onset_ts)}" if s.iec_hs_onset_ts is not None else ""
+        uncertain += (f"fever alone opens this CRS episode while IEC-HS is {LEVEL_NAMES[s.iec_hs_level]}{iec_since}: "
+                      "the fever may be IEC-HS itself (fever is an IEC-HS manifestation, Hines 2023 [U])",)
+    onset = now if prev == 0 else s.episode_onset if s.episode_onset is not None else now
+    inf = _infection(s, now, cfg) if a.grade > 0 else None
+    # A documented infection before the episode began: its signs may be the infection's (ASTCT attribution
+    # clause). Graded and recorded, flagged uncertain, not paged up to infection_unpaged_max_grade;
+    # physiology alerts (vasopressors, oxygen) still fire. Documented during an episode that was already
+    # CRS: flagged, paged as before.
+    unpaged = inf is not None and inf.ts <= onset and a.grade <= cfg.infection_unpaged_max_grade
+    if inf is not None:
+        uncertain = (*uncertain, f"{inf.label} at {when(s, inf.ts)} [{inf.event_id}]: fever or hypotension may be "
+                     "attributable to it (ASTCT: not attributable to any other cause); needs a clinician's "
+                     "attribution" + ("; not paged" if unpaged else ""),)
+    evidence = a.evidence + tuple(f"uncertain: {u}" for u in uncertain)
     if prev == 0:
         s.episode += 1
         s.crs_episodes_seen += 1
         s.episode_onset = now
         s.episode_peak = a.grade
-        s.episode_il6_ts = s.episode_steroid_ts = None
+        # Doses of the last few hours before the onset were given for this episode, whichever of the
+        # same-instant events was applied first (IN-HOUSE masking_onset_window_hours).
+        since = now - cfg.masking_onset_window_hours * 3600
+        s.episode_il6_ts = s.il6_blockade_ts if s.il6_blockade_ts is not None and s.il6_blockade_ts >= since else None
+        s.episode_steroid_ts = s.steroid_ts if s.steroid_ts is not None and s.steroid_ts >= since else None
+    elif a.grade == 0:
+        s.episode_end_ts = now
+        if s.episode_onset == now:
+            # Opened and closed by events of one instant (their order is arbitrary): not a CRS the
+            # patient has had (the fever waiver, the IEC-HS timing label).
+            s.crs_episodes_seen -= 1
+    # The waiver depends on the grade: keep the signature as of the new grade.
+    s.crs_sig = _crs_signature(s, now, cfg)
     em.out.append(
         CrsGradeChange(
             patient_id=s.patient_id,
@@ -292,21 +429,25 @@ def _evaluate_crs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             previous=prev,
             episode=s.episode,
             evidence=evidence,
-            uncertain=a.uncertain,
+            uncertain=uncertain,
             late=em.late,
         )
     )
-    if prev == 0:
+    if a.grade > s.episode_peak:
+        s.episode_peak = a.grade
+    if unpaged:
+        pass
+    elif prev == 0:
         em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS onset, grade {a.grade}", evidence, s.episode)
     elif a.grade > prev:
-        if a.grade > s.episode_peak:
-            s.episode_peak = a.grade
-        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS escalated to grade {a.grade}", evidence)
+        em.alert("crs", str(a.grade), _CRS_SEVERITY[a.grade], f"CRS escalated to grade {a.grade}", evidence,
+                 s.episode)
     elif a.grade > 0:
-        em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence)
-    else:
-        onset = when(s, s.episode_onset) if s.episode_onset is not None else "?"
-        em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset}, peak grade {s.episode_peak})", evidence)
+        em.alert("crs", f"down{a.grade}", "info", f"CRS de-escalated to grade {a.grade}", evidence, s.episode)
+    if a.grade == 0:
+        onset_text = when(s, s.episode_onset) if s.episode_onset is not None else "?"
+        em.resolve("crs", f"CRS episode {s.episode} resolved (onset {onset_text}, peak grade {s.episode_peak})",
+                   evidence)
         em.resolve("refractory_crs", "CRS no longer refractory: episode resolved", evidence)
     if a.grade >= cfg.refractory_min_grade:
         if prev < cfg.refractory_min_grade:
@@ -352,7 +493,10 @@ def _evaluate_vasopressors(s: PatientState, em: _Emitter, cfg: Thresholds, agent
             em.resolve("inotrope", "inotropes stopped", facts)
         return
     if not pressors:
-        em.resolve("vasopressor_escalation", "all vasopressors stopped", [f"{agent} stopped"])
+        held = s.infusions_paused.get(agent)
+        what = f"{agent} stopped" if held is None else (
+            f"{agent} paused at {when(s, held.since)} (rate 0 or on hold): not running [{held.event_id}]")
+        em.resolve("vasopressor_escalation", "all vasopressors stopped", [what])
         return
     result = nee([RunningAgent(a, s.infusions[a.value].rate, s.infusions[a.value].unit) for a in pressors],
                  s.weight_kg)
@@ -413,7 +557,10 @@ def _evaluate_oxygen(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         return
     reason = _reason_note(s.oxygen, cfg, oxygen=True)
     facts = [_support_text(s, s.oxygen)] + ([f"uncertain: {why}"] if why else [])
-    em.alert("oxygen_escalation", str(grade), _O2_SEVERITY[grade],
+    # Support the chart gives another cause (home CPAP for sleep apnoea, post-operative ventilation) is
+    # recorded, not paged: this is a CRS monitor.
+    severity = _O2_SEVERITY[grade] if _support_counts(s.oxygen, cfg, oxygen=True) else "info"
+    em.alert("oxygen_escalation", str(grade), severity,
              f"oxygen support at ASTCT hypoxia level {grade}: {s.oxygen.name}{reason}", facts, s.oxygen_course)
 
 
@@ -431,6 +578,22 @@ def _timed(s: PatientState, analyte: str, now: float, cfg: Thresholds, index: in
     return TimedValue(LabValue(p.value, p.comparator), p.ts, describe)
 
 
+def _ferritin_window(s: PatientState, now: float, cfg: Thresholds) -> tuple[TimedValue | None, tuple[TimedValue, ...]]:
+    """The newest valid ferritin and the earlier kept values (oldest first)."""
+    series = s.labs.get("ferritin") or []
+    cur = _timed(s, "ferritin", now, cfg)
+    if cur is None:
+        return None, ()
+    earlier = tuple(tv for i in range(-len(series), -1) if (tv := _timed(s, "ferritin", now, cfg, i)) is not None)
+    return cur, earlier
+
+
+def _ferritin_rise_now(s: PatientState, now: float, cfg: Thresholds) -> str | None:
+    """The rapid-rise rule as both the ferritin alert and the IEC-HS ferritin criterion read it."""
+    cur, earlier = _ferritin_window(s, now, cfg)
+    return ferritin_rise_over_window(cur, earlier, cfg)
+
+
 def _documented(s: PatientState, now: float, cfg: Thresholds) -> tuple[tuple[str, str], ...]:
     out = []
     for kind in _IEC_FINDINGS:
@@ -446,7 +609,11 @@ def _hlh_inputs(s: PatientState, now: float, cfg: Thresholds, documented: dict[s
         return tv.value if tv is not None else None
 
     fever = _fever_now(s, now, cfg)
-    max_t = s.max_fever_c[1] if s.max_fever_c and now - s.max_fever_c[0] <= cfg.fever_window_hours * 3600 else None
+    window = cfg.fever_window_hours * 3600
+    max_t = s.max_fever_c[1] if s.max_fever_c and now - s.max_fever_c[0] <= window else None
+    documented_fever = fever is not None and fever.value is None
+    if max_t is None and not documented_fever and s.max_temp_c and now - s.max_temp_c[0] <= window:
+        max_t = s.max_temp_c[1]  # measured and afebrile: a known item (0 HScore points), not a missing one
     spleen = s.findings.get("splenomegaly")
     liver = s.findings.get("hepatomegaly")
     sil2r = s.labs.get("sil2r")
@@ -476,9 +643,20 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     s.iec_eval_ts = now
     documented = _documented(s, now, cfg)
     base = s.baselines.get("ferritin")
+    ferritin, earlier = _ferritin_window(s, now, cfg)
+    # Timing: a CRS episode that opened after the suspicion began (e.g. on IEC-HS's own fever) does not
+    # make it "during active CRS".
+    onset = s.iec_hs_onset_ts
+    after = s.crs_grade > 0 and onset is not None and s.episode_onset is not None and s.episode_onset > onset
+    after_note = None
+    if after and onset is not None and s.episode_onset is not None:
+        after_note = (f"CRS episode {s.episode} opened {when(s, s.episode_onset)}, after this suspicion began "
+                      f"{when(s, onset)}: its signs may be IEC-HS itself; timing kept from the suspicion's onset")
+    nadir_end = day_start(s, cfg.cytopenia_nadir_days + 1)
     x = IecHsInputs(
-        ferritin=_timed(s, "ferritin", now, cfg),
-        ferritin_previous=_timed(s, "ferritin", now, cfg, -2),
+        ferritin=ferritin,
+        ferritin_previous=earlier[-1] if earlier else None,
+        ferritin_earlier=earlier,
         ferritin_baseline=LabValue(base.value, base.comparator) if base else None,
         fibrinogen=_timed(s, "fibrinogen", now, cfg),
         platelets=_timed(s, "platelets", now, cfg),
@@ -494,20 +672,34 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
             if a in s.baselines
         ),
         documented=documented,
-        crs_active=s.crs_grade > 0,
-        crs_seen=s.crs_episodes_seen > 0,
+        crs_active=s.crs_grade > 0 and not after,
+        crs_seen=s.crs_episodes_seen > (1 if after else 0),
+        nadir_end_ts=nadir_end,
+        nadir_end_day=cfg.cytopenia_nadir_days if nadir_end is not None else None,
+        crs_after_onset=after_note,
+        others_since=s.episode_end_ts if s.crs_grade == 0 else None,
     )
     a = assess(x, cfg)
     prev = s.iec_hs_level
-    if a.level == prev and a.criteria == s.iec_hs_criteria:
+    if "ferritin_rapid_rise" in s.tracks and ferritin_rise_over_window(ferritin, earlier, cfg) is None:
+        # The ferritin alert and the IEC-HS ferritin criterion read one rule: they end together.
+        em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
+                   [ferritin.text if ferritin is not None else
+                    f"no ferritin within the last {cfg.lab_valid_hours:g} h"])
+    if a.level == prev and (a.level == 0 or a.criteria == s.iec_hs_criteria):
+        s.iec_hs_criteria = a.criteria  # "IEC-HS level 0 -> 0": nothing suspected before or after, no record
         return
     s.iec_hs_level = a.level
     s.iec_hs_criteria = a.criteria
+    if a.level == 0:
+        s.iec_hs_onset_ts = None
+    elif prev == 0:
+        s.iec_hs_onset_ts = now
     hlh_inputs = _hlh_inputs(s, now, cfg, dict(documented))
     hs, hlh = hscore(hlh_inputs), hlh2004(hlh_inputs)
     hs_text = (
-        f"partial HScore [V2] {hs.known_points} known of max {hs.max_possible} (cut-off {hs.cutoff}: {hs.verdict}); "
-        f"missing: {', '.join(hs.missing) or 'none'}"
+        f"partial HScore [V2] at least {hs.min_possible} (known items {hs.known_points}), at most {hs.max_possible} "
+        f"(cut-off {hs.cutoff}: {hs.verdict}); missing: {', '.join(hs.missing) or 'none'}"
     )
     hlh_text = (
         f"HLH-2004 [V2] {hlh.met}/8 met, {hlh.unknown} unknown ({hlh.verdict}); "
@@ -528,7 +720,10 @@ def _evaluate_iec_hs(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
         )
     )
     if a.level == 0:
-        em.resolve("iec_hs", "IEC-HS suspicion cleared",
+        # Say what still holds: a lone major feature (e.g. hypofibrinogenemia) is below the watch level.
+        summary = (f"IEC-HS below the in-house watch level ({', '.join(a.criteria)} still present)" if a.criteria
+                   else "IEC-HS suspicion cleared")
+        em.resolve("iec_hs", summary, [*a.evidence] if a.evidence else
                    [f"no IEC-HS criterion met by the labs and findings of the last {cfg.lab_valid_hours:g} h"])
     elif a.level > prev:
         em.alert("iec_hs", str(a.level), _IEC_SEVERITY[a.level],
@@ -545,12 +740,15 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
                      [cur.text, f"CARTOX carHLH ferritin > {cfg.ferritin_high_ng_ml:g} ng/mL [V2]"])
         elif cur is not None and cur.value.below(cfg.ferritin_high_ng_ml, inclusive=True) is True:
             em.resolve("ferritin_high", f"ferritin back at or below {cfg.ferritin_high_ng_ml:g} ng/mL", [cur.text])
-        prev = _timed(s, "ferritin", now, cfg, -2)
-        rise = ferritin_rise(prev, cur, cfg)
+        rise = _ferritin_rise_now(s, now, cfg)
         if rise is not None:
             em.alert("ferritin_rapid_rise", "1", "high", "ferritin rising rapidly (in-house rule)", [rise])
-        elif cur is not None and prev is not None and cur.value.less_than(prev.value) is True:
-            em.resolve("ferritin_rapid_rise", "ferritin no longer rising", [prev.text, cur.text])
+        elif cur is not None:
+            em.resolve("ferritin_rapid_rise", "ferritin no longer rising rapidly (in-house rule)",
+                       [cur.text, f"in-house rule not met: >= {cfg.ferritin_rise_ratio:g}x the lowest value of the "
+                        f"previous {cfg.ferritin_rise_window_hours:g} h, newest above "
+                        f"{cfg.ferritin_rise_floor_fold_uln * cfg.ferritin_uln_ng_ml:g} ng/mL "
+                        f"({cfg.ferritin_rise_floor_fold_uln:g}x ULN {cfg.ferritin_uln_ng_ml:g})"])
     if analyte == "fibrinogen":
         fib = _timed(s, "fibrinogen", now, cfg)
         if fib is not None and fib.value.below(cfg.fibrinogen_low_mg_dl) is True:
@@ -563,7 +761,7 @@ def _evaluate_labs(s: PatientState, em: _Emitter, cfg: Thresholds, analyte: str)
 
 
 def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
-    """CRP falling while ferritin rises after IL-6 blockade (REFERENCE.md D.2, G.6; case 004 days +8 to +9)."""
+    """CRP falling while ferritin rises after IL-6 blockade (McNerney 2022, case 004 days +8 to +9)."""
     if s.il6_blockade_ts is None:
         return
     now = em.now
@@ -585,28 +783,50 @@ def _evaluate_divergence(s: PatientState, em: _Emitter, cfg: Thresholds) -> None
         em.resolve("crp_ferritin_divergence", "ferritin no longer rising", [fer0.text, fer.text])
 
 
-def _evaluate_icans(s: PatientState, em: _Emitter) -> None:
-    inp = s.icans_inputs
-    ts = s.icans_ts
+def _icans_evidence(s: PatientState, a: IcansNow, cfg: Thresholds) -> tuple[str, ...]:
+    """Which domain set the grade, then each assessed domain with the time it was last assessed."""
+    def at(f: IcansFinding) -> str:
+        return f"at {when(s, f.ts)} [{f.event_id}]"
+
+    lines: list[str] = []
+    if a.grade:
+        setters = [f"{DOMAIN_LABEL[d.domain]} ({when(s, d.finding.ts)})" for d in a.domains if d.grade == a.grade]
+        lines.append(f"ICANS grade {a.grade} set by {' and '.join(setters)}: the most severe domain (ASTCT 2019)")
+    for d in a.domains:
+        setting = hold_setting(d.domain, d.finding)
+        if d.held:
+            _, latest = domain_grade(d.domain, d.latest)
+            lines.append(f"{d.text} {at(d.finding)}, held over the later {latest} {at(d.latest)} "
+                         f"(IN-HOUSE {setting} {getattr(cfg, setting):g} h)")
+        elif d.expired:
+            lines.append(f"{d.text} {at(d.finding)}: {getattr(cfg, setting):g} h or more ago, no longer counted "
+                         f"(IN-HOUSE {setting}) -> grade 0")
+        else:
+            lines.append(f"{d.text} {at(d.finding)}")
+    if a.missing:
+        lines.append("not assessed: " + ", ".join(DOMAIN_LABEL[m] for m in a.missing))
+    return tuple(lines)
+
+
+def _icans_attribution(s: PatientState) -> str:
+    """The clinician's latest attribution of the neurological findings to another cause."""
+    last = max((o for k, o in s.findings.items() if k.startswith("attribution:") and "icans" in k.split(":", 1)[1]
+                .split(",")), key=lambda o: (o.ts, o.event_id), default=None)
+    if last is None:
+        return "neurological findings attributed to clinician judgement"
+    return f"neurological findings up to {when(s, last.ts)} attributed to {last.label} [{last.event_id}]"
+
+
+def _evaluate_icans(s: PatientState, em: _Emitter, cfg: Thresholds) -> None:
     grade = 0
     evidence: tuple[str, ...] = ()
-    if ts is not None and _counted(s, "icans", ts):
-        ice = inp.get("ice_score")
-        x = IcansInput(
-            ice_score=int(ice) if ice is not None else None,
-            consciousness=Consciousness(inp["consciousness"]) if "consciousness" in inp else None,
-            seizure=Seizure(inp["seizure"]) if "seizure" in inp else None,
-            motor_weakness=inp["motor_weakness"] == "True" if "motor_weakness" in inp else None,
-            cerebral_edema=CerebralEdema(inp["cerebral_edema"]) if "cerebral_edema" in inp else None,
-            unable_to_perform_ice=inp.get("unable_to_perform_ice") == "True",
-            global_aphasia=inp.get("global_aphasia") == "True",
-        )
-        g = grade_icans(x)
-        grade = g.grade or 0
-        evidence = tuple(f"{e} at {when(s, ts)} [{inp.get('event_id', '?')}]" for e in g.evidence)
-    elif ts is not None:
-        reason = s.forward_reason.get("icans") or "clinician judgement"
-        evidence = (f"neurological findings attributed to {reason}",)
+    if s.icans_ts is not None:
+        a = icans_now(s.icans_domains, em.now, cfg, lambda ts: _counted(s, "icans", ts))
+        if a.grade is not None:
+            grade = a.grade
+            evidence = _icans_evidence(s, a, cfg)
+        if a.attributed:
+            evidence += (_icans_attribution(s),)
     prev = s.icans_grade
     if grade == prev:
         return
@@ -619,6 +839,38 @@ def _evaluate_icans(s: PatientState, em: _Emitter) -> None:
         em.resolve("icans", "ICANS resolved or not attributed to ICANS", evidence)
     elif grade > prev:
         em.alert("icans", str(grade), _ICANS_SEVERITY[grade], f"ICANS grade {grade} (for review)", evidence)
+
+
+def _support_reasons(s: PatientState) -> dict[str, tuple[str | None, bool]]:
+    out = {a: (sup.reason, sup.attributed) for a, sup in s.infusions.items()}
+    if s.oxygen is not None:
+        out["oxygen:" + s.oxygen.name] = (s.oxygen.reason, s.oxygen.attributed)
+    return out
+
+
+def _show_reason_changes(s: PatientState, em: _Emitter, cfg: Thresholds,
+                         before: dict[str, tuple[str | None, bool]]) -> None:
+    """A new reason on support that keeps running is shown even when the CRS grade does not change
+    (then no grade record would carry it): an info alert on the support's own alert kind."""
+    if any(isinstance(r, CrsGradeChange) for r in em.out):
+        return  # the grade record's evidence names the reason
+    at = iso(em.now)
+    for agent, sup in sorted(s.infusions.items()):
+        old = before.get(agent)
+        if old is None or old == (sup.reason, sup.attributed) or sup.reason is None:
+            continue
+        if VASOACTIVE_ROLE[VasoactiveAgent(agent)] is VasoactiveRole.INOTROPE:
+            continue  # never counted as a vasopressor, whatever its reason
+        note = _reason_note(sup, cfg).strip(" ()")
+        em.alert("vasopressor_escalation", f"reason:{agent}@{at}", "info", f"{agent}: {note}; CRS grade unchanged",
+                 [_support_text(s, sup)], s.vaso_course)
+    o = s.oxygen
+    if o is not None and o.reason is not None:
+        old = before.get("oxygen:" + o.name)
+        if old is not None and old != (o.reason, o.attributed):
+            note = _reason_note(o, cfg, oxygen=True).strip(" ()")
+            em.alert("oxygen_escalation", f"reason@{at}", "info", f"{o.name}: {note}; CRS grade unchanged",
+                     [_support_text(s, o)], s.oxygen_course)
 
 
 # ---------------------------------------------------------------- entry point
@@ -634,9 +886,9 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
     em = _Emitter(s, now, late)
 
     if isinstance(event, VitalSigns):
-        registers = (s.fever, s.hypotension, s.max_fever_c)
+        registers = (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last)
         on_vitals(s, event, cfg)
-        if late and registers == (s.fever, s.hypotension, s.max_fever_c):
+        if late and registers == (s.fever, s.hypotension, s.max_fever_c, s.hypotension_last):
             return em.out  # an old reading that changes nothing evaluates nothing (e.g. a redelivery)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, LabResult):
@@ -646,14 +898,18 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
             _evaluate_labs(s, em, cfg, event.analyte.value)
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, Infusion):
+        reasons = _support_reasons(s)
         changed = on_infusion(s, event)
         _evaluate_crs(s, em, cfg)
         if changed is not None:
             _evaluate_vasopressors(s, em, cfg, *changed)
+        _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, OxygenSupport):
+        reasons = _support_reasons(s)
         on_oxygen(s, event)
         _evaluate_crs(s, em, cfg)
         _evaluate_oxygen(s, em, cfg)
+        _show_reason_changes(s, em, cfg, reasons)
     elif isinstance(event, DrugDose):
         on_dose(s, event, cfg)
         _evaluate_crs(s, em, cfg)
@@ -663,17 +919,19 @@ def apply(state: PatientState, event: ClinicalEvent, cfg: Thresholds, late: bool
         if event.finding.value in _IEC_FINDINGS:
             _evaluate_iec_hs(s, em, cfg)
     elif isinstance(event, NeuroAssessment):
-        on_neuro(s, event)
-        _evaluate_icans(s, em)
+        on_neuro(s, event, cfg)
+        _evaluate_icans(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, PatientContext):
         on_context(s, event)
         _evaluate_iec_hs(s, em, cfg)
         _evaluate_crs(s, em, cfg)
     elif isinstance(event, Attribution):
+        reasons = _support_reasons(s)
         on_attribution(s, event)
         _evaluate_crs(s, em, cfg)
-        _evaluate_icans(s, em)
+        _evaluate_icans(s, em, cfg)
+        _show_reason_changes(s, em, cfg, reasons)
     # Labs expire: re-check an active suspicion at most every IEC_RECHECK_SECONDS, whatever the event.
     if s.iec_hs_level and (s.iec_eval_ts is None or now - s.iec_eval_ts >= IEC_RECHECK_SECONDS):
         _evaluate_iec_hs(s, em, cfg)

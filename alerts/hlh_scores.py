@@ -1,6 +1,6 @@
 """HScore and HLH-2004 criteria from what is known, without imputing what is not.
 
-Sources: REFERENCE.md B.5 (HScore, Fardet 2014) [V2] and B.6 (HLH-2004, Henter 2007) [V2].
+Sources: HScore (Fardet 2014) [V2] and HLH-2004 (Henter 2007) [V2]; docs/clinical-rules.md.
 Pure functions, no I/O.
 
 Missing items stay missing. Each item is "unknown" when it is not reported, or when a censored
@@ -9,7 +9,7 @@ says which points or which outcome are still possible, and lists the item in ``m
 
 Units are those of the HlhInputs field names (the canonical units of models.units): temperature
 °C, hemoglobin g/dL, counts 10^9/L, ferritin ng/mL (= µg/L), triglycerides and fibrinogen mg/dL,
-AST U/L. sIL-2R (sCD25) is compared with 2,400 only when given in U/mL (REFERENCE.md B.6).
+AST U/L. sIL-2R (sCD25) is compared with 2,400 only when given in U/mL (HLH-2004).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from models.units import canonical_unit_name
 
 ItemStatus = Literal["met", "not_met", "unknown"]
 
-HSCORE_CUTOFF: Final = 169  # REFERENCE.md B.5: "The usual cut-off is 169" [V2]; a score >= 169 is above.
-HSCORE_MAX: Final = 337  # REFERENCE.md B.5: "Scores range from 0 to 337" [V2]
+HSCORE_CUTOFF: Final = 169  # HScore (Fardet 2014): "The usual cut-off is 169" [V2]; a score >= 169 is above.
+HSCORE_MAX: Final = 337  # HScore (Fardet 2014): "Scores range from 0 to 337" [V2]
 
 # Item names, in the order the results list them.
 HSCORE_ITEMS: Final = (
@@ -48,7 +48,7 @@ HLH2004_ITEMS: Final = (
     "ferritin",
     "scd25",
 )
-HLH2004_REQUIRED: Final = 5  # REFERENCE.md B.6: "5 of the 8 findings" [V2]
+HLH2004_REQUIRED: Final = 5  # HLH-2004 (Henter 2007): "5 of the 8 findings" [V2]
 
 NOT_REPORTED: Final = "not reported"
 
@@ -138,7 +138,7 @@ class Hlh2004Result:
 
     @property
     def verdict(self) -> Literal["meets_5_of_8", "does_not_meet", "indeterminate"]:
-        """On the 8 clinical findings only; a molecular diagnosis (REFERENCE.md B.6) is not an input."""
+        """On the 8 clinical findings only; a molecular diagnosis (HLH-2004) is not an input."""
         if self.met >= HLH2004_REQUIRED:
             return "meets_5_of_8"
         if self.met + self.unknown < HLH2004_REQUIRED:
@@ -262,12 +262,12 @@ def _documented(n: int) -> str:
     return f"documented cytopenia in {n} lineage{'' if n == 1 else 's'} (no values)"
 
 
-# HScore cytopenia points by number of lineages (REFERENCE.md B.5 [V2]: 1 / 2 / 3 lineages = 0 / 24 / 34).
+# HScore cytopenia points by number of lineages (HScore, Fardet 2014 [V2]: 1 / 2 / 3 lineages = 0 / 24 / 34).
 _HSCORE_CYTOPENIA_POINTS: Final[dict[int, int]] = {0: 0, 1: 0, 2: 24, 3: 34}
 
 
 def _hscore_cytopenias(x: HlhInputs) -> ScoreItem:
-    # REFERENCE.md B.5 [V2]: Hb <=9.2 g/dL, WBC <=5x10^9/L, platelets <=110x10^9/L.
+    # HScore (Fardet 2014) [V2]: Hb <=9.2 g/dL, WBC <=5x10^9/L, platelets <=110x10^9/L.
     # Lab values first when they settle the points; then a documented lineage count (e.g.
     # "pancytopenia" = 3, qualitative); otherwise unknown with the points still possible.
     low, high, facts, reported = _lineages(
@@ -289,7 +289,7 @@ def _hscore_cytopenias(x: HlhInputs) -> ScoreItem:
 
 
 # ---------------------------------------------------------------------------------------------
-# HScore (REFERENCE.md B.5 [V2])
+# HScore (Fardet 2014 [V2])
 
 # Temperature <38.4 / 38.4-39.4 / >39.4 °C = 0 / 33 / 49.
 _TEMPERATURE_BANDS: Final = (
@@ -303,7 +303,7 @@ _FERRITIN_BANDS: Final = (
     _Band(35, "2000-6000", low=2000, high=6000),
     _Band(50, "> 6000", low=6000, low_inclusive=False),
 )
-# Triglycerides <1.5 / 1.5-4 / >4 mmol/L, given in REFERENCE.md B.5 as <132.7 / 132.7-354 / >354 mg/dL = 0 / 44 / 64.
+# Triglycerides <1.5 / 1.5-4 / >4 mmol/L, given in the HScore tables as <132.7 / 132.7-354 / >354 mg/dL = 0 / 44 / 64.
 _TRIGLYCERIDE_BANDS: Final = (
     _Band(0, "< 132.7", high=132.7, high_inclusive=False),
     _Band(44, "132.7-354", low=132.7, high=354),
@@ -348,7 +348,7 @@ def _hscore_organomegaly(x: HlhInputs) -> ScoreItem:
 
 
 def hscore(x: HlhInputs) -> HScoreResult:
-    """HScore (Fardet 2014; REFERENCE.md B.5 [V2]) over the known items, with the range still possible."""
+    """HScore (Fardet 2014 [V2]) over the known items, with the range still possible."""
     items = (
         _bool_item(
             "immunosuppression",
@@ -378,7 +378,7 @@ def hscore(x: HlhInputs) -> HScoreResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# HLH-2004 (REFERENCE.md B.6 [V2]): 8 findings, diagnosis on 5.
+# HLH-2004 (Henter 2007 [V2]): 8 findings, diagnosis on 5.
 
 
 def _criterion(name: str, status: ItemStatus, detail: str) -> ScoreItem:
@@ -418,7 +418,7 @@ def _hlh_fever(x: HlhInputs) -> ScoreItem:
 def _hlh_cytopenias(x: HlhInputs) -> ScoreItem:
     # 3. Cytopenias in >=2 of 3 lineages: Hb <90 g/L (<9 g/dL); platelets <100x10^9/L; neutrophils <1.0x10^9/L.
     # Lab values first when they settle it; then a documented lineage count ("pancytopenia" = 3 counts
-    # as met, although its numbers cannot be checked against these thresholds: REFERENCE.md E.2).
+    # as met, although its numbers cannot be checked against these thresholds: McNerney 2022).
     low, high, facts, reported = _lineages(
         (
             ("Hb", x.hemoglobin_g_dl, "g/dL", 9.0, False),
@@ -458,13 +458,13 @@ def _hlh_lipids_fibrinogen(x: HlhInputs) -> ScoreItem:
     return _criterion("triglycerides_or_fibrinogen", "unknown", detail)
 
 
-# sCD25 units comparable with the HLH-2004 threshold of 2,400 U/mL (REFERENCE.md B.6).
+# sCD25 units comparable with the HLH-2004 threshold of 2,400 U/mL (Henter 2007).
 _SCD25_UNIT: Final = "U/mL"
 
 
 def _hlh_scd25(x: HlhInputs) -> ScoreItem:
-    # 8. Soluble CD25 (sIL-2R) >=2,400 U/mL. REFERENCE.md B.6: "Do not compare 93,326 pg/mL with
-    # 2,400 U/mL": mass units (pg/mL) cannot be converted to U/mL without assay-specific information.
+    # 8. Soluble CD25 (sIL-2R) >=2,400 U/mL (HLH-2004). Case 000's 93,326 pg/mL is not compared with
+    # 2,400 U/mL: mass units (pg/mL) cannot be converted to U/mL without assay-specific information.
     v = x.sil2r
     if v is None:
         return _criterion("scd25", "unknown", NOT_REPORTED)
@@ -477,7 +477,7 @@ def _hlh_scd25(x: HlhInputs) -> ScoreItem:
 
 
 def hlh2004(x: HlhInputs) -> Hlh2004Result:
-    """HLH-2004 diagnostic findings (Henter 2007; REFERENCE.md B.6 [V2]), counting met and unknown."""
+    """HLH-2004 diagnostic findings (Henter 2007 [V2]), counting met and unknown."""
     ferritin = x.ferritin_ng_ml
     items = (
         _hlh_fever(x),

@@ -3,7 +3,8 @@
 A patient's log keeps
 - `settled`: the fold of every event before `pending` (all of them older than the
   lateness window when it was taken),
-- `pending`: the events after it, sorted by (event time, event_id); the last
+- `pending`: the events after it, sorted by (event time, event_id), attributions last at their
+  instant (`_key`); the last
   `lateness_minutes` of them can still be re-ordered,
 - `head`: settled + pending folded in order: the current state,
 - `checkpoints`: in-memory copies of the state every CHECKPOINT_EVERY pending events.
@@ -44,10 +45,11 @@ from typing import Any
 
 from alerts.config import Thresholds
 from alerts.fold import apply, copy_lab_part, day_of, iso
-from models.events import ClinicalEvent, LabResult, Retract, VitalSigns, parse_event
+from models.events import Attribution, ClinicalEvent, Finding, LabResult, Retract, VitalSigns, parse_event
 from models.records import Alert, IecHsChange, Notice, Outcome, Record, Retraction, record_key
 from models.state import PatientState, state_from_json, state_to_json
 from models.units import VITAL_UNITS
+from models.vocabulary import FindingKind
 
 # Tests set this to run the full re-fold beside every lab fast path and compare (tests/conftest.py).
 VERIFY_FAST_PATH = False
@@ -57,7 +59,20 @@ CHECKPOINT_EVERY = 32
 RETIRED_KEPT = 1024
 
 
+# A clinician's attribution applies to what was charted up to and including its instant: it is
+# ordered after every other event of the same time, so that support started at that instant is
+# covered whichever event_id either has ("~" sorts after the characters of ids; "~~" after the
+# FHIR adapter's "~" stop ids too). A documented infection is context for the signs of its
+# instant (alerts.fold._infection): ordered before them.
+_LAST_AT_INSTANT = "~~"
+_FIRST_AT_INSTANT = "\x01"
+
+
 def _key(ev: ClinicalEvent) -> tuple[float, str]:
+    if isinstance(ev, Attribution):
+        return (ev.ts, _LAST_AT_INSTANT + ev.event_id)
+    if isinstance(ev, Finding) and ev.finding is FindingKind.INFECTION:
+        return (ev.ts, _FIRST_AT_INSTANT + ev.event_id)
     return (ev.ts, ev.event_id)
 
 
@@ -470,7 +485,7 @@ def _step(log: PatientLog, ev: ClinicalEvent, cfg: Thresholds) -> StepResult:
         reason = f"event time is more than {cfg.lateness_minutes:g} min older than the patient's newest event"
         return StepResult("late", _ledger(log, records), reason)
 
-    key = (ts, ev.event_id)
+    key = _key(ev)
     pending = log.pending
     if not pending or key > log.pending_keys[-1]:
         records = apply(log.head, ev, cfg)

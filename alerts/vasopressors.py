@@ -1,10 +1,10 @@
 """Vasopressor burden: running agents and the norepinephrine-equivalent dose (NEE).
 
-Goradia et al., J Crit Care 2021 (REFERENCE.md C.1, [V2] via MIT-LCP mimic-code):
+Goradia et al., J Crit Care 2021;61:233-240 ([V2] via MIT-LCP mimic-code):
 NEE (ug/kg/min) = NE + EPI + PE/10 + DOPA/100 + METARAMINOL/8
                   + VASOPRESSIN[U/min] x 2.5 + ANGII[ug/kg/min] x 10
-Kotani 2023 coefficients are unverified and deliberately not used (REFERENCE.md C.2).
-NE salt-versus-base convention is site-specific (C.3); doses are taken as charted.
+Kotani 2023 coefficients are unverified and deliberately not used (docs/clinical-rules.md).
+NE salt-versus-base convention is site-specific; doses are taken as charted.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """End-to-end streaming benchmark: broker -> one `crswatch worker` -> crs-alerts.
 
 In one run, on one Tansu broker started on 127.0.0.1 (the test broker; see
-shared/notes/kafka-broker-for-tests.md):
+docs/development.md, "The Tansu test broker"):
 
 1. raw consume rate: an aiokafka consumer reads the published input topics from the start
    (no processing): the ceiling for any consumer of this broker on this machine;
@@ -35,13 +35,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LOG = Path(tempfile.gettempdir()) / "crswatch-bench-worker.log"
 # The probe producer batches for up to 5 ms, like a feed gateway: Tansu's fetch cost grows
-# with the number of record batches per partition (shared/notes/kafka-broker-for-tests.md),
+# with the number of record batches per partition (docs/development.md, Tansu item 6),
 # so one batch per message would measure the test broker more than the pipeline.
 LATENCY_LINGER_MS = int(os.environ.get("BENCH_LINGER_MS", "5"))
 sys.path.insert(0, str(ROOT))
 
+from streams.feeds.normalised import Rejection  # noqa: E402
 from streams.publish import create_input_topics, interleave  # noqa: E402
-from streams.replay import Rejected  # noqa: E402
 from streams.topics import ALERTS, INPUT_TOPICS, LABS, VITALS, input_topic  # noqa: E402
 from tests.broker import free_port, start_tansu, stop  # noqa: E402
 from tests.synthetic import patient_events  # noqa: E402
@@ -58,7 +58,7 @@ def cohort_lines(patients: int, days: int, seed: int = 11) -> list[tuple[str, st
 async def publish(broker: str, lines: list[tuple[str, str]]) -> int:
     from aiokafka import AIOKafkaProducer
 
-    rejected: list[Rejected] = []
+    rejected: list[Rejection] = []
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
     await producer.start()
     n = 0

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -22,13 +23,16 @@ from pydantic import (
 )
 
 from models.units import (
+    RATE_UNITS,
+    WEIGHT_UNITS,
     UnitError,
     canonical_unit_name,
     is_finite_number,
-    normalise_lab,
+    normalise_lab_noted,
     normalise_rate_unit,
-    normalise_vital,
+    normalise_vital_noted,
     normalise_weight_kg,
+    resolve_unit,
 )
 from models.vocabulary import (
     AttributionTarget,
@@ -67,6 +71,18 @@ class Provenance(BaseModel):
     assumption: str | None = Field(
         default=None, description="What the text did not give and what was assumed instead."
     )
+
+
+def _note_units(model: _EventBase, notes: list[str]) -> None:
+    """Record the unit aliases read at validation in the event's provenance (never silently)."""
+    if not notes:
+        return
+    prov = model.provenance
+    text = "; ".join(notes)
+    if prov.assumption and text in prov.assumption:
+        return  # already recorded (an event read back from its own dump)
+    assumption = f"{prov.assumption}; {text}" if prov.assumption else text
+    object.__setattr__(model, "provenance", prov.model_copy(update={"assumption": assumption}))
 
 
 class _CachedTimestamp:
@@ -143,6 +159,7 @@ class VitalSigns(_EventBase):
     @model_validator(mode="after")
     def _normalise(self) -> VitalSigns:
         present = False
+        notes: list[str] = []
         given = self.__pydantic_fields_set__
         for measure, (low, high) in VITAL_LIMITS.items():
             if measure not in given:
@@ -152,15 +169,18 @@ class VitalSigns(_EventBase):
                 continue
             present = True
             try:
-                value, unit = normalise_vital(measure, m.value, m.unit)
+                value, unit, note = normalise_vital_noted(measure, m.value, m.unit)
             except UnitError as exc:
                 raise ValueError(f"{measure}.unit: {exc}") from None
+            if note:
+                notes.append(f"{measure} {note}")
             if not low <= value <= high:
                 raise ValueError(f"{measure}.value: {value:g} {unit} is outside the possible range {low:g}-{high:g}")
             if value != m.value or unit != m.unit:
                 object.__setattr__(self, measure, Measurement(value=value, unit=unit))
         if not present:
             raise ValueError("a vitals event needs at least one measure")
+        _note_units(self, notes)
         return self
 
 
@@ -200,10 +220,14 @@ AGENT_RATE_UNITS: dict[VasoactiveAgent, frozenset[str]] = {
 
 
 class Infusion(_EventBase):
-    """A vasoactive infusion segment: start, rate change or stop."""
+    """A vasoactive infusion segment: start, rate change or stop.
+
+    `hold` (documented hold), or a start or rate change to rate 0, pauses the agent: it is not
+    running (alerts.evolve.on_infusion) until a later start or rate change with a rate above 0.
+    """
 
     kind: Literal["infusion"] = "infusion"
-    action: Literal["start", "rate_change", "stop"]
+    action: Literal["start", "rate_change", "stop", "hold"]
     agent: VasoactiveAgent
     rate: float | None = Field(default=None, ge=0.0, le=10_000.0)  # above: a unit or entry error
     unit: str | None = None
@@ -221,6 +245,9 @@ class Infusion(_EventBase):
                 unit = normalise_rate_unit(self.unit)
             except UnitError as exc:
                 raise ValueError(f"unit: {exc}") from None
+            note = resolve_unit(self.unit, RATE_UNITS)[1]
+            if note:
+                _note_units(self, [f"rate {note}"])
             allowed = AGENT_RATE_UNITS[self.agent]
             if unit not in allowed:
                 raise ValueError(f"unit: {unit} is not a rate unit for {self.agent.value}; accepted: "
@@ -250,15 +277,16 @@ class DrugDose(_EventBase):
 LabComparator = Literal["<", "<=", ">=", ">"]
 
 
-def _normalise_lab_in_place(model: BaseModel, analyte: LabAnalyte, value: float, unit: str) -> None:
-    """Convert a validated (frozen) lab-valued model to the analyte's canonical unit."""
+def _normalise_lab_in_place(model: BaseModel, analyte: LabAnalyte, value: float, unit: str) -> str | None:
+    """Convert a validated (frozen) lab-valued model to the analyte's canonical unit; the alias note."""
     _finite(value, "value")
     try:
-        new_value, new_unit = normalise_lab(analyte.value, value, unit)
+        new_value, new_unit, note = normalise_lab_noted(analyte.value, value, unit)
     except UnitError as exc:
         raise ValueError(f"unit: {exc}") from None
     object.__setattr__(model, "value", new_value)
     object.__setattr__(model, "unit", new_unit)
+    return f"{analyte.value} {note}" if note else None
 
 
 class LabResult(_EventBase):
@@ -272,12 +300,13 @@ class LabResult(_EventBase):
 
     @model_validator(mode="after")
     def _normalise(self) -> LabResult:
-        _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
+        note = _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
+        _note_units(self, [note] if note else [])
         return self
 
 
 class NeuroAssessment(_EventBase):
-    """ICE score and ICANS domains (REFERENCE.md A.2); any subset may be present."""
+    """ICE score and ICANS domains (ASTCT 2019, Lee et al.); any subset may be present."""
 
     kind: Literal["neuro"] = "neuro"
     ice_score: int | None = Field(default=None, ge=0, le=10)
@@ -305,10 +334,11 @@ class BaselineValue(BaseModel):
     value: float = Field(ge=0.0)
     unit: str
     comparator: LabComparator | None = None
+    _unit_note: str | None = PrivateAttr(default=None)  # the alias read, for the context's provenance
 
     @model_validator(mode="after")
     def _normalise(self) -> BaselineValue:
-        _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
+        self._unit_note = _normalise_lab_in_place(self, self.analyte, self.value, self.unit)
         return self
 
 
@@ -322,14 +352,19 @@ class PatientContext(_EventBase):
 
     @model_validator(mode="after")
     def _weight(self) -> PatientContext:
+        notes = [f"baseline {b._unit_note}" for b in self.baselines if b._unit_note]
         if self.weight is not None:
             try:
                 kg = normalise_weight_kg(self.weight.value, self.weight.unit)
             except UnitError as exc:
                 raise ValueError(f"weight.unit: {exc}") from None
+            note = resolve_unit(self.weight.unit, WEIGHT_UNITS)[1]
+            if note:
+                notes.append(f"weight {note}")
             if not 0.3 <= kg <= 500.0:
                 raise ValueError(f"weight.value: {kg:g} kg is outside the possible range 0.3-500")
             object.__setattr__(self, "weight", Measurement(value=kg, unit="kg"))
+        _note_units(self, notes)
         return self
 
 

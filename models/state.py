@@ -57,6 +57,23 @@ class Observation:
 
 
 @dataclass(slots=True)
+class IcansFinding:
+    """One ICANS domain as one neurological assessment found it (alerts.icans, ASTCT 2019 domains).
+
+    ``value`` is the domain's value as text: the ICE score ("0".."10", None when the patient could
+    not do the test), a Consciousness / Seizure / CerebralEdema value, or "True" / "False" for deep
+    focal motor weakness. ``unable_to_perform_ice`` and ``global_aphasia`` belong to the ICE domain.
+    Immutable once made (shared between clones).
+    """
+
+    ts: float
+    event_id: str
+    value: str | None
+    unable_to_perform_ice: bool = False
+    global_aphasia: bool = False
+
+
+@dataclass(slots=True)
 class Track:
     """Alert bookkeeping for one alert kind: activations and the levels already alerted."""
 
@@ -70,6 +87,7 @@ class PatientState:
     patient_id: str
     last_ts: float | None = None  # newest event time applied
     day0_ts: float | None = None  # CAR-T infusion time
+    day0_offset_min: int | None = None  # UTC offset (minutes) of the CAR-T dose's time: local Day 0 and clock times
     weight_kg: float | None = None
     immunosuppression: bool | None = None
     baselines: dict[str, LabPoint] = field(default_factory=dict)
@@ -78,15 +96,21 @@ class PatientState:
     fever: Observation | None = None  # latest counted fever observation (present=True)
     afebrile_ts: float | None = None  # latest documented "afebrile"
     hypotension: Observation | None = None  # latest blood-pressure state (present = hypotensive)
+    hypotension_last: Observation | None = None  # latest hypotensive reading (or documented hypotension)
+    fluid_bolus: Observation | None = None  # latest fluid bolus not given for a non-CRS cause
     discount_before: dict[str, float] = field(default_factory=dict)  # target -> attribution time
     forward_reason: dict[str, str] = field(default_factory=dict)  # target -> non-CRS reason from now on
     forward_since: dict[str, float] = field(default_factory=dict)
     infusions: dict[str, Support] = field(default_factory=dict)  # running agents
     infusion_changed: dict[str, float] = field(default_factory=dict)  # agent -> time of its last event
+    # agent -> its infusion while paused (rate 0 or documented hold): not running, not counted;
+    # a later non-zero rate restarts it with the reason it had.
+    infusions_paused: dict[str, Support] = field(default_factory=dict)
     oxygen: Support | None = None
     oxygen_changed: float | None = None
     masking_dose_ts: float | None = None
     max_fever_c: tuple[float, float] | None = None  # (ts, highest measured temperature in the fever window)
+    max_temp_c: tuple[float, float] | None = None  # (ts, highest measured temperature, febrile or not, likewise)
 
     # CRS grade and episodes
     crs_grade: int = 0
@@ -97,8 +121,9 @@ class PatientState:
     episode_il6_ts: float | None = None
     episode_steroid_ts: float | None = None
     crs_episodes_seen: int = 0
+    episode_end_ts: float | None = None  # when the last episode resolved (grade back to 0)
     support_version: int = 0  # bumped whenever running support or its attribution changes
-    crs_sig: tuple[bool, bool, bool, int] | None = None  # inputs of the last grading (fast path)
+    crs_sig: tuple[bool | int | str | None, ...] | None = None  # inputs of the last grading (fast path)
     iec_eval_ts: float | None = None
 
     # Vasopressor and oxygen courses
@@ -111,13 +136,17 @@ class PatientState:
     labs: dict[str, list[LabPoint]] = field(default_factory=dict)
     findings: dict[str, Observation] = field(default_factory=dict)
     il6_blockade_ts: float | None = None
+    steroid_ts: float | None = None  # latest corticosteroid given for CRS (or for no other stated cause)
 
     # IEC-HS and ICANS
     iec_hs_level: int = 0
     iec_hs_criteria: tuple[str, ...] = ()
+    iec_hs_onset_ts: float | None = None  # when the current IEC-HS suspicion (level > 0) began
     icans_grade: int = 0
-    icans_inputs: dict[str, str] = field(default_factory=dict)  # domain -> value (latest)
-    icans_ts: float | None = None
+    # domain -> its findings that can still count, oldest first; the last one is the domain's latest
+    # assessment, the others are earlier, more severe findings still held (alerts.icans.add_finding).
+    icans_domains: dict[str, list[IcansFinding]] = field(default_factory=dict)
+    icans_ts: float | None = None  # newest neurological assessment applied
 
     tracks: dict[str, Track] = field(default_factory=dict)
 
@@ -135,15 +164,23 @@ class PatientState:
         c.forward_since = dict(self.forward_since)
         c.infusions = {k: copy.copy(v) for k, v in self.infusions.items()}
         c.infusion_changed = dict(self.infusion_changed)
+        c.infusions_paused = {k: copy.copy(v) for k, v in self.infusions_paused.items()}
         c.oxygen = copy.copy(self.oxygen) if self.oxygen is not None else None
         c.labs = {k: list(v) for k, v in self.labs.items()}
         c.findings = dict(self.findings)
-        c.icans_inputs = dict(self.icans_inputs)
+        c.icans_domains = {k: list(v) for k, v in self.icans_domains.items()}
         c.tracks = {k: Track(t.active, t.activation, list(t.alerted)) for k, t in self.tracks.items()}
         return c
 
 
 LABS_KEPT_PER_ANALYTE = 3
+# Ferritin keeps more: its rapid-rise rule looks at every value of a window (alerts.iec_hs), and a
+# q6-12h series fills three places within a day.
+LABS_KEPT_BY_ANALYTE: dict[str, int] = {"ferritin": 8}
+
+
+def labs_kept(analyte: str) -> int:
+    return LABS_KEPT_BY_ANALYTE.get(analyte, LABS_KEPT_PER_ANALYTE)
 
 _STATE_ADAPTER: TypeAdapter[PatientState] = TypeAdapter(PatientState)
 
@@ -164,4 +201,29 @@ def state_from_json(data: bytes | str) -> PatientState:
             # Stored before Support.attributed existed, when any reason but a name of CRS excluded the
             # support: keep that exclusion, so that an upgrade does not change a stored grade.
             sup["attributed"] = not attributes_to_crs(sup.get("reason"))
+    old_icans = obj.pop("icans_inputs", None)
+    if isinstance(old_icans, dict) and "icans_domains" not in obj:
+        obj["icans_domains"] = _icans_domains_of(old_icans, obj.get("icans_ts"))
     return _STATE_ADAPTER.validate_python(obj)
+
+
+_OLD_ICANS_DOMAINS = ("consciousness", "seizure", "motor_weakness", "cerebral_edema")
+
+
+def _icans_domains_of(inputs: dict[str, str], ts: float | None) -> dict[str, list[dict[str, object]]]:
+    """A state stored when the newest assessment replaced the whole ICANS assessment (`icans_inputs`,
+    domain -> value, all of one event at `icans_ts`): each domain it gave becomes that domain's latest
+    finding, so the stored grade is graded again from the same values."""
+    if ts is None or not inputs:
+        return {}
+    event_id = inputs.get("event_id", "?")
+    out: dict[str, list[dict[str, object]]] = {}
+    unable = inputs.get("unable_to_perform_ice") == "True"
+    aphasia = inputs.get("global_aphasia") == "True"
+    if "ice_score" in inputs or unable or aphasia:
+        out["ice_score"] = [{"ts": ts, "event_id": event_id, "value": inputs.get("ice_score"),
+                             "unable_to_perform_ice": unable, "global_aphasia": aphasia}]
+    for domain in _OLD_ICANS_DOMAINS:
+        if domain in inputs:
+            out[domain] = [{"ts": ts, "event_id": event_id, "value": inputs[domain]}]
+    return out

@@ -1,7 +1,7 @@
 """Controlled vocabularies shared by events and clinical logic.
 
 Drug roles follow the FHIR R4 input contract (MedicationAdministration table) and
-REFERENCE.md A.1 / C (vasopressin counts as a vasopressor but never toward
+ASTCT 2019 (Lee et al.) and Goradia 2021 (vasopressin counts as a vasopressor but never toward
 "multiple"; dobutamine and milrinone are inotropes, recorded but not vasopressors).
 """
 
@@ -28,7 +28,7 @@ class VasoactiveAgent(StrEnum):
 class VasoactiveRole(StrEnum):
     VASOPRESSOR = "vasopressor"
     VASOPRESSIN = "vasopressin"  # a vasopressor that never counts toward "multiple" (ASTCT)
-    INOTROPE = "inotrope"  # recorded, never a vasopressor (REFERENCE.md A.1, G.4)
+    INOTROPE = "inotrope"  # recorded, never a vasopressor (not addressed by ASTCT 2019 [U]; docs/clinical-rules.md)
 
 
 VASOACTIVE_ROLE: Final[dict[VasoactiveAgent, VasoactiveRole]] = {
@@ -55,6 +55,7 @@ class DrugClass(StrEnum):
     CYTOTOXIC = "cytotoxic"
     ANTIPYRETIC = "antipyretic"
     DIMERIZER = "dimerizer"  # rimiducid (activation switch of some CAR-T products)
+    FLUID_BOLUS = "fluid_bolus"  # an intravenous fluid bolus (crystalloid or albumin), e.g. for hypotension
     OTHER = "other"
 
 
@@ -82,6 +83,14 @@ DRUG_CLASS: Final[dict[str, DrugClass]] = {
     "brexucabtagene autoleucel": DrugClass.CAR_T,
     "obecabtagene autoleucel": DrugClass.CAR_T,
     "car-t cell product": DrugClass.CAR_T,
+    # Intravenous fluids given as a dose (a bolus). Only a bolus near a hypotensive reading counts
+    # (alerts.config fluid_bolus_link_hours); hyperoncotic 20-25% albumin is not a volume bolus.
+    **dict.fromkeys((
+        "fluid bolus", "crystalloid", "crystalloid bolus", "saline bolus", "normal saline", "0.9% saline",
+        "sodium chloride 0.9%", "0.9% sodium chloride", "lactated ringer's", "lactated ringers", "lactated ringer",
+        "ringer's lactate", "hartmann's solution", "plasma-lyte", "plasmalyte", "albumin", "albumin 5%", "5% albumin",
+        "albumin 4%", "4% albumin",
+    ), DrugClass.FLUID_BOLUS),
 }
 
 
@@ -160,10 +169,24 @@ class AttributionTarget(StrEnum):
 
 
 class Consciousness(StrEnum):
+    # Awake and alert: a normal level of consciousness (AVPU "A"). Not a row of the ASTCT table,
+    # whose grade 1 is "awakens spontaneously" (a patient who was asleep or drowsy), so it grades 0.
+    ALERT = "alert"
     AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
     AWAKENS_TO_VOICE = "awakens_to_voice"
     AWAKENS_TO_TACTILE = "awakens_to_tactile"
     UNAROUSABLE = "unarousable"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Consciousness | None:
+        """Other spellings of a value (any case, spaces or hyphens for underscores) and the normal
+        level written as 'normal' or 'awake and alert'."""
+        if not isinstance(value, str):
+            return None
+        key = "_".join(value.strip().lower().replace("-", " ").split())
+        if key in ("normal", "awake_and_alert", "awake_alert"):
+            return cls.ALERT
+        return cls._value2member_map_.get(key)  # type: ignore[return-value]
 
 
 class Seizure(StrEnum):
@@ -189,10 +212,23 @@ class CerebralEdema(StrEnum):
 #
 # IN-HOUSE DEFAULT (configurable: alerts.config.Thresholds.non_crs_causes): the other causes, as
 # words or phrases matched on word boundaries, case-insensitive: the contract's four examples, the
-# infections the seed cases document, airway protection and ICANS (support given for neurotoxicity).
+# infections the seed cases document, airway protection and ICANS (support given for neurotoxicity);
+# the causes ASTCT 2019 (Lee et al.) attribution clause implies and REFERENCE A.1 rule 4 names
+# (post-operative, sedation or paralysis); positive pressure that is the patient's own (obstructive
+# sleep apnoea, home CPAP/BiPAP), procedures, and pump failure (low cardiac output, LV dysfunction,
+# heart failure: case 004 Day +10, epinephrine kept for cardiac output and diuresis).
 NON_CRS_CAUSES: Final[tuple[str, ...]] = (
     "cardiogenic", "sepsis", "urosepsis", "septic", "bacteremia", "bacteraemia", "diuresis", "sedation",
     "airway protection", "icans", "neurotoxicity",
+    "infection", "pneumonia",
+    "obstructive sleep apnea", "obstructive sleep apnoea", "sleep apnea", "sleep apnoea", "osa", "home cpap",
+    "home bipap", "home ventilation", "home niv",
+    "post-operative", "postoperative", "post-op", "postop", "perioperative", "surgery", "surgical",
+    "paralysis", "paralysed", "paralyzed", "neuromuscular blockade",
+    "procedure", "procedural", "anesthesia", "anaesthesia",
+    "low cardiac output", "lv dysfunction", "left ventricular dysfunction",
+    "left ventricular systolic dysfunction", "lv systolic dysfunction", "ventricular dysfunction",
+    "cardiac dysfunction", "heart failure", "cardiac failure", "cardiomyopathy",
 )
 # A mention is negated by a cue just before it (up to two words between, no punctuation) or just
 # after it, and doubtful with a cue of uncertainty (a NegEx-style scope, kept deliberately small).
@@ -224,6 +260,15 @@ def _mention(text: str, m: re.Match[str]) -> str:
     if _DOUBT_BEFORE.search(before) or _DOUBT_AFTER.search(after):
         return "doubtful"
     return "affirmed"
+
+
+@functools.lru_cache(maxsize=1024)
+def names_crs(reason: str | None) -> bool:
+    """Whether the reason names CRS and does not negate it ('for CRS', 'CRS grade 2', 'CRS?')."""
+    if reason is None:
+        return False
+    text = " ".join(reason.lower().translate(_HYPHENS).split())
+    return any(_mention(text, m) != "negated" for m in _CRS.finditer(text))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,13 +22,14 @@ import faust
 from faust.types import TP
 from faust.web import Request, Response, View
 
-from streams.settings import Settings, from_env, load_thresholds
+from streams.settings import Settings, detect_flavor, from_env, load_thresholds
 from streams.worker.runtime import Runtime
+from streams.worker.startup import StartupLog
 
 
-def make_app(settings: Settings) -> faust.App:
+def make_app(settings: Settings, flavor: str | None = None) -> faust.App:
     extra: dict[str, Any] = {}
-    if settings.broker_flavor == "tansu":
+    if (flavor or settings.broker_flavor) == "tansu":
         from streams.worker import tansu_compat
 
         extra = tansu_compat.apply()
@@ -46,13 +47,27 @@ def make_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,  # held (unacked) messages must not stall a rebalance
         producer_acks=-1,
         autodiscover=False,
+        # faust's table, router, graph and stats pages: closed unless CRSWATCH_FAUST_WEB_APPS (docs/privacy.md)
+        web_tables_enabled=settings.faust_web_apps,
+        web_router_enabled=settings.faust_web_apps,
+        web_graph_enabled=settings.faust_web_apps,
+        web_stats_enabled=settings.faust_web_apps,
         **extra,
     )
 
 
+startup = StartupLog()
 settings = from_env()
-app = make_app(settings)
+flavor, why = detect_flavor(settings)
+startup.phase(f"broker flavor {flavor} ({why})")
+if settings.app_id != Settings().app_id:
+    startup.warn(f"app id {settings.app_id!r} is not the default {Settings().app_id!r}: this worker is a consumer "
+                 "group of its own, reads every input from the beginning and writes its alerts, states and dead "
+                 "letters to the same shared topics (crs-alerts, patient-state, dead-letter) as any other app id: "
+                 "readers see those alerts again. Give a second app id its own broker, or use it only for tests.")
+app = make_app(settings, flavor)
 runtime = Runtime(app, settings, load_thresholds(settings.config))
+startup.phase("app built")
 
 
 @app.agent(runtime.inputs)
@@ -93,6 +108,13 @@ async def tune_gc() -> None:
 
 
 @app.task
+async def declare_raw_input_topics() -> None:
+    """Create the topics that keep raw input with their retention (docs/privacy.md); an existing topic
+    keeps its own configuration."""
+    await runtime.declare_raw_input_topics()
+
+
+@app.task
 async def start_sink() -> None:
     if runtime.sink is not None:
         runtime.sink.start()
@@ -122,8 +144,21 @@ async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
 
 @app.on_partitions_assigned.connect
 async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    startup.once("group joined, partitions assigned", f"{len(assigned)} partitions")
     async with runtime.lock:
         await runtime.on_assigned(assigned)
+
+
+def is_ready() -> bool:
+    return not app.rebalancing and not getattr(app, "in_recovery", False) and bool(app.consumer.assignment())
+
+
+@app.timer(interval=0.5)
+async def log_ready() -> None:
+    startup.flush()
+    if not startup.done and is_ready():
+        startup.once("changelog recovered, ready")
+        startup.done = True
 
 
 @app.page("/crswatch/stats/")
@@ -135,5 +170,5 @@ class Stats(View):
 @app.page("/crswatch/ready/")
 class Ready(View):
     async def get(self, request: Request) -> Response:
-        ready = not app.rebalancing and not getattr(app, "in_recovery", False) and bool(app.consumer.assignment())
+        ready = is_ready()
         return self.json({"ready": ready}, status=200 if ready else 503)

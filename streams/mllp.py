@@ -24,15 +24,32 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from streams.feeds.hl7v2 import Encoding, normalise_hl7, split_messages
 from streams.feeds.normalised import Normalised
 from streams.topics import DEAD_LETTER, input_topic
 
+if TYPE_CHECKING:
+    from streams.observability.metrics import Metrics
+
 MSA_TEXT_MAX = 80  # MSA-3 is 80 characters in HL7 v2.x
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one listener holds at most (IN-HOUSE DEFAULTS; docs/privacy.md). An ORU^R01 from a bedside
+    monitor or a lab is a few kB: a message over `max_message_bytes` is refused (AR) and its connection
+    closed, since the rest of its frame cannot be told from the next one. A connection with no complete
+    message for `idle_seconds` (idle, or a frame that never ends) is closed; MLLP senders reconnect.
+    Connections beyond `max_connections` are closed at once."""
+
+    max_message_bytes: int = 1_048_576
+    idle_seconds: float = 120.0
+    max_connections: int = 64
 _ack_ids = count(1)
 
 
@@ -137,15 +154,22 @@ class Listener:
     input units (OBX, or a refused message) of the messages stored by outcome: accepted,
     rejected, ignored (no value: a message of device headers only is ACKed AA and counted)."""
 
-    def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None
+    def __init__(self, sink: Sink, strict: bool = False, on_message: Callable[[str, Normalised], None] | None = None,
+                 limits: Limits | None = None, metrics: Metrics | None = None, hl7_timezone: str | None = None
                  ) -> None:
         self.sink, self.strict, self.on_message = sink, strict, on_message
+        self.hl7_timezone = hl7_timezone  # IANA zone of times without a UTC offset (None: they are rejected)
+        self.metrics = metrics  # the worker's metric names: dead letters by reason, feed units by outcome
+        self.limits = limits if limits is not None else Limits()
+        self.connections = 0
+        # refusals by the listener's limits: oversized messages, idle connections, connections over the limit
+        self.refused: dict[str, int] = {"oversized": 0, "idle": 0, "connections": 0}
         self.acks: dict[str, int] = {"AA": 0, "AE": 0, "AR": 0}
         self.units: dict[str, int] = {"accepted": 0, "rejected": 0, "ignored": 0}
 
     def process(self, block: bytes, peer: str) -> str:
         text = block.decode("utf-8", "replace")
-        result = normalise_hl7(text, f"mllp:{peer}", self.strict)
+        result = normalise_hl7(text, f"mllp:{peer}", self.strict, self.hl7_timezone)
         messages = split_messages(text) or [text]
         code, reasons = acknowledge(messages[0], result)
         try:
@@ -156,6 +180,10 @@ class Listener:
             self.units["accepted"] += result.accepted
             self.units["rejected"] += len(result.rejected)
             self.units["ignored"] += len(result.ignored)
+            if self.metrics is not None:
+                self.metrics.observe_feed("hl7v2", result)
+                for rej in result.rejected:
+                    self.metrics.dead_lettered(rej.category)
         self.acks[code] += 1
         if self.on_message is not None:
             self.on_message(code, result)
@@ -165,20 +193,36 @@ class Listener:
         from hl7.mllp import InvalidBlockError  # type: ignore[import-untyped]
 
         peer = "{}:{}".format(*writer.get_extra_info("peername")[:2])
+        if self.connections >= self.limits.max_connections:
+            self.refused["connections"] += 1
+            writer.close()
+            return
+        self.connections += 1
         try:
             while True:
                 try:
-                    block = await reader.readblock()
+                    block = await asyncio.wait_for(reader.readblock(), self.limits.idle_seconds)
                 except asyncio.IncompleteReadError:
                     break
-                except (InvalidBlockError, ValueError) as exc:
+                except TimeoutError:
+                    self.refused["idle"] += 1
+                    break
+                except InvalidBlockError as exc:
                     writer.writeblock(build_ack("", "AR", [f"invalid MLLP frame: {exc}"]).encode())
                     await writer.drain()
                     continue
+                except ValueError:  # over the stream limit: the frame's end cannot be found reliably
+                    self.refused["oversized"] += 1
+                    self.acks["AR"] += 1
+                    reason = f"message over {self.limits.max_message_bytes} bytes: refused, connection closed"
+                    writer.writeblock(build_ack("", "AR", [reason]).encode())
+                    await writer.drain()
+                    break
                 ack = await asyncio.to_thread(self.process, block, peer)
                 writer.writeblock(ack.encode())
                 await writer.drain()
         finally:
+            self.connections -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -187,18 +231,27 @@ class Listener:
 async def start(listener: Listener, host: str, port: int) -> asyncio.Server:
     from hl7.mllp import start_hl7_server
 
-    server: asyncio.Server = await start_hl7_server(listener.handle, host, port)
+    server: asyncio.Server = await start_hl7_server(listener.handle, host, port,
+                                                    limit=listener.limits.max_message_bytes)
     return server
 
 
 def serve_forever(host: str, port: int, broker: str | None = None, out: str | None = None,
-                  strict: bool = False) -> int:
+                  strict: bool = False, limits: Limits | None = None, metrics_port: int | None = None,
+                  hl7_timezone: str | None = None) -> int:
     sink: Sink
     if broker:
         sink = KafkaSink(broker)
     else:
         sink = JsonlSink(sys.stdout if out in (None, "-") else open(str(out), "a", encoding="utf-8"))
-    listener = Listener(sink, strict)
+    metrics = None
+    if metrics_port is not None:
+        from streams.observability.metrics import Metrics
+
+        metrics = Metrics()
+        metrics.serve(metrics_port, host)
+        print(f"crswatch mllp: metrics on {host}:{metrics_port}/metrics", file=sys.stderr, flush=True)
+    listener = Listener(sink, strict, limits=limits, metrics=metrics, hl7_timezone=hl7_timezone)
 
     async def main() -> None:
         server = await start(listener, host, port)
@@ -215,5 +268,6 @@ def serve_forever(host: str, port: int, broker: str | None = None, out: str | No
         asyncio.run(main())
     finally:
         sink.close()
-        print(f"crswatch mllp: stopped; ACKs {listener.acks}; units {listener.units}", file=sys.stderr)
+        print(f"crswatch mllp: stopped; ACKs {listener.acks}; units {listener.units}; refused {listener.refused}",
+              file=sys.stderr)
     return 0

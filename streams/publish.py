@@ -13,6 +13,11 @@ before an earlier batch for `vitals`. Sent as fast as possible, hours of event t
 in milliseconds, so the producer is flushed each time the known time has moved
 SKEW_SECONDS since the last flush: nothing reaches the broker ahead of an event known more
 than that much earlier, which keeps a fast replay well inside the lateness window.
+
+`crswatch publish` sends events in the replay's order (`publish_events` over
+streams.replay.ordered_events: by known time by default, whatever the file layout), so the
+worker is fed what the embedded replay folds; `publish_units` and `publish_lines` keep the
+per-patient file order (`--order file`).
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from __future__ import annotations
 import heapq
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.events import ClinicalEvent, InvalidEvent, parse_event
-from streams.feeds.normalised import Normalised
-from streams.replay import Rejected
-from streams.topics import INPUT_TOPICS, input_topic
+from streams.feeds.normalised import Normalised, Rejection
+from streams.settings import Settings, from_env, topic_configs
+from streams.topics import INPUT_TOPICS, REPLAY_HEADER, input_topic
 
 # In-house: an eighth of the default 240 min lateness window (alerts.config.Thresholds).
 SKEW_SECONDS = 30 * 60
@@ -37,13 +42,18 @@ SKEW_SECONDS = 30 * 60
 class PublishResult:
     sent: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     ignored: int = 0  # FHIR / HL7 units that carry no value (e.g. status cancelled): counted, not sent
     flushes: int = 0  # flushes that kept the topics within SKEW_SECONDS of each other
 
 
-def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = ()) -> None:
-    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count)."""
+def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = (),
+                        settings: Settings | None = None) -> None:
+    """Create the input topics (and `extra` ones) if they do not exist (co-partitioned: same partition count).
+
+    Topics that keep raw input (dead-letter, fhir-in, hl7-in) get their retention from `settings`
+    (CRSWATCH_*_RETENTION_HOURS; docs/privacy.md)."""
+    configs = topic_configs(settings if settings is not None else from_env())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaAdminClient
@@ -53,7 +63,8 @@ def create_input_topics(broker: str, partitions: int, extra: tuple[str, ...] = (
     admin = KafkaAdminClient(bootstrap_servers=broker, client_id="crswatch-publish")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(t, partitions, 1) for t in (*INPUT_TOPICS, *extra) if t not in existing]
+        missing = [NewTopic(t, partitions, 1, topic_configs=configs.get(t, {}))
+                   for t in (*INPUT_TOPICS, *extra) if t not in existing]
         if missing:
             try:
                 admin.create_topics(missing)
@@ -68,28 +79,27 @@ def known_at(event: ClinicalEvent) -> float:
 
 
 def _events(units: list[tuple[str, str, Normalised | None]],
-            rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
+            rejected: list[Rejection]) -> Iterator[tuple[str, ClinicalEvent]]:
     """(source, event) for each valid event of the input units, in order; rejections reported."""
     for source, line, normalised in units:
         if normalised is None:
             try:
                 yield source, parse_event(line)
             except InvalidEvent as exc:
-                rejected.append(Rejected(source, str(exc), line[:2000]))
+                rejected.append(Rejection(str(exc), exc.category, line, source))
         else:
-            for rej in normalised.rejected:
-                rejected.append(Rejected(rej.source, f"[{rej.category}] {rej.reason}", line[:2000]))
+            rejected += normalised.rejected
             for event in normalised.events:
                 yield source, event
 
 
-def interleave(lines: list[tuple[str, str]], rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
+def interleave(lines: list[tuple[str, str]], rejected: list[Rejection]) -> Iterator[tuple[str, ClinicalEvent]]:
     """Valid events of native lines, each patient's in file order, patients merged by `known_at`."""
     return interleave_units([(source, line, None) for source, line in lines], rejected)
 
 
 def interleave_units(units: list[tuple[str, str, Normalised | None]],
-                     rejected: list[Rejected]) -> Iterator[tuple[str, ClinicalEvent]]:
+                     rejected: list[Rejection]) -> Iterator[tuple[str, ClinicalEvent]]:
     per_patient: dict[str, list[tuple[float, int, str, ClinicalEvent]]] = {}
     for n, (source, event) in enumerate(_events(units, rejected)):
         per_patient.setdefault(event.patient_id, []).append((known_at(event), n, source, event))
@@ -119,6 +129,20 @@ def publish_units(
     """Publish input units in order: a native line (normalised None) or what an adapter made of a
     FHIR or HL7 unit (streams.feeds.inputs.read_units). Rejections are reported, never sent; ignored
     units (no value) are counted."""
+    result = PublishResult(ignored=sum(len(n.ignored) for _, _, n in units if n is not None))
+    events = ((source, event, known_at(event)) for source, event in interleave_units(units, result.rejected))
+    return publish_events(events, broker, speed, on_line, sleep, result)
+
+
+def publish_events(
+    events: Iterable[tuple[str, ClinicalEvent, float]],
+    broker: str,
+    speed: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    result: PublishResult | None = None,
+) -> PublishResult:
+    """Publish (source, event, known time) in the order given (streams.replay.ordered_events)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaProducer
@@ -127,17 +151,17 @@ def publish_units(
         bootstrap_servers=broker,
         acks="all",
         linger_ms=5,
-        max_in_flight_requests_per_connection=1,  # keep file order within a partition across retries
+        max_in_flight_requests_per_connection=1,  # keep the order within a partition across retries
         client_id="crswatch-publish",
     )
-    result = PublishResult(ignored=sum(len(n.ignored) for _, _, n in units if n is not None))
+    result = result if result is not None else PublishResult()
     previous_ts: float | None = None
     flushed_at: float | None = None
     try:
-        for source, event in interleave_units(units, result.rejected):
+        for source, event, known in events:
             if on_line is not None:
                 on_line(source)
-            previous_ts = _send(producer, result, event, speed, previous_ts, sleep)
+            previous_ts = _send(producer, result, event, known, speed, previous_ts, sleep)
             if flushed_at is None:
                 flushed_at = previous_ts
             elif previous_ts - flushed_at >= SKEW_SECONDS:
@@ -150,10 +174,9 @@ def publish_units(
     return result
 
 
-def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: float | None,
+def _send(producer: Any, result: PublishResult, event: ClinicalEvent, now_known: float, speed: float | None,
           previous_ts: float | None, sleep: Callable[[float], None]) -> float:
-    """Send one event to its input topic; returns the newest `known_at` time sent so far."""
-    now_known = known_at(event)
+    """Send one event to its input topic; returns the newest known time sent so far."""
     if speed is not None and previous_ts is not None and now_known > previous_ts:
         sleep((now_known - previous_ts) / speed)
     topic = input_topic(event)
@@ -162,6 +185,7 @@ def _send(producer: Any, result: PublishResult, event: ClinicalEvent, speed: flo
         key=event.patient_id.encode(),
         value=event.model_dump_json(exclude_none=True).encode(),
         timestamp_ms=int(event.ts * 1000),
+        headers=[(REPLAY_HEADER, b"1")],
     )
     result.sent += 1
     result.by_topic[topic] = result.by_topic.get(topic, 0) + 1

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from models.records import Alert, Notice, Record, Retraction, record_key
-from streams.topics import ALERTS
+from streams.topics import ALERTS, PATIENT_STATE
 
 _ADAPTER: TypeAdapter[Alert | Retraction | Notice] = TypeAdapter(Alert | Retraction | Notice)
 
@@ -81,3 +81,32 @@ def alert_line(record: Record) -> str:
     assert isinstance(record, Alert)
     day = "Day ?" if record.day is None else f"Day {record.day:+d}"
     return f"{record.time}  {day}  [{record.severity}] {record.patient_id}: {record.summary}  ({record.id})"
+
+
+def patient_ids(broker: str, max_wait: float = 5.0) -> set[str]:
+    """The patient ids that key the compacted `patient-state` topic (every patient with a grade), read
+    from the beginning without a consumer group; stops after `max_wait` seconds without a message."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from kafka import KafkaConsumer, TopicPartition
+
+    consumer: Any = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
+                                  client_id="crswatch-resolve-key", fetch_max_wait_ms=100)
+    found: set[str] = set()
+    try:
+        partitions = consumer.partitions_for_topic(PATIENT_STATE) or set()
+        if not partitions:
+            return found
+        tps = [TopicPartition(PATIENT_STATE, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        last = time.monotonic()
+        while time.monotonic() - last < max_wait:
+            for messages in consumer.poll(timeout_ms=200).values():
+                for message in messages:
+                    if message.key:
+                        found.add(message.key.decode("utf-8", "replace"))
+                    last = time.monotonic()
+        return found
+    finally:
+        consumer.close()

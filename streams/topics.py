@@ -19,6 +19,9 @@ FHIR_IN = "fhir-in"  # FHIR R4 resources, NDJSON lines or Bundles
 HL7_IN = "hl7-in"  # HL7 v2 ORU^R01 messages
 
 INPUT_TOPICS = (VITALS, LABS, TREATMENTS)
+# Message header of replayed history (`crswatch publish`): the worker folds it as any input, but its
+# event-time lag is not a feed delay, so it is not observed (CrswatchEventLagHigh must not page).
+REPLAY_HEADER = "crswatch-replay"
 
 
 def input_topic(event: ClinicalEvent) -> str:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from models.records import CrsGradeChange, Record
-from streams.replay import Replayer, read_lines
+from streams.feeds.inputs import read_lines
+from streams.replay import Replayer
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 CASE_000 = CASES / "ruemmele-2025.jsonl"

@@ -1,7 +1,7 @@
 """Both published cases replayed as event streams; derived grades against the authors' words.
 
-Expectations follow REFERENCE.md section E. Points where the text gives no number are
-assumptions and are asserted as such: case 000 Day +2 hypoxia has no device (graded 2,
+Expectations follow the case reports (Ruemmele 2025, McNerney 2022; cases/README.md). Points where
+the text gives no number are assumptions and are asserted as such: case 000 Day +2 hypoxia has no device (graded 2,
 flagged uncertain); times of day are not reported (events are placed in narrative order),
 so within-day order is asserted only where the text gives it.
 """
@@ -178,7 +178,7 @@ def test_case000_iec_hs_suspicion(ruemmele: tuple[Replayer, list[Record]]) -> No
     assert "triglycerides 318" in evidence
     with_tg = [r for r in changes if any("triglycerides 318" in e for e in r.evidence)]
     assert with_tg and with_tg[0].day in (22, 23, 24) and with_tg[0].level == 3
-    assert all("during active CRS" in a.summary for a in iec)  # REFERENCE.md E.1 timing
+    assert all("during active CRS" in a.summary for a in iec)  # Ruemmele 2025: during the third, active CRS episode
     assert max(int(a.level) for a in iec) == 3
     hypofib = alerts(ruemmele[1], "hypofibrinogenemia")
     assert [a.day for a in hypofib] == [22]
@@ -259,7 +259,7 @@ def test_case004_multiple_vasopressors_and_refractory(mcnerney: tuple[Replayer, 
 def test_case004_hlh_like_features_during_active_crs(mcnerney: tuple[Replayer, list[Record]]) -> None:
     iec = alerts(mcnerney[1], "iec_hs")
     assert iec and min(a.day or 0 for a in iec) == 8
-    assert all("during active CRS" in a.summary for a in iec)  # "CRS with features of HLH" (REFERENCE.md E.2)
+    assert all("during active CRS" in a.summary for a in iec)  # "CRS with features of HLH" (McNerney 2022)
 
 
 def test_case004_icans_signs_without_ice_score_are_not_graded(mcnerney: tuple[Replayer, list[Record]]) -> None:

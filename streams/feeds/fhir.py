@@ -1,8 +1,13 @@
 """FHIR R4 adapter: Observation and MedicationAdministration in, native events out.
 
-Implements shared/contracts/fhir-r4-input.md. Every resource ends as events, as ignored
-(status cancelled / not-done / registered: no value) or as a rejection whose reason names
-the contract rule it broke.
+Implements the FHIR R4 input contract (docs/feeds.md). Every resource ends as events, as ignored
+(status cancelled / not-done / registered: no value; a FHIR resource type crswatch does not
+monitor, e.g. Patient or Encounter: "skipped, not monitored") or as a rejection whose reason
+names the contract rule it broke. Contract extensions (docs/feeds.md): references to a
+Bundle's entries by fullUrl (`urn:uuid:`), medicationReference to a contained or Bundle
+Medication, a CAR-T product's dose kept as given, pulse-oximetry and BP-panel components
+(3150-0, 55284-4, components without a value skipped), annotated `/min` and a UCUM-spelled
+`unit` without `code`.
 
 Parsing: the hot path is a hand-written contract validator over `orjson.loads` output
 (strict JSON: NaN and Infinity are malformed JSON, as the JSON standard has it).
@@ -41,11 +46,13 @@ from typing import Any
 import orjson
 
 from models.events import AGENT_RATE_UNITS, ClinicalEvent, InvalidEvent, Provenance, parse_event
-from models.units import canonical_unit_name
+from models.units import canonical_unit_name, resolve_unit
 from models.vocabulary import DrugClass, VasoactiveAgent
+from models.vocabulary import drug_class as class_of_drug
 from streams.feeds.normalised import Ignore, Ignored, Normalised, Reject, Rejection
 from streams.feeds.terminology import (
     CAR_T_PRODUCT_NAMES,
+    FHIR_NOT_MONITORED,
     GENERIC_NAMES,
     LOINC,
     LOINC_CODES,
@@ -55,7 +62,9 @@ from streams.feeds.terminology import (
     RXNORM_DRUGS,
     SNOMED,
     SNOMED_DEVICE,
+    SNOMED_REASONS,
     UCUM,
+    UCUM_ANNOTATED_PER_MIN,
     VASOACTIVE_NAMES,
     name_key,
 )
@@ -147,17 +156,44 @@ def _parse_time(value: str, where: str) -> str:
         raise Reject(f"{where} {value!r}: {exc}", "invalid_value") from None
 
 
-def _patient(res: dict[str, Any]) -> str:
+Refs = dict[str, dict[str, Any]]  # fullUrl -> resource, of the entries of one Bundle
+
+
+def _patient(res: dict[str, Any], refs: Refs | None = None) -> str:
     subject = res.get("subject")
     if subject is None:
         raise Reject("subject missing (contract: the patient is subject.reference = Patient/<id>)", "missing_field")
     ref = _obj(subject, "subject").get("reference")
-    if not isinstance(ref, str) or not ref.startswith("Patient/") or len(ref) <= len("Patient/"):
+    if isinstance(ref, str) and not ref.startswith("Patient/"):
+        return _bundle_patient(ref, refs)
+    if not isinstance(ref, str) or len(ref) <= len("Patient/"):
         raise Reject(f"subject.reference {ref!r} is not Patient/<id> (contract)",
                      "missing_field" if ref is None else "invalid_value")
     pid = ref[len("Patient/"):]
     if len(pid) > 256:
         raise Reject("subject.reference: patient id longer than 256 characters", "invalid_value")
+    return pid
+
+
+def _bundle_patient(ref: str, refs: Refs | None) -> str:
+    """The patient id of a reference to a Patient entry of the same Bundle (`urn:uuid:...`, or any
+    fullUrl): the Patient's `id`, else the last part of its fullUrl (contract extension)."""
+    target = refs.get(ref) if refs is not None else None
+    if target is None and (refs is None or not ref.startswith("urn:")):
+        hint = ("; a urn:uuid reference resolves only inside a Bundle that holds the Patient entry"
+                if ref.startswith("urn:") else "")
+        raise Reject(f"subject.reference {ref!r} is not Patient/<id> (contract{hint})", "invalid_value")
+    if target is None:
+        raise Reject(f"subject.reference {ref!r} does not resolve: no entry of this Bundle has that fullUrl",
+                     "invalid_value")
+    if target.get("resourceType") != "Patient":
+        raise Reject(f"subject.reference {ref!r} resolves to a {target.get('resourceType')!r} entry, not a Patient",
+                     "invalid_value")
+    pid = target.get("id")
+    if pid is None:
+        pid = _safe_id(ref)
+    if not isinstance(pid, str) or not _ID.fullmatch(pid):
+        raise Reject(f"subject.reference {ref!r}: the Patient entry has no usable id", "invalid_value")
     return pid
 
 
@@ -215,7 +251,7 @@ def _by_status(res: dict[str, Any], ctx: _Context, ignored: frozenset[str], acce
     status = _status(res)
     if status in ignored:
         raise Ignore(f"{kind} status {status}: carries no value (ignored, counted; contract)")
-    pid = _patient(res)
+    pid = _patient(res, ctx.refs)
     if status == "entered-in-error":
         return pid, status, ctx.retract(res, pid)
     if status not in accepted:
@@ -236,13 +272,25 @@ def _concept_text(concept: dict[str, Any]) -> str | None:
     return None
 
 
+def _coded_reason(concept: dict[str, Any]) -> str | None:
+    """The term of a SNOMED CT reason code the reason rule knows (terminology.SNOMED_REASONS), if any."""
+    codings = concept.get("coding")
+    for c in codings if isinstance(codings, list) else []:
+        if isinstance(c, dict) and c.get("system") == SNOMED and isinstance(c.get("code"), str):
+            term = SNOMED_REASONS.get(c["code"].strip())
+            if term is not None:
+                return f"{term} (SNOMED CT {c['code'].strip()})"
+    return None
+
+
 def _reason(res: dict[str, Any]) -> str | None:
     reasons = res.get("reasonCode")
     if reasons is None:
         return None
     if not isinstance(reasons, list) or not reasons:
         raise Reject("reasonCode must be a non-empty list of CodeableConcept", "invalid_value")
-    texts = [_concept_text(_obj(r, "reasonCode")) for r in reasons]
+    # A known coded reason wins over the text beside it; the text (or display, or code) is the fallback.
+    texts = [_coded_reason(c) or _concept_text(c) for c in (_obj(r, "reasonCode") for r in reasons)]
     joined = "; ".join(t for t in texts if t)
     return joined or None
 
@@ -254,16 +302,32 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
     code = q.get("code")
     system = q.get("system")
     if code is None:
-        raise Reject(f"{where}.code missing: the unit is a UCUM code (contract); accepted for {what}: "
-                     f"{', '.join(accepted)}", "missing_field")
-    if system != UCUM:
+        code = _unit_text(q, where, accepted, what)
+    elif system != UCUM:
         raise Reject(f"{where}.system {system!r} is not UCUM ({UCUM}) (contract)", "invalid_value")
-    if not isinstance(code, str) or code not in accepted:
-        raise Reject(f"unit {code!r} not accepted for {what}: accepted {', '.join(accepted)}", "invalid_value")
+    # A spelling feeds send for an accepted UCUM code (ng/ml, mcg/L, K/uL, degF) is read as that code; the
+    # native model records the alias in the event's provenance (models.units.resolve_unit).
+    if not isinstance(code, str) or resolve_unit(code, accepted)[0] not in accepted:
+        if isinstance(code, str) and code in UCUM_ANNOTATED_PER_MIN and "/min" in accepted:  # {beats}/min
+            code = "/min"
+        else:
+            raise Reject(f"unit {code!r} not accepted for {what}: accepted {', '.join(accepted)}", "invalid_value")
     comparator = q.get("comparator")
     if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
         raise Reject(f"{where}.comparator {comparator!r} is not one of <, <=, >=, > (contract)", "invalid_value")
     return value, str(code), comparator
+
+
+def _unit_text(q: dict[str, Any], where: str, accepted: tuple[str, ...], what: str) -> str:
+    """A Quantity without `code`: its `unit` text is read as the UCUM code only when it is spelled
+    exactly as one of the UCUM codes accepted for `what` (or an annotated `/min`), and no other
+    system is named (contract extension: a display text equal to a UCUM code is that unit)."""
+    unit, system = q.get("unit"), q.get("system")
+    if isinstance(unit, str) and (unit in accepted or (unit in UCUM_ANNOTATED_PER_MIN and "/min" in accepted)) \
+            and system in (None, UCUM):
+        return unit
+    raise Reject(f"{where}.code missing and unit {unit!r} is not a UCUM code accepted for {what} (contract: the "
+                 f"unit is a UCUM code; accepted {', '.join(accepted)})", "missing_field")
 
 
 # ---------------------------------------------------------------- resources
@@ -272,9 +336,10 @@ def _quantity(q: Any, where: str, accepted: tuple[str, ...], what: str) -> tuple
 class _Context:
     """What every event of one resource shares."""
 
-    __slots__ = ("event_id", "exported", "logical_id", "provenance", "version")
+    __slots__ = ("event_id", "exported", "logical_id", "provenance", "refs", "version")
 
-    def __init__(self, res: dict[str, Any], source: str, full_url: str | None) -> None:
+    def __init__(self, res: dict[str, Any], source: str, full_url: str | None, refs: Refs | None = None) -> None:
+        self.refs = refs
         rtype = res["resourceType"]
         rid = res.get("id")
         if rid is None:
@@ -364,10 +429,13 @@ def _provenance(source: str) -> Provenance:
 
 
 def _loinc(res: dict[str, Any]) -> tuple[str, str, tuple[str, ...], tuple[str, str]]:
-    """(code, display, accepted units, target) of the Observation's LOINC code."""
+    """(code, display, accepted units, target) of the Observation's LOINC code; with components, a
+    code that has them (US Core pulse oximetry codes 2708-6 before 59408-5)."""
     if "code" not in res:
         raise Reject("code missing (contract: a missing code is rejected)", "missing_field")
     loincs = _codes(res["code"], "code", LOINC)
+    if "component" in res and len(loincs) > 1:
+        loincs = sorted(loincs, key=lambda c: c not in PANEL_COMPONENTS)
     for code in loincs:
         if code in LOINC_CODES:
             target, display, units = LOINC_CODES[code]
@@ -393,8 +461,8 @@ def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
         extra["recorded_time"] = parse_time(res["issued"], "issued")
     components = res.get("component")
     if components is not None and code not in PANEL_COMPONENTS:
-        raise Reject(f"component is not accepted on {what} (contract: only the blood pressure panel 85354-9 and "
-                     "the oxygen flow of 59408-5 have components)", "unsupported")
+        raise Reject(f"component is not accepted on {what} (contract: only the blood pressure panels 85354-9 / "
+                     "55284-4 and pulse oximetry 59408-5 / 2708-6 have components)", "unsupported")
 
     if kind == "method":
         concept = res.get("valueCodeableConcept")
@@ -413,6 +481,9 @@ def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
             raise Reject(f"{what} needs components 8480-6 / 8462-4 (contract: a missing value is rejected)",
                          "missing_field")
         measures: dict[str, Any] = {_VITAL_OF[c]: m for c, m in _components(components, code).items()}
+        if not measures:
+            raise Reject(f"{what}: no component has a value (contract: a missing value is rejected)",
+                         "missing_field")
         return [ctx.event("vitals", pid, start, **measures, **extra)]
 
     value, unit, comparator = _quantity(_value_quantity(res, what), "valueQuantity", units, what)
@@ -422,9 +493,12 @@ def observation(res: dict[str, Any], ctx: _Context) -> list[ClinicalEvent]:
     if kind == "vital":
         measure: dict[str, Any] = {name: {"value": value, "unit": unit}}
         events = [ctx.event("vitals", pid, start, **measure, **extra)]
-        if components:  # the oxygen flow of 59408-5, its only component
-            for m in _components(components, code).values():
-                events.append(ctx.event("oxygen", pid, start, "#flow_l_min", flow_l_min=m["value"]))
+        if components:  # pulse oximetry: the inhaled oxygen flow and concentration
+            for c, m in _components(components, code).items():
+                if c == "3150-0":
+                    events.append(ctx.event("oxygen", pid, start, "#fio2_pct", fio2_pct=m["value"]))
+                else:
+                    events.append(ctx.event("oxygen", pid, start, "#flow_l_min", flow_l_min=m["value"]))
         return events
     if kind == "lab":
         if comparator is not None:
@@ -464,6 +538,8 @@ def _components(components: Any, panel: str) -> dict[str, Any]:
         _, display, units = LOINC_CODES[code]
         what = f"LOINC {code} ({display})"
         if "valueQuantity" not in comp:
+            if "dataAbsentReason" in comp or not any(k.startswith("value") for k in comp):
+                continue  # a component without a value (US Core: dataAbsentReason); the others are kept
             raise Reject(f"component[{n}] {what}: valueQuantity missing (contract: a missing value is rejected)",
                          "missing_field")
         value, unit, comparator = _quantity(comp["valueQuantity"], where + ".valueQuantity", units, what)
@@ -474,15 +550,45 @@ def _components(components: Any, panel: str) -> dict[str, Any]:
     return out
 
 
-def _drug(res: dict[str, Any]) -> tuple[str, VasoactiveAgent | None, DrugClass | None]:
-    """(generic name, agent if vasoactive, class override) from medicationCodeableConcept."""
-    if "medicationCodeableConcept" not in res:
-        if "medicationReference" in res:
-            raise Reject("medicationReference is not accepted: the contract takes medicationCodeableConcept",
-                         "unsupported")
+def _medication_reference(res: dict[str, Any], refs: Refs | None) -> tuple[dict[str, Any], str]:
+    """(code of the referenced Medication, where) for medicationReference to a contained Medication
+    (`#id`) or to a Medication entry of the same Bundle (by fullUrl). Contract extension."""
+    ref = _obj(res["medicationReference"], "medicationReference").get("reference")
+    if not isinstance(ref, str) or not ref:
+        raise Reject("medicationReference.reference missing (contract: a missing code is rejected)", "missing_field")
+    target: Any = None
+    if ref.startswith("#"):
+        contained = res.get("contained", [])
+        if not isinstance(contained, list):
+            raise Reject("contained must be a list", "invalid_value")
+        target = next((c for c in contained if isinstance(c, dict) and c.get("id") == ref[1:]), None)
+        if target is None:
+            raise Reject(f"medicationReference {ref!r}: no contained resource has id {ref[1:]!r}", "invalid_value")
+    elif refs is not None and ref in refs:
+        target = refs[ref]
+    else:
+        raise Reject(f"medicationReference {ref!r} cannot be resolved: crswatch reads a contained Medication (#id) "
+                     "or a Medication entry of the same Bundle", "unsupported")
+    if target.get("resourceType") != "Medication":
+        raise Reject(f"medicationReference {ref!r} is a {target.get('resourceType')!r}, not a Medication",
+                     "invalid_value")
+    if "code" not in target:
+        raise Reject(f"medicationReference {ref!r}: the Medication has no code (contract: a missing code is "
+                     "rejected)", "missing_field")
+    return _obj(target["code"], "Medication.code"), "Medication.code"
+
+
+def _drug(res: dict[str, Any], refs: Refs | None = None) -> tuple[str, VasoactiveAgent | None, DrugClass | None]:
+    """(generic name, agent if vasoactive, class override) from medicationCodeableConcept, or from
+    the code of the Medication that medicationReference points to."""
+    if "medicationCodeableConcept" in res:
+        concept, where = _obj(res["medicationCodeableConcept"], "medicationCodeableConcept"), \
+            "medicationCodeableConcept"
+    elif "medicationReference" in res:
+        concept, where = _medication_reference(res, refs)
+    else:
         raise Reject("medicationCodeableConcept missing (contract: a missing code is rejected)", "missing_field")
-    concept = _obj(res["medicationCodeableConcept"], "medicationCodeableConcept")
-    rx = _codes(concept, "medicationCodeableConcept", RXNORM)
+    rx = _codes(concept, where, RXNORM)
     codings: list[dict[str, Any]] = concept.get("coding", [])  # checked by _codes
     for code in rx:
         if code in RXNORM_DRUGS:
@@ -507,7 +613,7 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     pid, status, retraction = _by_status(res, ctx, MED_IGNORED, MED_ACCEPTED, "in-progress, completed, stopped")
     if retraction is not None:
         return [retraction]
-    name, agent, drug_class = _drug(res)
+    name, agent, drug_class = _drug(res, ctx.refs)
     start, end = _effective(res)
     reason = _reason(res)
     dosage = _obj(res.get("dosage", {}), "dosage")
@@ -517,9 +623,16 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     if start is None:
         raise Reject("effectiveDateTime or effectivePeriod.start missing (contract: a missing time is rejected)",
                      "missing_field")
-    if "rateQuantity" in dosage or "rateRatio" in dosage:
+    if (drug_class or class_of_drug(name)) is DrugClass.CAR_T:
+        dose, unread = _cell_dose(dosage)  # whatever its dose or rate: the infusion is Day 0
+        common.update(dose)
+        if unread:
+            prov = ctx.provenance
+            source = (prov.get("source") if isinstance(prov, dict) else prov.source) or "fhir"
+            common["provenance"] = {"source": source, "assumption": unread}
+    elif "rateQuantity" in dosage or "rateRatio" in dosage:
         raise Reject(f"{name} is given as a dose (contract): dosage.rate is not accepted", "unsupported")
-    if "dose" in dosage:
+    elif "dose" in dosage:
         q = _obj(dosage["dose"], "dosage.dose")
         common["dose"] = _number(q.get("value"), "dosage.dose.value")
         unit = q.get("code")
@@ -533,6 +646,22 @@ def medication_administration(res: dict[str, Any], ctx: _Context) -> list[Clinic
     if drug_class is not None:
         common["drug_class"] = drug_class.value
     return [ctx.event("dose", pid, start, drug=name, **common)]
+
+
+def _cell_dose(dosage: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """(dose fields, why a dose was not kept) of a CAR-T cell product, as given (contract extension):
+    the dose plays no part in grading (the infusion is Day 0), so any unit is kept (`1`, `{cells}`,
+    `10*6`, `mL`, ...) and a dose that cannot be read is left out, and said, rather than losing the
+    infusion."""
+    q = dosage.get("dose")
+    if q is None:
+        return {}, None
+    value = q.get("value") if isinstance(q, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return {}, f"dosage.dose of the CAR-T product not kept: {json.dumps(q)[:200]} is not a dose (value >= 0)"
+    unit = q.get("code") if isinstance(q.get("code"), str) and q.get("code") else q.get("unit")
+    return {"dose": float(value), **({"unit": unit.strip()[:64]} if isinstance(unit, str) and unit.strip() else {})}, \
+        None
 
 
 def _infusion(ctx: _Context, pid: str, status: str, agent: VasoactiveAgent, name: str, start: str | None,
@@ -593,19 +722,23 @@ def native_event(res: dict[str, Any], source: str) -> list[ClinicalEvent]:
     return [event]
 
 
-def from_resource(res: Any, source: str, full_url: str | None = None) -> list[ClinicalEvent]:
-    """Native events of one resource. Raises Reject or Ignore."""
+def from_resource(res: Any, source: str, full_url: str | None = None, refs: Refs | None = None
+                  ) -> list[ClinicalEvent]:
+    """Native events of one resource (`refs`: the fullUrls of its Bundle's entries). Raises Reject or Ignore."""
     if not isinstance(res, dict):
         raise Reject("a resource must be a JSON object", "not_json")
     rtype = res.get("resourceType")
     if rtype is not None and not isinstance(rtype, str):
         raise Reject("resourceType must be a string", "invalid_value")
     if rtype == "Observation":
-        return observation(res, _Context(res, source, full_url))
+        return observation(res, _Context(res, source, full_url, refs))
     if rtype == "MedicationAdministration":
-        return medication_administration(res, _Context(res, source, full_url))
+        return medication_administration(res, _Context(res, source, full_url, refs))
     if rtype == "Basic":
         return native_event(res, source)
+    if rtype in FHIR_NOT_MONITORED:
+        raise Ignore(f"skipped, not monitored: {rtype} (crswatch reads Observation and MedicationAdministration)",
+                     "not_monitored")
     if rtype is None:
         raise Reject("resourceType missing (contract: Observation or MedicationAdministration)", "missing_field")
     raise Reject(f"resourceType {rtype!r} is not accepted (contract: Observation and MedicationAdministration, "
@@ -615,7 +748,7 @@ def from_resource(res: Any, source: str, full_url: str | None = None) -> list[Cl
 # ---------------------------------------------------------------- envelope
 
 
-_Unit = tuple[str, Any, str | None, str]  # (source, resource or Reject/Ignore, fullUrl, raw text)
+_Unit = tuple[str, Any, str | None, str, Refs | None]  # (source, resource or Reject/Ignore, fullUrl, raw, refs)
 
 
 def _units(payload: str, source: str) -> list[_Unit]:
@@ -637,7 +770,7 @@ def _units(payload: str, source: str) -> list[_Unit]:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            units.append((where, Reject(f"malformed JSON: {exc}", "not_json"), None, line))
+            units.append((where, Reject(f"malformed JSON: {exc}", "not_json"), None, line, None))
             continue
         units += _bundle_or_one(obj, where, line)
     return units
@@ -645,28 +778,32 @@ def _units(payload: str, source: str) -> list[_Unit]:
 
 def _bundle_or_one(obj: Any, source: str, raw: str) -> list[_Unit]:
     if type(obj) is not dict or obj.get("resourceType") != "Bundle":
-        return [(source, obj, None, raw)]
+        return [(source, obj, None, raw, None)]
     btype = obj.get("type")
     if not isinstance(btype, str) or btype not in BUNDLE_TYPES:
         return [(source, Reject(f"Bundle type {btype!r} is not accepted (collection, transaction, batch or "
-                                "message)", "unsupported"), None, raw)]
+                                "message)", "unsupported"), None, raw, None)]
     entries = obj.get("entry", [])
     if not isinstance(entries, list):
-        return [(source, Reject("Bundle.entry must be a list", "invalid_value"), None, raw)]
+        return [(source, Reject("Bundle.entry must be a list", "invalid_value"), None, raw, None)]
+    # Entries reference each other by fullUrl (urn:uuid:... in transaction Bundles, as Synthea writes them).
+    refs: Refs = {e["fullUrl"]: e["resource"] for e in entries if isinstance(e, dict)
+                  and isinstance(e.get("fullUrl"), str) and isinstance(e.get("resource"), dict)}
     units: list[_Unit] = []
     for n, entry in enumerate(entries):
         where = f"{source}#entry{n}"
         if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            units.append((where, Reject("Bundle entry without a resource", "missing_field"), None, json.dumps(entry)))
+            units.append((where, Reject("Bundle entry without a resource", "missing_field"), None, json.dumps(entry),
+                          None))
             continue
         resource = entry["resource"]
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         if btype == "message" and resource.get("resourceType") == "MessageHeader":
-            units.append((where, Ignore("MessageHeader of a message Bundle (ignored, counted)"), None, ""))
+            units.append((where, Ignore("MessageHeader of a message Bundle (ignored, counted)"), None, "", None))
         elif resource.get("resourceType") == "Bundle":
-            units.append((where, Reject("a Bundle inside a Bundle is not accepted", "unsupported"), None, ""))
+            units.append((where, Reject("a Bundle inside a Bundle is not accepted", "unsupported"), None, "", None))
         else:
-            units.append((where, resource, _safe_id(full_url), json.dumps(resource)))
+            units.append((where, resource, _safe_id(full_url), json.dumps(resource), refs))
     return units
 
 
@@ -688,19 +825,19 @@ def normalise_fhir(payload: bytes | str, source: str = "fhir", strict: bool = Fa
             out.units += 1
             out.rejected.append(Rejection(f"not UTF-8 JSON: {exc}", "not_json", payload, source))
             return out
-    for where, res, full_url, raw in _units(payload, source):
+    for where, res, full_url, raw, refs in _units(payload, source):
         out.units += 1
         try:
             if isinstance(res, (Reject, Ignore)):
                 raise res
-            events = from_resource(res, where, full_url)
+            events = from_resource(res, where, full_url, refs)
             if strict:  # after the contract checks, so that a contract reason comes first
                 validate_structure(res)
         except Reject as exc:
             out.rejected.append(Rejection(exc.reason, exc.category, raw, where))
             continue
         except Ignore as exc:
-            out.ignored.append(Ignored(str(exc), where))
+            out.ignored.append(Ignored(str(exc), where, exc.kind))
             continue
         out.events += events
         out.accepted += 1

@@ -2,8 +2,12 @@
 
 Every input unit (a FHIR resource, an HL7 OBX segment, a native line) ends in exactly one
 of: accepted (it gave one or more events), rejected (reason and a bounded category from
-models.events.REJECT_CATEGORIES) or ignored (it carries no value, e.g. FHIR status
-`cancelled`; counted, with the reason). So `units == accepted + len(rejected) + len(ignored)`.
+models.events.REJECT_CATEGORIES) or ignored (counted, with the reason). So
+`units == accepted + len(rejected) + len(ignored)`. An ignored unit is of one of two kinds:
+`no_value` (it carries no value, e.g. FHIR status `cancelled`, an HL7 device header, an ORU
+without OBX) or `not_monitored` (a resource crswatch does not monitor, e.g. a FHIR Patient or
+Encounter in a Bundle: "skipped, not monitored"). Neither is a rejection: nothing reaches the
+dead letter, and every counter that counts ignored units counts both.
 """
 
 from __future__ import annotations
@@ -56,10 +60,18 @@ class Rejection:
         return json.dumps(self.dead_letter(now), ensure_ascii=False)
 
 
+IGNORED_KINDS = ("no_value", "not_monitored")
+
+
 @dataclass(frozen=True, slots=True)
 class Ignored:
     reason: str
     source: str
+    kind: str = "no_value"  # one of IGNORED_KINDS
+
+    def __post_init__(self) -> None:
+        if self.kind not in IGNORED_KINDS:
+            raise ValueError(f"unknown ignored kind {self.kind!r}")
 
 
 @dataclass(slots=True)
@@ -69,6 +81,11 @@ class Normalised:
     ignored: list[Ignored] = field(default_factory=list)
     units: int = 0  # input units seen
     accepted: int = 0  # input units that gave events
+
+    @property
+    def not_monitored(self) -> int:
+        """Ignored units that are resources crswatch does not monitor ("skipped, not monitored")."""
+        return sum(1 for i in self.ignored if i.kind == "not_monitored")
 
     def extend(self, other: Normalised) -> None:
         self.events += other.events
@@ -88,4 +105,9 @@ class Reject(Exception):
 
 
 class Ignore(Exception):
-    """Raised inside an adapter for an input unit that carries no value (counted, not an error)."""
+    """Raised inside an adapter for an input unit that carries no value, or that crswatch does not
+    monitor (kind "not_monitored"): counted, not an error."""
+
+    def __init__(self, reason: str, kind: str = "no_value") -> None:
+        super().__init__(reason)
+        self.kind = kind

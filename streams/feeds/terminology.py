@@ -1,5 +1,5 @@
 """Code tables of the input adapters: LOINC, SNOMED CT, RxNorm (FHIR R4 input contract,
-shared/contracts/fhir-r4-input.md) and IEEE 11073 MDC (HL7 v2 bedside vitals).
+docs/feeds.md) and IEEE 11073 MDC (HL7 v2 bedside vitals).
 
 Only codes from those sources are listed; anything else is rejected by the adapters.
 """
@@ -19,7 +19,8 @@ UCUM: Final = "http://unitsofmeasure.org"
 # ("flow", ""), ("fio2", ""), ("method", "") or ("bp_panel", "").
 Target = tuple[str, str]
 
-# LOINC code -> (target, display used in reasons, accepted UCUM units). Contract: Observation table.
+# LOINC code -> (target, display used in reasons, accepted UCUM units). Contract: Observation table; counts
+# also accept /uL (cells per microlitre, converted by models.units), which lab feeds send.
 LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "8310-5": (("vital", "temperature"), "body temperature", ("Cel", "[degF]")),
     "8867-4": (("vital", "heart_rate"), "heart rate", ("/min",)),
@@ -48,9 +49,9 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "14804-9": (("lab", "ldh"), "lactate dehydrogenase", ("U/L",)),
     "2571-8": (("lab", "triglycerides"), "triglycerides", ("mg/dL", "mmol/L")),
     "1975-2": (("lab", "bilirubin"), "bilirubin, total", ("mg/dL",)),
-    "777-3": (("lab", "platelets"), "platelets", ("10*3/uL", "10*9/L")),
-    "751-8": (("lab", "anc"), "neutrophils, absolute", ("10*3/uL", "10*9/L")),
-    "6690-2": (("lab", "wbc"), "leukocytes", ("10*3/uL", "10*9/L")),
+    "777-3": (("lab", "platelets"), "platelets", ("10*3/uL", "10*9/L", "/uL")),
+    "751-8": (("lab", "anc"), "neutrophils, absolute", ("10*3/uL", "10*9/L", "/uL")),
+    "6690-2": (("lab", "wbc"), "leukocytes", ("10*3/uL", "10*9/L", "/uL")),
     "718-7": (("lab", "hemoglobin"), "hemoglobin", ("g/dL", "g/L")),
     "2160-0": (("lab", "creatinine"), "creatinine", ("mg/dL",)),
     "2524-7": (("lab", "lactate"), "lactate", ("mmol/L",)),
@@ -58,17 +59,36 @@ LOINC_CODES: Final[dict[str, tuple[Target, str, tuple[str, ...]]]] = {
     "2518-9": (("lab", "lactate"), "lactate", ("mmol/L",)),
     "48065-7": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
     "48066-5": (("lab", "d_dimer"), "D-dimer", ("ug/mL", "ng/mL")),
+    # Contract extensions (docs/notes/feeds.md), each code's meaning checked against published
+    # LOINC displays (FHIR specification, US Core and mCODE examples, LOINC-keyed lab maps):
+    # the method-less "[#/volume] in Blood" counts of the CBC and the triglyceride code of the
+    # FHIR specification's lipid profile example and triglyceride profile.
+    "26464-8": (("lab", "wbc"), "leukocytes [#/volume] in blood", ("10*3/uL", "10*9/L")),
+    "26515-7": (("lab", "platelets"), "platelets [#/volume] in blood", ("10*3/uL", "10*9/L")),
+    "26499-4": (("lab", "anc"), "neutrophils [#/volume] in blood", ("10*3/uL", "10*9/L")),
+    "35217-9": (("lab", "triglycerides"), "triglyceride in serum or plasma", ("mg/dL", "mmol/L")),
+    "55284-4": (("bp_panel", ""), "blood pressure systolic and diastolic", ()),
 }
 
-# Components the contract allows inside a panel: BP panel (85354-9) and pulse oximetry (59408-5),
-# with the contract rule a rejected component is told.
+# Components the contract allows inside a panel: BP panels (85354-9, 55284-4) and pulse oximetry
+# (59408-5, also when 2708-6 is its first coding, as in US Core's pulse oximetry profile, whose
+# components are the inhaled oxygen flow rate 3151-8 and concentration 3150-0), with the contract
+# rule a rejected component is told.
+_BP_PARTS: Final = frozenset({"8480-6", "8462-4", "8478-0"})
+_OXIMETRY_PARTS: Final = frozenset({"3151-8", "19941-4", "3150-0"})
 PANEL_COMPONENTS: Final[dict[str, frozenset[str]]] = {
-    "85354-9": frozenset({"8480-6", "8462-4", "8478-0"}),
-    "59408-5": frozenset({"3151-8", "19941-4"}),
+    "85354-9": _BP_PARTS,
+    "55284-4": _BP_PARTS,
+    "59408-5": _OXIMETRY_PARTS,
+    "2708-6": _OXIMETRY_PARTS,
 }
+_OXIMETRY_RULE: Final = ("only the inhaled oxygen flow rate 3151-8 (also 19941-4) and concentration 3150-0 are "
+                         "components of pulse oximetry")
 PANEL_RULE: Final[dict[str, str]] = {
     "85354-9": "the blood pressure panel 85354-9 has the components 8480-6 / 8462-4 / 8478-0",
-    "59408-5": "only the inhaled oxygen flow rate 3151-8 (also 19941-4) is a component of 59408-5",
+    "55284-4": "the blood pressure panel 55284-4 has the components 8480-6 / 8462-4 / 8478-0",
+    "59408-5": _OXIMETRY_RULE,
+    "2708-6": _OXIMETRY_RULE,
 }
 
 # The LOINC code the export writes for each native measure or analyte (the first contract code).
@@ -104,6 +124,26 @@ SNOMED_DEVICE: Final[dict[str, OxygenDevice]] = {
 SNOMED_FOR_DEVICE: Final[dict[OxygenDevice, str]] = {}
 for _sct, _device in SNOMED_DEVICE.items():
     SNOMED_FOR_DEVICE.setdefault(_device, _sct)
+
+# Reasons (MedicationAdministration.reasonCode) coded in SNOMED CT -> the term the reason rule reads
+# (models.vocabulary.counts_for_crs; the words of alerts.config.Thresholds.non_crs_causes). A coded
+# reason is preferred to the free text beside it, which is the fallback; an unknown code is kept as
+# it is and counts toward CRS (the contract: only a reason that is explicitly not CRS excludes).
+# Concept ids checked against public SNOMED CT code tables (OHDSI ICD-9-CM to SNOMED maps for the
+# shocks, clinical quality-measure code sets for LV systolic dysfunction), except where marked [U].
+SNOMED_REASONS: Final[dict[str, str]] = {
+    "91302008": "sepsis",
+    "76571007": "septic shock",
+    "89138009": "cardiogenic shock",
+    "5758002": "bacteremia",
+    "233604007": "pneumonia",
+    "78275009": "obstructive sleep apnea",
+    "84114007": "heart failure",
+    "134401001": "left ventricular systolic dysfunction",
+    # [U] cytokine release syndrome, a US-extension id (namespace 1000124) that could not be checked
+    # here. Harmless if wrong: a reason naming CRS counts, and so does an unknown code.
+    "442891000124101": "cytokine release syndrome",
+}
 
 # RxNorm ingredient -> generic name (contract: MedicationAdministration table).
 RXNORM_DRUGS: Final[dict[str, str]] = {
@@ -179,7 +219,8 @@ CAR_T_PRODUCT_NAMES: Final[tuple[str, ...]] = ("car-t cell product", "car t cell
 # gateway examples pairing each code with its reference id; they follow the 10101 layout
 # (partition 2 x 65536 + term code; SYS/DIA/MEAN = base + 1/2/3, e.g. MDC_PRESS_BLD_NONINV
 # 150020 -> 150021-150023 in the HL7 PHD IG). Pulse rate (MDC_PULS_*) is not heart rate; skin,
-# room and airway temperature are not body temperature: all rejected.
+# room and airway temperature are not body temperature: all rejected. Pulse rate is read as
+# a stand-in for heart rate, marked (below).
 MDC_CODES: Final[dict[str, tuple[str, str]]] = {
     "147842": ("heart_rate", "MDC_ECG_HEART_RATE"),
     "150021": ("sbp", "MDC_PRESS_BLD_NONINV_SYS"),
@@ -191,6 +232,16 @@ MDC_CODES: Final[dict[str, tuple[str, str]]] = {
     "150037": ("sbp", "MDC_PRESS_BLD_ART_ABP_SYS"),
     "150038": ("dbp", "MDC_PRESS_BLD_ART_ABP_DIA"),
     "150039": ("map", "MDC_PRESS_BLD_ART_ABP_MEAN"),
+    # Cuff (non-invasive) pressure as many PCD-01 gateways send it, codes with their reference ids as
+    # in public monitor ORU^R01 samples (`150301^MDC_PRESS_CUFF_SYS^MDC|1.1.9.150301`, ...).
+    "150301": ("sbp", "MDC_PRESS_CUFF_SYS"),
+    "150302": ("dbp", "MDC_PRESS_CUFF_DIA"),
+    "150303": ("map", "MDC_PRESS_CUFF_MEAN"),
+    # Pulse rate (SpO2 plethysmogram, NIBP cuff), codes with their reference ids as in public PCD-01
+    # samples. Not heart rate: used as heart rate only when the message has no ECG heart rate of
+    # the same time, and then marked as pulse (streams.feeds.hl7v2).
+    "149530": ("pulse_rate", "MDC_PULS_OXIM_PULS_RATE"),
+    "149546": ("pulse_rate", "MDC_PULS_RATE_NON_INV"),
     "150456": ("spo2", "MDC_PULS_OXIM_SAT_O2"),
     "150324": ("spo2", "MDC_SAT_O2_ART"),
     "151562": ("resp_rate", "MDC_RESP_RATE"),
@@ -232,7 +283,42 @@ MDC_UNIT_CODES: Final[dict[str, str]] = {
     "266016": "MDC_DIM_MMHG",
     "268192": "MDC_DIM_DEGC",
 }
-# UCUM annotations (in braces) carry no meaning: these are `/min`. HL7 v2 only: the FHIR
-# contract's unit table lists `/min` alone for heart and respiratory rate.
+# UCUM annotations (in braces) carry no meaning: these are `/min` (HL7 v2 and, as a contract
+# extension, FHIR: US Core and many EHRs send `{beats}/min`).
 UCUM_ANNOTATED_PER_MIN: Final[frozenset[str]] = frozenset({"{beat}/min", "{beats}/min", "{breath}/min",
                                                             "{breaths}/min"})
+# HL7 v2 OBX-6 unit spellings that are not UCUM but name one unit without doubt -> UCUM. `bpm`
+# (beats or breaths per minute) is `/min` either way. Feed layer only: models.units is not touched.
+HL7_UNIT_ALIASES: Final[dict[str, str]] = {"mmHg": "mm[Hg]", "bpm": "/min", "degF": "[degF]", "degC": "Cel"}
+
+# FHIR R4 resource types that crswatch does not monitor: a Bundle or an export carries them
+# (Patient, Encounter, Claim, ...); they are "skipped, not monitored" (ignored, counted), not
+# rejected. Any other resourceType is not FHIR R4 and is rejected. The R4B resource list (as
+# fhir.resources R4B models it) plus the R4 types R4B removed.
+FHIR_NOT_MONITORED: Final[frozenset[str]] = frozenset("""
+Account ActivityDefinition AdministrableProductDefinition AdverseEvent AllergyIntolerance Appointment
+AppointmentResponse AuditEvent Binary BiologicallyDerivedProduct BodyStructure CapabilityStatement CarePlan
+CareTeam CatalogEntry ChargeItem ChargeItemDefinition Citation Claim ClaimResponse ClinicalImpression
+ClinicalUseDefinition CodeSystem Communication CommunicationRequest CompartmentDefinition Composition ConceptMap
+Condition Consent Contract Coverage CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue Device
+DeviceDefinition DeviceMetric DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference
+Encounter Endpoint EnrollmentRequest EnrollmentResponse EpisodeOfCare EventDefinition Evidence EvidenceReport
+EvidenceVariable ExampleScenario ExplanationOfBenefit FamilyMemberHistory Flag Goal GraphDefinition Group
+GuidanceResponse HealthcareService ImagingStudy Immunization ImmunizationEvaluation ImmunizationRecommendation
+ImplementationGuide Ingredient InsurancePlan Invoice Library Linkage List Location ManufacturedItemDefinition
+Measure MeasureReport Media Medication MedicationDispense MedicationKnowledge MedicationRequest
+MedicationStatement MedicinalProductDefinition MessageDefinition MessageHeader MolecularSequence NamingSystem
+NutritionOrder NutritionProduct ObservationDefinition OperationDefinition OperationOutcome Organization
+OrganizationAffiliation PackagedProductDefinition Parameters Patient PaymentNotice PaymentReconciliation Person
+PlanDefinition Practitioner PractitionerRole Procedure Provenance Questionnaire QuestionnaireResponse
+RegulatedAuthorization RelatedPerson RequestGroup ResearchDefinition ResearchElementDefinition ResearchStudy
+ResearchSubject RiskAssessment Schedule SearchParameter ServiceRequest Slot Specimen SpecimenDefinition
+StructureDefinition StructureMap Subscription SubscriptionStatus SubscriptionTopic Substance SubstanceDefinition
+SupplyDelivery SupplyRequest Task TerminologyCapabilities TestReport TestScript ValueSet VerificationResult
+VisionPrescription
+EffectEvidenceSynthesis MedicinalProduct MedicinalProductAuthorization MedicinalProductContraindication
+MedicinalProductIndication MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured
+MedicinalProductPackaged MedicinalProductPharmaceutical MedicinalProductUndesirableEffect RiskEvidenceSynthesis
+SubstanceNucleicAcid SubstancePolymer SubstanceProtein SubstanceReferenceInformation SubstanceSourceMaterial
+SubstanceSpecification
+""".split())

@@ -108,6 +108,13 @@ def patient_key(patient_id: str, secret: bytes) -> str:
     return hmac.new(secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
+def resolve_patient_key(key: str, candidates: Iterable[str], secret: bytes) -> list[str]:
+    """The patient ids among `candidates` whose key under `secret` is `key` (the key is an HMAC: it
+    can only be matched, never inverted). For an authorised user holding the secret."""
+    key = key.strip().lower()
+    return sorted({pid for pid in candidates if hmac.compare_digest(patient_key(pid, secret), key)})
+
+
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -200,15 +200,16 @@ class Metrics:
     # ------------------------------------------------------------------ per message
 
     def observe_event(self, topic: str, kind: str | None, outcome: str, event_time_s: float | None, now_s: float,
-                      fold_seconds: float | None = None) -> None:
+                      fold_seconds: float | None = None, replayed: bool = False) -> None:
         """One input message. The lag is observed for applied and late events only (a duplicate
-        is a redelivery, its lag says nothing about the feed)."""
+        is a redelivery, its lag says nothing about the feed), and not for replayed history
+        (`crswatch publish` marks its messages): days-old event times are no feed delay."""
         t = bounded(topic, self._topics, UNKNOWN)
         out = bounded(outcome, OUTCOMES)
         self.events.labels(t, bounded(kind, EVENT_KINDS, UNKNOWN), out).inc()
         if t in INPUT_TOPICS:
             self.last_event.labels(t).set(now_s)
-        if event_time_s is not None and out in ("applied", "late", "corrected"):
+        if event_time_s is not None and not replayed and out in ("applied", "late", "corrected"):
             self.lag.labels(t).observe(max(0.0, now_s - event_time_s))
         if fold_seconds is not None:
             self.fold.observe(fold_seconds)
@@ -246,8 +247,8 @@ class Metrics:
         self._move(new, +1)
 
     def observe_step(self, topic: str, event: ClinicalEvent, result: StepResult, state: PatientState, now_s: float,
-                     fold_seconds: float | None = None) -> None:
-        self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds)
+                     fold_seconds: float | None = None, replayed: bool = False) -> None:
+        self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds, replayed)
         self.observe_records(result.records)
         self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
 

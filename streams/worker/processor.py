@@ -13,8 +13,11 @@ can repeat an alert (readers keep the first copy of an id) but never lose one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +31,13 @@ from streams.feeds.normalised import dead_letter_record
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 
 logger = logging.getLogger(__name__)
+# Logs name a patient by a pseudonym that holds only for this process (docs/privacy.md): lines of one
+# run can be matched to each other, never to a patient id without the process's memory.
+_RUN_KEY = os.urandom(16)
+
+
+def run_pseudonym(patient_id: str) -> str:
+    return "p-" + hmac.new(_RUN_KEY, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
 
 _CHANGE_KEYS = ("crs_grade@", "iec_hs@", "icans_grade@")  # record_key prefixes of grade changes
 
@@ -144,7 +154,7 @@ class Processor:
             late = self.counts["late"]
             if late <= 20 or late % 1000 == 0:  # a late event means an input fell behind: say which
                 logger.warning("late event #%d: patient %s, %s offset %s, event time %s, newest folded %s",
-                               late, event.patient_id, position, offset, event.time.isoformat(),
+                               late, run_pseudonym(event.patient_id), position, offset, event.time.isoformat(),
                                datetime.fromtimestamp(newest, UTC).isoformat() if newest is not None else None)
         if position is not None and offset is not None:
             offsets = self.offsets[event.patient_id]

@@ -27,7 +27,16 @@ from alerts.config import Thresholds
 from streams.observability.alertmanager import AlertmanagerSink, sink_config_from_env
 from streams.observability.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import ALERTS, DEAD_LETTER, FHIR_IN, HL7_IN, INPUT_TOPICS, PATIENT_STATE, input_topic
+from streams.topics import (
+    ALERTS,
+    DEAD_LETTER,
+    FHIR_IN,
+    HL7_IN,
+    INPUT_TOPICS,
+    PATIENT_STATE,
+    REPLAY_HEADER,
+    input_topic,
+)
 from streams.worker.acks import AckGate
 from streams.worker.align import Standing, TimeAligner
 from streams.worker.processor import Output, Processor, Rejection, parse_message, stored_levels
@@ -40,6 +49,11 @@ FLUSH_EVENTS = 2000
 # In-house: how long a rebalance or a shutdown waits for the changelog writes in flight
 # (unconfirmed ones are not acked, so their events are folded again by the next owner).
 DRAIN_SECONDS = 10.0
+
+
+def _replayed(msg: Any) -> bool:
+    return any(k == REPLAY_HEADER for k, _ in (msg.headers.items() if isinstance(msg.headers, dict)
+                                              else msg.headers or ()))
 
 
 class _StrKeys:
@@ -63,12 +77,13 @@ class Runtime:
         self.table = app.Table(TABLE, key_type=bytes, value_type=bytes, partitions=settings.partitions)
         raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.partitions}
         self.inputs = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes, **raw)
-        self.raw_feeds = app.topic(FHIR_IN, HL7_IN, key_type=bytes, value_type=bytes, **raw)
+        self.raw_feeds = app.topic(FHIR_IN, HL7_IN, key_type=bytes, value_type=bytes,
+                                   retention=settings.raw_feed_retention_hours * 3600, **raw)
         self.outputs = {
             **{t: app.topic(t, **raw) for t in INPUT_TOPICS},
             ALERTS: app.topic(ALERTS, **raw),
             PATIENT_STATE: app.topic(PATIENT_STATE, compacting=True, **raw),
-            DEAD_LETTER: app.topic(DEAD_LETTER, **raw),
+            DEAD_LETTER: app.topic(DEAD_LETTER, retention=settings.dead_letter_retention_hours * 3600, **raw),
         }
         self.counts: Counter[str] = Counter()
         self.processor = Processor(cfg, _StrKeys(self.table), self.counts)
@@ -87,12 +102,17 @@ class Runtime:
         self.unsaved_count = 0
         self.flush_seconds = settings.flush_seconds
         self.strict_feeds = settings.strict_feeds
+        self.hl7_timezone = settings.hl7_timezone
         self.lock = asyncio.Lock()  # the agent and the timer both release held messages
         self.aligner: TimeAligner[tuple[Any, Any]] = TimeAligner(INPUT_TOPICS, settings.max_idle_seconds)
         self.delivered: dict[TP, int] = {}
         self.pending: set[Any] = set()  # changelog writes the broker has not confirmed yet
         self.paused = False  # from a revoke to the next assignment: nothing is folded
         self.gate: AckGate[Any] = AckGate(lambda event: event.ack(), self._committed_offset)
+
+    async def declare_raw_input_topics(self) -> None:
+        for topic in (self.raw_feeds, self.outputs[DEAD_LETTER]):
+            await topic.maybe_declare()
 
     async def normalise_feed(self, event: Any) -> None:
         """A raw FHIR R4 or HL7 v2 message -> native events on the input topics (keyed by
@@ -103,7 +123,7 @@ class Runtime:
         msg = event.message
         fmt = "fhir" if msg.topic == FHIR_IN else "hl7v2"
         result = normalise(msg.value or b"", fmt, source=f"{msg.topic}:{msg.partition}:{msg.offset}",
-                           strict=self.strict_feeds)
+                           strict=self.strict_feeds, hl7_timezone=self.hl7_timezone)
         now = time.time()
         for ev in result.events:
             fut = await self.outputs[input_topic(ev)].send(key=ev.patient_id.encode(),
@@ -224,7 +244,7 @@ class Runtime:
             fold_seconds = time.perf_counter() - started
             self.partition_of[parsed.patient_id] = msg.partition
             self.metrics.observe_step(msg.topic, parsed, result, self.processor.cache[parsed.patient_id].head,
-                                      time.time(), fold_seconds)
+                                      time.time(), fold_seconds, replayed=_replayed(msg))
             if result.outcome != "duplicate":
                 if outputs:
                     # Outputs first: a stored log that holds the event must imply they went out.

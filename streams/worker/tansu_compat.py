@@ -2,7 +2,7 @@
 
 Against Apache Kafka (`--broker-flavor kafka`, the default) nothing here is imported.
 Each item below is a Tansu deviation measured on this project's machines
-(shared/notes/kafka-broker-for-tests.md):
+(docs/development.md, "The Tansu test broker"):
 
 1. A group join waits about half the session timeout: short session, heartbeat and
    rebalance timeouts make a worker ready in seconds.

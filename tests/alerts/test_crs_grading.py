@@ -1,4 +1,4 @@
-"""ASTCT 2019 CRS grading, rule by rule (REFERENCE.md A.1): the pure grade function and the fold."""
+"""ASTCT 2019 CRS grading, rule by rule (Lee et al. 2019): the pure grade function and the fold."""
 
 from __future__ import annotations
 

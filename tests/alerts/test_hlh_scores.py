@@ -1,4 +1,4 @@
-"""HScore (REFERENCE.md B.5 [V2]) and HLH-2004 (REFERENCE.md B.6 [V2]) on partial, censored data."""
+"""HScore (Fardet 2014 [V2]) and HLH-2004 (Henter 2007 [V2]) on partial, censored data."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ ALL_ZERO = HlhInputs(
     hemophagocytosis=False,
 )
 
-# REFERENCE.md E.1, Day +22 to +24 (case 000).
+# Ruemmele 2025, Day +22 to +24 (case 000).
 CASE_000 = HlhInputs(
     fever_documented_without_value=True,
     documented_cytopenia_lineages=3,  # "pancytopenic and transfusion dependent"
@@ -86,7 +86,7 @@ CASE_000 = HlhInputs(
     sil2r=lv("93326"),
     sil2r_unit="pg/mL",
 )
-# REFERENCE.md E.2, Days +8 to +9 (case 004).
+# McNerney 2022, Days +8 to +9 (case 004).
 CASE_004 = HlhInputs(
     max_temperature_c=40.3,
     spleen_enlarged=True,
@@ -373,7 +373,7 @@ def test_hscore_verdict_uses_the_lowest_possible_points_of_censored_items() -> N
 
 
 def test_case_000_partial_hscore_is_158_and_indeterminate() -> None:
-    # REFERENCE.md E.1: cytopenias 3 lineages 34 + ferritin 50 + triglycerides 44 + fibrinogen 30 = 158.
+    # Case 000 (Ruemmele 2025): cytopenias 3 lineages 34 + ferritin 50 + triglycerides 44 + fibrinogen 30 = 158.
     result = hscore(CASE_000)
     assert result.known_points == 158
     assert {i.name: i.points for i in result.items if i.points is not None} == {
@@ -387,7 +387,7 @@ def test_case_000_partial_hscore_is_158_and_indeterminate() -> None:
     assert result.missing == ("immunosuppression", "temperature", "organomegaly", "ast", "hemophagocytosis")
     assert result.max_possible == 158 + 18 + 49 + 38 + 19 + 35
     assert "without a value" in item(result.items, "temperature").detail
-    # Exceeds 169 only if the fever was >=38.4 °C (REFERENCE.md E.1).
+    # Exceeds 169 only if the fever was >=38.4 °C (Ruemmele 2025 reports fever without a value).
     assert hscore(replace(CASE_000, max_temperature_c=38.3)).known_points == 158
     assert hscore(replace(CASE_000, max_temperature_c=38.4)).verdict == "above_cutoff"
 

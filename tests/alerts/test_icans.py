@@ -1,4 +1,4 @@
-"""ICANS grading (REFERENCE.md A.2, ASTCT 2019 adult table [V2])."""
+"""ICANS grading (Lee et al. 2019, ASTCT 2019 adult table [V2])."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def test_every_domain_known_lists_nothing_missing() -> None:
 
 
 def test_case_000_single_ice_9_is_grade_1_by_table() -> None:
-    # REFERENCE.md E.1: one ICE score of 9/10 -> ICANS grade 1 by table (authors judged it not ICANS).
+    # Ruemmele 2025 (case 000): one ICE score of 9/10 -> ICANS grade 1 by table (authors judged it not ICANS).
     result = grade_icans(IcansInput(ice_score=9))
     assert result.grade == 1
     assert result.evidence == ("ICE score 9/10 -> grade 1",)

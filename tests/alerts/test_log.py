@@ -12,7 +12,7 @@ from alerts.log import PatientLog, log_from_json, log_to_json, new_log, step
 from models.events import ClinicalEvent
 from models.records import Alert, CrsGradeChange, Record, Retraction, record_key
 from models.state import state_value
-from tests.factories import PID, attribution, bp, car_t, dose, finding, infusion, lab, oxygen, temp
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
 
 CFG = Thresholds()
 WINDOW_H = CFG.lateness_minutes / 60
@@ -117,16 +117,19 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
     for i in range(n):
         h = draw(st.integers(min_value=1, max_value=72 * 6)) / 6  # 10-minute grid over 3 days
         eid = f"x{i}"
-        kind = draw(st.sampled_from(["temp", "bp", "inf", "o2", "dose", "lab", "finding", "attr"]))
+        kind = draw(st.sampled_from(["temp", "bp", "inf", "o2", "dose", "lab", "finding", "attr", "neuro"]))
         if kind == "temp":
             events.append(temp(h, draw(st.sampled_from([36.8, 37.9, 38.0, 38.6, 39.5, 40.4])), event_id=eid))
         elif kind == "bp":
-            events.append(bp(h, draw(st.sampled_from([70, 85, 89, 90, 110])), event_id=eid))
+            extra_bp = draw(st.sampled_from([{}, {}, {"dbp": {"value": 38, "unit": "mm[Hg]"}},
+                                             {"map": {"value": 62, "unit": "mm[Hg]"}}]))
+            events.append(bp(h, draw(st.sampled_from([70, 85, 89, 90, 110])), event_id=eid, **extra_bp))
         elif kind == "inf":
-            action = draw(st.sampled_from(["start", "stop", "rate_change"]))
+            action = draw(st.sampled_from(["start", "stop", "rate_change", "hold"]))
             agent = draw(st.sampled_from(_AGENTS))
             unit = {"vasopressin": "U/min", "milrinone": "ug/kg/min"}.get(agent, "ug/min")
-            extra = {"rate": draw(st.sampled_from([0.03, 2, 10, 40])), "unit": unit} if action != "stop" else {}
+            extra = ({"rate": draw(st.sampled_from([0, 0.03, 2, 10, 40])), "unit": unit}
+                     if action not in ("stop", "hold") else {})
             reason = draw(st.sampled_from([None, None, "diuresis"]))
             if reason:
                 extra["reason"] = reason
@@ -136,7 +139,8 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
             flow = draw(st.sampled_from([None, 2.0, 6.0, 8.0])) if dev == "nasal_cannula" else None
             events.append(oxygen(h, dev, flow, event_id=eid))
         elif kind == "dose":
-            events.append(dose(h, draw(st.sampled_from(["tocilizumab", "dexamethasone", "siltuximab"])),
+            events.append(dose(h, draw(st.sampled_from(["tocilizumab", "dexamethasone", "siltuximab",
+                                                        "normal saline"])),
                                event_id=eid))
         elif kind == "lab":
             analyte, unit, values = draw(st.sampled_from([
@@ -148,6 +152,13 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
             comparator = draw(st.sampled_from([None, None, ">"])) if analyte == "ferritin" else None
             kw = {"comparator": comparator} if comparator else {}
             events.append(lab(h, analyte, draw(st.sampled_from(values)), unit, event_id=eid, **kw))
+        elif kind == "neuro":
+            domains = draw(st.sampled_from([
+                {"seizure": "prolonged_or_repetitive"}, {"seizure": "none"}, {"ice_score": 4},
+                {"ice_score": 10, "consciousness": "alert"}, {"cerebral_edema": "diffuse"},
+                {"cerebral_edema": "none", "motor_weakness": False}, {"seizure": "rapidly_resolving", "ice_score": 8},
+            ]))
+            events.append(ev("neuro", h, event_id=eid, **domains))
         elif kind == "finding":
             what = draw(st.sampled_from(["fever", "hypotension", "pancytopenia", "hemophagocytosis"]))
             events.append(finding(h, what, draw(st.booleans()), event_id=eid))
@@ -158,6 +169,7 @@ def event_streams(draw: st.DrawFn) -> list[ClinicalEvent]:
                 (["fever", "hypotension"], "crs", False),
                 (["vasopressors"], "diuresis", False),
                 (["oxygen"], "sedation", False),
+                (["icans"], "sedation", False),
             ]))
             events.append(attribution(h, targets, reason, forward=forward, event_id=eid))
     return events

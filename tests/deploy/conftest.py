@@ -251,9 +251,10 @@ def exercise_metrics() -> str:
     """The worker's exposition after both seed cases, one bad line, one duplicate, one event
     beyond the lateness window, records published, and the alert sink posting to a local
     receiver: every metric family has samples."""
+    from streams.feeds.inputs import read_lines
     from streams.observability.alertmanager import AlertmanagerSink, SinkConfig
     from streams.observability.metrics import Metrics
-    from streams.replay import Replayer, read_lines
+    from streams.replay import Replayer
     from tests.case000 import CASE_000, CASE_004
 
     m = Metrics()

@@ -13,6 +13,8 @@ from streams.replay import Replayer
 from tests.case000 import replay_in_two_parts
 from tests.deploy.conftest import AM_CONFIG, RULES_DIR, amtool, run_tool
 
+pytestmark = pytest.mark.binaries
+
 
 def route(labels: dict[str, str], receiver: str | None = None) -> tuple[int, str]:
     argv = [amtool(), "config", "routes", "test", f"--config.file={AM_CONFIG}"]

@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from models.records import Alert
 from streams.observability.alertmanager import AlertmanagerSink, SinkConfig, patient_key, split_alert_id
 from streams.observability.metrics import Metrics
@@ -21,6 +23,8 @@ from streams.replay import Replayer
 from tests.case000 import PATIENT_000, replay_in_two_parts
 from tests.deploy.conftest import DASHBOARDS_DIR, Alertmanager, Prometheus, free_port, wait_until
 from tests.http_recorder import Recorder
+
+pytestmark = pytest.mark.binaries
 
 SECRET = b"e2e-secret"
 

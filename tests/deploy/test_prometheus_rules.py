@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY, PROM_CONFIG, RULE_TESTS_DIR, RULES_DIR, promtool, run_tool
@@ -26,6 +27,7 @@ def alerting_rules() -> list[dict[str, Any]]:
             if "alert" in r]
 
 
+@pytest.mark.binaries
 def test_promtool_checks_the_rules_and_the_config() -> None:
     out = run_tool([promtool(), "check", "rules", *map(str, rule_files())])
     assert out.returncode == 0, out.stdout + out.stderr
@@ -34,6 +36,7 @@ def test_promtool_checks_the_rules_and_the_config() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.binaries
 def test_promtool_unit_tests_pass() -> None:
     out = run_tool([promtool(), "test", "rules", *map(str, unit_test_files())])
     assert out.returncode == 0, out.stdout + out.stderr
@@ -63,6 +66,7 @@ def test_every_alert_has_severity_category_summary_and_a_runbook_section() -> No
         assert path == "deploy/RUNBOOK.md" and anchor in anchors, r["alert"]
 
 
+@pytest.mark.binaries
 def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     """Guard against tests that cannot fail: the same tests on a rule with a wrong threshold fail."""
     rules = tmp_path / "rules"
@@ -79,3 +83,16 @@ def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path) -> None:
     (tests / clinical.name).write_text(clinical.read_text())
     out = run_tool([promtool(), "test", "rules", str(tests / clinical.name)])
     assert out.returncode != 0 and "CrswatchPatientsCrsGrade3OrAbove" in out.stdout + out.stderr
+
+
+@pytest.mark.binaries
+def test_the_local_config_loads_its_rules_and_scrapes_only_loopback() -> None:
+    local = PROM_CONFIG.with_name("prometheus-local.yml")
+    out = run_tool([promtool(), "check", "config", str(local)])  # not --syntax-only: the rule files load
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"SUCCESS: {len(rule_files())} rule files found" in out.stdout + out.stderr
+    doc = yaml.safe_load(local.read_text())
+    targets = [t for job in doc["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    targets += [t for am in doc["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets and all(t.startswith("127.0.0.1:") for t in targets)
+    assert {job["job_name"] for job in doc["scrape_configs"]} >= {"crswatch-worker", "crswatch-mllp"}

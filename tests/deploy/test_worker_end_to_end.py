@@ -13,11 +13,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.feeds.inputs import read_lines
 from streams.observability.alertmanager import patient_key
 from streams.publish import create_input_topics, publish_lines
-from streams.replay import read_lines
 from tests.deploy.conftest import Alertmanager, Prometheus, wait_until
 from tests.deploy.test_end_to_end import notified
 from tests.deploy.test_grafana import unexported_panel_metrics
@@ -25,6 +26,8 @@ from tests.deploy.test_metric_labels import case_identifiers, violations
 from tests.http_recorder import Recorder
 from tests.streams.conftest import Worker, fresh_broker, wait_quiet  # noqa: F401 (fixture)
 from tests.streams.helpers import CASES
+
+pytestmark = [pytest.mark.broker, pytest.mark.binaries]
 
 SECRET = "worker-e2e-secret"
 

@@ -52,3 +52,25 @@ def test_a_state_stored_before_support_attribution_keeps_its_exclusions() -> Non
         True, False, False]
     assert old.oxygen is not None and old.oxygen.attributed
     assert not state_from_json(state_to_json(state)).infusions["norepinephrine"].attributed  # new format as stored
+
+
+def test_a_state_stored_with_the_whole_icans_assessment_keeps_its_grade() -> None:
+    """Before per-domain findings the state kept one assessment (`icans_inputs`, all at `icans_ts`)."""
+    cfg = Thresholds()
+    state = PatientState("p1")
+    apply(state, parse_event({"kind": "neuro", "event_id": "n1", "patient_id": "p1", "time": "2024-01-02T10:00:00Z",
+                              "provenance": {"source": "t"}, "ice_score": 0, "unable_to_perform_ice": True,
+                              "consciousness": "unarousable", "seizure": "none"}), cfg)
+    assert state.icans_grade == 4
+    stored = json.loads(state_to_json(state))
+    del stored["icans_domains"]
+    stored["icans_inputs"] = {"event_id": "n1", "ice_score": "0", "consciousness": "unarousable", "seizure": "none",
+                              "unable_to_perform_ice": "True", "global_aphasia": "False"}
+    old = state_from_json(json.dumps(stored))
+    assert old.icans_grade == 4 and state_value(old) == state_value(state)
+    # the next assessment of one domain leaves the others as they were stored
+    later = parse_event({"kind": "neuro", "event_id": "n2", "patient_id": "p1", "time": "2024-01-02T11:00:00Z",
+                         "provenance": {"source": "t"}, "seizure": "none"})
+    assert apply(old, later, cfg) == [] and old.icans_grade == 4
+    stored["icans_inputs"] = {}
+    assert state_from_json(json.dumps(stored)).icans_domains == {}

@@ -11,7 +11,8 @@ from typing import Any
 from alerts.config import Thresholds
 from alerts.log import log_from_json
 from models.state import state_to_json
-from streams.replay import Replayer, read_lines
+from streams.feeds.inputs import read_lines
+from streams.replay import Replayer
 from tests.synthetic import patient_events
 
 CASES = Path(__file__).resolve().parents[2] / "cases"

@@ -21,6 +21,7 @@ class PausableProxy:
         self._server = socket.create_server(("127.0.0.1", listen_port))
         self._server.settimeout(0.2)
         self._stopped = threading.Event()
+        self.to_broker = bytearray()  # every byte clients sent, for tests that read the requests
         threading.Thread(target=self._accept, daemon=True).start()
 
     def pause(self) -> None:
@@ -73,6 +74,9 @@ class PausableProxy:
                         return  # cut while held: dropped, never reaches the broker
                 if dead.is_set():
                     return
+                if to_broker:
+                    with self._lock:
+                        self.to_broker += data
                 dst.sendall(data)
         except OSError:
             pass

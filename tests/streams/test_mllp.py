@@ -148,6 +148,7 @@ def test_the_command_listens_on_127_0_0_1_and_writes_jsonl(tmp_path: Path) -> No
     assert event["patient_id"] == "MRN123" and event["spo2"]["value"] == 91
 
 
+@pytest.mark.broker
 def test_kafka_sink_produces_events_and_dead_letters(kafka_broker: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -31,10 +31,12 @@ def test_jsonl_records_have_the_documented_shape(capsys: pytest.CaptureFixture[s
 
 def test_text_timeline_is_day_by_day(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(CASES / "ruemmele-2025.jsonl"), str(CASES / "mcnerney-2022.jsonl")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "=== patient ruemmele-2025 ===" in out and "=== patient mcnerney-2022 ===" in out
     assert "\nDay +21\n" in out and "CRS grade 3 -> 4" in out
-    assert "events: applied 127" in out
+    # the one summary line (stderr): input units and the events they gave, counted apart
+    assert "2 files, 127 input units: 127 accepted, 0 rejected, 0 ignored; 127 events: 127 applied" in captured.err
 
 
 def test_bad_lines_are_reported_and_do_not_stop_the_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,7 +45,7 @@ def test_bad_lines_are_reported_and_do_not_stop_the_replay(tmp_path: Path, capsy
     f.write_text("\n".join([good[0], "{not json", '{"kind": "teleport"}', *good[1:]]) + "\n")
     assert main(["replay", str(f), "--format", "jsonl"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.count("rejected") == 2 and "not valid JSON" in captured.err
+    assert captured.err.count("crswatch: rejected") == 2 and "not valid JSON" in captured.err
     assert '"grade":4' in captured.out.replace(" ", "")
 
 
@@ -74,7 +76,24 @@ def test_strict_adds_full_fhir_and_hl7_library_checks(tmp_path: Path, capsys: py
     f = tmp_path / "feed.ndjson"
     f.write_text(json.dumps(res) + "\n" + json.dumps(not_r4) + "\n")
     assert main(["replay", str(f), "--format", "jsonl"]) == 0
-    assert "rejected" not in capsys.readouterr().err
+    assert "crswatch: rejected" not in capsys.readouterr().err
     assert main(["replay", str(f), "--format", "jsonl", "--strict"]) == 0
     err = capsys.readouterr().err
-    assert err.count("rejected") == 1 and f"{f}:2" in err and "not a valid FHIR R4 Observation" in err
+    assert err.count("crswatch: rejected") == 1 and f"{f}:2" in err and "not a valid FHIR R4 Observation" in err
+
+
+
+def test_text_timeline_clock_times_are_local_to_the_infusion(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15 item 13: CAR-T at 20:00 -05:00 and a fever at 09:00 the next local morning: Day +1 09:00."""
+    rows = [
+        {"event_id": "d0", "kind": "dose", "time": "2024-03-01T20:00:00-05:00", "drug": "tisagenlecleucel"},
+        {"event_id": "t1", "kind": "vitals", "time": "2024-03-02T09:00:00-05:00",
+         "temperature": {"value": 38.9, "unit": "Cel"}},
+    ]
+    path = tmp_path / "local.jsonl"
+    path.write_text("".join(json.dumps({"patient_id": "p", "provenance": {"source": "t"}, **r}) + "\n" for r in rows))
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(clock times UTC-05:00" in out
+    assert "\nDay +1\n  09:00  CRS grade 0 -> 1" in out

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.config import Thresholds
 from models.events import parse_event
 from models.state import state_to_json
+from streams.feeds.inputs import read_lines
 from streams.publish import create_input_topics, known_at, publish_lines
-from streams.replay import read_lines
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE, VITALS
 from tests.streams.conftest import Worker, wait_quiet
 from tests.streams.helpers import (
@@ -35,6 +35,8 @@ from tests.streams.helpers import (
     without_flags,
     write_cohort,
 )
+
+pytestmark = pytest.mark.broker
 
 CHANGELOG = "crswatch-patient-logs-changelog"
 
@@ -414,3 +416,57 @@ def test_raw_fhir_and_hl7_topics_are_normalised_into_the_stream(fresh_broker: st
     assert sum("not a valid FHIR R4 Observation" in d["reason"] for d in letters) == 1
     hl7_events = [json.loads(m.value) for m in read_topic(fresh_broker, LABS) if m.key == b"hl7-patient"]
     assert [e["analyte"] for e in hl7_events] == [lab.analyte.value]
+
+
+def test_publish_of_a_bulk_export_and_a_shuffled_file_equals_the_embedded_replay(
+        fresh_broker: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`crswatch publish` orders by known time whatever the layout (issue 14): one seed case as a FHIR
+    Bulk export folder (one NDJSON per resource type, one gzipped: every Observation before any drug),
+    the other as a shuffled native file, give the worker's alerts of the embedded `--order known` replay."""
+    import gzip
+    import random
+
+    from streams.cli import main
+    from streams.feeds.export import to_fhir
+    from streams.replay import replay_paths
+
+    bulk = tmp_path / "bulk"
+    bulk.mkdir()
+    by_type: dict[str, list[str]] = {}
+    for _, line in read_lines([CASES / "ruemmele-2025.jsonl"]):
+        resource, _ = to_fhir(parse_event(line))
+        by_type.setdefault(resource["resourceType"], []).append(json.dumps(resource))
+    for n, (rtype, lines) in enumerate(sorted(by_type.items())):
+        text = "\n".join(lines) + "\n"
+        if n == 0:
+            with gzip.open(bulk / f"{rtype}.ndjson.gz", "wt", encoding="utf-8") as fh:
+                fh.write(text)
+        else:
+            (bulk / f"{rtype}.ndjson").write_text(text, encoding="utf-8")
+    shuffled = tmp_path / "mcnerney-shuffled.jsonl"
+    lines = [line for _, line in read_lines([CASES / "mcnerney-2022.jsonl"])]
+    shuffled.write_text("\n".join(random.Random(5).sample(lines, len(lines))) + "\n", encoding="utf-8")
+    paths = [bulk, shuffled]
+
+    assert main(["publish", *map(str, paths), "--broker", fresh_broker, "--partitions", "4"]) == 0
+    assert "127 events, 127 sent" in capsys.readouterr().err
+    worker = Worker(fresh_broker, tmp_path / "data")
+    try:
+        worker.wait_for(lambda: worker.count("in") >= 127, what="127 events")
+        wait_quiet([worker])
+        assert worker.count("applied") == 127
+    finally:
+        worker.stop()
+    replay, replayed = replay_paths(paths, "known")
+    expected = alert_records([json.loads(r.model_dump_json()) for r in replayed])
+    got, copies = topic_alerts(fresh_broker)
+    assert sorted(alert_key(r) for r in got) == sorted(alert_key(r) for r in expected)
+    assert any(alert_key(r).startswith("ruemmele-2025:crs:") for r in got)
+    by_key = {alert_key(r): without_flags(r) for r in expected}
+    for r in got:
+        assert without_flags(r) == by_key[alert_key(r)]
+    assert max(copies.values()) == 1
+    states = head_states(read_topic(fresh_broker, CHANGELOG), Thresholds())
+    assert set(states) == set(replay.logs)
+    for pid, log in replay.logs.items():
+        assert comparable(states[pid]) == comparable(state_to_json(log.head)), pid

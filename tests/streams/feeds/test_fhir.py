@@ -1,7 +1,7 @@
-"""FHIR R4 adapter: one test per row of shared/contracts/fhir-r4-input.md, and the published examples.
+"""FHIR R4 adapter: one test per row of the FHIR R4 input contract (docs/feeds.md), and the published examples.
 
 Expected mappings and conversion factors are written out here from the contract (and
-REFERENCE.md D.6), not taken from the adapter's own tables.
+the contract's unit conversions), not taken from the adapter's own tables.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ OBSERVATIONS: dict[str, tuple[str, str, dict[str, float], float]] = {
     "14804-9": ("lab", "ldh", {"U/L": 1.0}, 200.0),
     "2571-8": ("lab", "triglycerides", {"mg/dL": 1.0, "mmol/L": 88.57}, 2.0),
     "1975-2": ("lab", "bilirubin", {"mg/dL": 1.0}, 1.0),
-    "777-3": ("lab", "platelets", {"10*3/uL": 1.0, "10*9/L": 1.0}, 150.0),
-    "751-8": ("lab", "anc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 2.0),
-    "6690-2": ("lab", "wbc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 5.0),
+    "777-3": ("lab", "platelets", {"10*3/uL": 1.0, "10*9/L": 1.0, "/uL": 0.001}, 150.0),
+    "751-8": ("lab", "anc", {"10*3/uL": 1.0, "10*9/L": 1.0, "/uL": 0.001}, 2.0),
+    "6690-2": ("lab", "wbc", {"10*3/uL": 1.0, "10*9/L": 1.0, "/uL": 0.001}, 5.0),
     "718-7": ("lab", "hemoglobin", {"g/dL": 1.0, "g/L": 0.1}, 12.0),
     "2160-0": ("lab", "creatinine", {"mg/dL": 1.0}, 1.0),
     "2524-7": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
@@ -111,12 +111,17 @@ OBSERVATIONS: dict[str, tuple[str, str, dict[str, float], float]] = {
     "2518-9": ("lab", "lactate", {"mmol/L": 1.0}, 1.5),
     "48065-7": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
     "48066-5": ("lab", "d_dimer", {"ug/mL": 1.0, "ng/mL": 0.001}, 500.0),
+    # Contract extensions (issue 14): the CBC counts without method and triglyceride 35217-9.
+    "26464-8": ("lab", "wbc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 5.0),
+    "26515-7": ("lab", "platelets", {"10*3/uL": 1.0, "10*9/L": 1.0}, 150.0),
+    "26499-4": ("lab", "anc", {"10*3/uL": 1.0, "10*9/L": 1.0}, 2.0),
+    "35217-9": ("lab", "triglycerides", {"mg/dL": 1.0, "mmol/L": 88.57}, 2.0),
 }
 ROWS = [(code, unit, factor) for code, (_, _, units, _) in OBSERVATIONS.items() for unit, factor in units.items()]
 
 
 def test_the_adapter_knows_exactly_the_contract_codes() -> None:
-    assert set(LOINC_CODES) == set(OBSERVATIONS) | {"85354-9", "107117-4"}
+    assert set(LOINC_CODES) == set(OBSERVATIONS) | {"85354-9", "55284-4", "107117-4"}
 
 
 def _native_value(ev: ClinicalEvent, kind: str, name: str) -> tuple[float, str | None]:
@@ -158,11 +163,21 @@ def test_the_contract_example_reason_for_ferritin() -> None:
         "unit 'mg' not accepted for LOINC 2276-4 (ferritin): accepted ng/mL, ug/L")
 
 
-@pytest.mark.parametrize(("code", "unit"), [("8867-4", "{beat}/min"), ("8867-4", "{beats}/min"),
-                                           ("9279-1", "{breath}/min")])
-def test_annotated_per_minute_units_are_outside_the_contract(code: str, unit: str) -> None:
-    reason, _ = rejected(obs(code, 80, unit))  # the contract's table lists /min only
-    assert reason == f"unit {unit!r} not accepted for LOINC {code} ({LOINC_CODES[code][1]}): accepted /min"
+@pytest.mark.parametrize(("code", "unit", "measure"), [("8867-4", "{beat}/min", "heart_rate"),
+                                                      ("8867-4", "{beats}/min", "heart_rate"),
+                                                      ("9279-1", "{breath}/min", "resp_rate")])
+def test_annotated_per_minute_units_are_read_as_per_minute(code: str, unit: str, measure: str) -> None:
+    # Contract extension (issue 14): UCUM annotations carry no meaning; US Core sends {beats}/min.
+    ev = one(obs(code, 80, unit))
+    assert isinstance(ev, VitalSigns) and getattr(ev, measure).value == 80 and getattr(ev, measure).unit == "/min"
+
+
+def test_an_annotated_per_minute_unit_is_not_a_percentage() -> None:
+    reason, _ = rejected(obs("59408-5", 95, "{beats}/min"))
+    assert reason == ("unit '{beats}/min' not accepted for LOINC 59408-5 (oxygen saturation by pulse oximetry): "
+                      "accepted %")
+    reason, _ = rejected(obs("8867-4", 80, "{cells}/min"))
+    assert "'{cells}/min' not accepted" in reason
 
 
 def test_fahrenheit_is_converted() -> None:
@@ -193,16 +208,28 @@ def test_oxygen_flow_as_a_component_of_pulse_oximetry(flow_code: str) -> None:
     assert spo2.logical_id == flow.logical_id == "Observation/o1"  # replaced or retracted together
 
 
-def test_fio2_is_not_a_component_of_pulse_oximetry() -> None:
+def test_fio2_is_a_component_of_pulse_oximetry_as_in_us_core() -> None:
+    # US Core pulse oximetry: components 3151-8 (flow) and 3150-0 (concentration); contract extension.
     res = obs("59408-5", 91, "%", component=[
         {"code": {"coding": [{"system": "http://loinc.org", "code": "3150-0"}]},
          "valueQuantity": {"value": 40, "unit": "%", "system": UCUM, "code": "%"}}])
-    reason, category = rejected(res)
-    assert reason == ("component[0] LOINC 3150-0 is not a component of 59408-5 (contract: only the inhaled oxygen "
-                      "flow rate 3151-8 (also 19941-4) is a component of 59408-5)")
-    assert category == "unsupported"
+    n = run(res)
+    assert not n.rejected and len(n.events) == 2
+    spo2, fio2 = n.events
+    assert isinstance(spo2, VitalSigns) and spo2.spo2 is not None and spo2.spo2.value == 91
+    assert isinstance(fio2, OxygenSupport) and fio2.fio2_pct == 40 and fio2.flow_l_min is None
     ev = one(obs("3150-0", 40, "%"))  # FiO2 alone is a contract row
     assert isinstance(ev, OxygenSupport) and ev.fio2_pct == 40
+
+
+def test_heart_rate_is_not_a_component_of_pulse_oximetry() -> None:
+    res = obs("59408-5", 91, "%", component=[
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+         "valueQuantity": {"value": 80, "unit": "/min", "system": UCUM, "code": "/min"}}])
+    reason, category = rejected(res)
+    assert reason == ("component[0] LOINC 8867-4 is not a component of 59408-5 (contract: only the inhaled oxygen "
+                      "flow rate 3151-8 (also 19941-4) and concentration 3150-0 are components of pulse oximetry)")
+    assert category == "unsupported"
 
 
 def test_a_blood_pressure_panel_component_outside_the_panel_is_rejected_with_the_rule() -> None:
@@ -328,8 +355,8 @@ def test_physiologically_impossible_values_are_rejected(code: str, value: float,
 def test_unknown_loinc_and_unknown_resource_type_are_rejected() -> None:
     reason, category = rejected(obs("1554-5", 182, "mg/dL"))
     assert reason == "LOINC 1554-5 is not in the contract's Observation table" and category == "unsupported"
-    reason, category = rejected({"resourceType": "Patient", "id": "p1"})
-    assert "Patient" in reason and category == "unknown_kind"
+    reason, category = rejected({"resourceType": "Patinet", "id": "p1"})  # not a FHIR R4 resource type
+    assert "Patinet" in reason and category == "unknown_kind"
 
 
 # ---------------------------------------------------------------- method of oxygen delivery
@@ -815,3 +842,50 @@ def test_published_blood_pressure_and_body_weight_examples() -> None:
     assert isinstance(weight, PatientContext) and weight.weight is not None
     assert weight.weight.value == pytest.approx(185 * 0.45359237) and weight.weight.unit == "kg"
     assert "no time of day" in rejected(ex.BLOOD_PRESSURE)[0]
+
+
+def test_a_segment_at_rate_0_pauses_the_infusion_and_a_later_segment_restarts_it() -> None:
+    r = Replayer()
+    r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+    r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+    ne = {k: v for k, v in med("7512").items() if k != "effectiveDateTime"}
+    r.feed_normalised(run(segment(ne, 5, "ug/min", "seg1", start="2024-01-01T10:30:00+00:00")))
+    assert r.logs["p1"].state.crs_grade == 3
+    r.feed_normalised(run(segment(ne, 0, "ug/min", "seg2", start="2024-01-01T11:00:00+00:00")))
+    seg1_done = ne | {"id": "seg1", "meta": {"versionId": "2"}, "status": "completed",
+                      "effectivePeriod": {"start": "2024-01-01T10:30:00+00:00", "end": "2024-01-01T11:00:00+00:00"},
+                      "dosage": {"rateQuantity": {"value": 5, "unit": "ug/min", "system": UCUM, "code": "ug/min"}}}
+    r.feed_normalised(run(seg1_done))
+    state = r.logs["p1"].state
+    assert "norepinephrine" not in state.infusions and state.crs_grade == 1  # rate 0: not running
+    assert state.infusions_paused["norepinephrine"].segment == "MedicationAdministration/seg2"
+    r.feed_normalised(run(segment(ne, 8, "ug/min", "seg3", start="2024-01-01T12:00:00+00:00")))
+    state = r.logs["p1"].state
+    assert state.infusions["norepinephrine"].rate == 8 and state.crs_grade == 3
+
+
+def test_a_coded_snomed_reason_without_display_is_understood_and_preferred_to_text() -> None:
+    def coded(code: str, text: str | None = None) -> dict[str, Any]:
+        concept: dict[str, Any] = {"coding": [{"system": "http://snomed.info/sct", "code": code}]}
+        if text is not None:
+            concept["text"] = text
+        return med("7512") | {"reasonCode": [concept]}
+
+    for code, term in (("76571007", "septic shock"), ("91302008", "sepsis"), ("89138009", "cardiogenic shock"),
+                       ("78275009", "obstructive sleep apnea"), ("134401001", "left ventricular systolic")):
+        e = one(segment(coded(code), 5, "ug/min"))
+        assert isinstance(e, Infusion) and e.reason is not None and e.reason.startswith(term), code
+    e = one(segment(coded("76571007", text="hypotension"), 5, "ug/min"))  # the code wins over the text
+    assert isinstance(e, Infusion) and e.reason == "septic shock (SNOMED CT 76571007)"
+
+    def grade(res: dict[str, Any]) -> int:
+        r = Replayer()
+        r.feed_normalised(run(med("1986438", effectiveDateTime="2024-01-01T00:00:00+00:00", rid="cart")))
+        r.feed_normalised(run(obs("8310-5", 38.6, "Cel", rid="t")))
+        r.feed_normalised(run(segment(res, 5, "ug/min", start="2024-01-01T10:30:00+00:00")))
+        return r.logs["p1"].state.crs_grade
+
+    assert grade(coded("76571007")) == 1  # septic shock: not CRS
+    assert grade(coded("442891000124101")) == 3  # cytokine release syndrome: counted
+    assert grade(coded("427573005")) == 3  # an unknown code names no other cause: counted
+    assert grade(coded("427573005", text="cardiogenic shock")) == 1  # text is the fallback

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.events import REJECT_CATEGORIES, parse_event
+from models.vocabulary import DrugClass, drug_class
 from streams.feeds.export import to_fhir, to_hl7
 from streams.feeds.fhir import normalise_fhir
 from streams.feeds.hl7v2 import normalise_hl7
@@ -118,7 +119,7 @@ _BREAKS = {
     "unknown unit": lambda r: [q.update(code="furlong/fortnight") for q in _quantities(r)],
     "not finite": lambda r: [q.update(value=float("nan")) for q in _quantities(r)],
     "negative": lambda r: [q.update(value=-abs(q.get("value", 1)) - 1) for q in _quantities(r)],
-    "unknown type": lambda r: r.update(resourceType="Specimen"),
+    "unknown type": lambda r: r.update(resourceType="Specimens"),  # not FHIR (Specimen is skipped, not monitored)
     "no code": lambda r: [r.pop(k, None) for k in ("code", "medicationCodeableConcept")],
 }
 
@@ -139,6 +140,13 @@ def test_a_contract_break_is_always_rejected(res: dict[str, Any], name: str) -> 
     well_formed(n)
     if json.dumps(res) == before:
         return  # the break did not apply to this resource (e.g. no quantity on a method of oxygen delivery)
+    if name in ("unknown unit", "negative") and n.events and n.events[0].kind == "dose" \
+            and (n.events[0].drug_class or drug_class(n.events[0].drug)) is DrugClass.CAR_T:
+        # The CAR-T infusion is kept whatever its dose (issue 14); an unreadable dose is left out and said.
+        [ev] = n.events
+        assert not n.rejected and (ev.unit == "furlong/fortnight" or (ev.dose is None and
+                                                                     ev.provenance.assumption is not None))
+        return
     assert not n.events and len(n.rejected) == 1, (name, n.events)
 
 

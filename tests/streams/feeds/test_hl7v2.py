@@ -139,9 +139,14 @@ def test_an_annotated_per_minute_unit_is_still_not_a_pressure_unit() -> None:
     assert not n.events and n.rejected[0].reason.startswith("unit '{beat}/min' not accepted for LOINC 8480-6")
 
 
-def test_pulse_rate_is_not_heart_rate() -> None:
+def test_pulse_rate_alone_is_heart_rate_marked_as_pulse() -> None:
+    # Issue 14: pulse rate is used as heart rate when the monitor sends no ECG rate, and says so.
     n = normalise_hl7(oru("OBX|1|NM|149530^MDC_PULS_OXIM_PULS_RATE^MDC||72|264864^MDC_DIM_BEAT_PER_MIN^MDC|||||F"))
-    assert not n.events and n.rejected[0].category == "unsupported"
+    assert not n.rejected and len(n.events) == 1
+    ev = n.events[0]
+    assert isinstance(ev, VitalSigns) and ev.heart_rate is not None and ev.heart_rate.value == 72
+    assert ev.provenance.assumption is not None and "pulse rate (MDC 149530 (MDC_PULS_OXIM_PULS_RATE))" in \
+        ev.provenance.assumption and "no ECG heart rate" in ev.provenance.assumption
 
 
 @pytest.mark.parametrize(("obx", "check"), [

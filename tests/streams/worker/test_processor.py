@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from alerts.config import Thresholds
-from streams.replay import Replayer, read_lines
+from streams.feeds.inputs import read_lines
+from streams.replay import Replayer
 from streams.topics import ALERTS, DEAD_LETTER, PATIENT_STATE
 from streams.worker.processor import Processor, Rejection, dead_letter_value, parse_message
 from tests.streams.helpers import CASES
