@@ -129,6 +129,10 @@ def test_seed_cases_through_the_worker_equal_the_embedded_replay(fresh_broker: s
         worker.wait_for(lambda: worker.count("in") >= sent, what=f"{sent} events")
         wait_quiet([worker])
         assert worker.count("applied") == sent
+        # the input came by fetch through streams.worker.batching (a faust upgrade that renames what
+        # BatchConsumer overrides would silently fall back to the per-message path)
+        assert worker.count("batches") > 0
+        assert worker.stats()["input_path"] == "batch"
     finally:
         worker.stop()
     assert_same_as_embedded(fresh_broker, paths)
