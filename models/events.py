@@ -24,6 +24,7 @@ from pydantic import (
 
 from models.units import (
     RATE_UNITS,
+    VITAL_UNITS,
     WEIGHT_UNITS,
     UnitError,
     canonical_unit_name,
@@ -165,10 +166,13 @@ class VitalSigns(_EventBase):
             if m is None:
                 continue
             present = True
-            try:
-                value, unit, note = normalise_vital_noted(measure, m.value, m.unit)
-            except UnitError as exc:
-                raise ValueError(f"{measure}.unit: {exc}") from None
+            if m.unit == VITAL_UNITS[measure][0]:
+                value, unit, note = m.value, m.unit, None  # the canonical unit: what normalise_vital_noted gives
+            else:
+                try:
+                    value, unit, note = normalise_vital_noted(measure, m.value, m.unit)
+                except UnitError as exc:
+                    raise ValueError(f"{measure}.unit: {exc}") from None
             if note:
                 notes.append(f"{measure} {note}")
             if not low <= value <= high:

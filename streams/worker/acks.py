@@ -19,7 +19,7 @@ finish for a delivery the gate does not hold (forgotten on a rebalance) acks not
 
 from __future__ import annotations
 
-import bisect
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -30,7 +30,9 @@ class AckGate(Generic[M]):
     def __init__(self, ack: Callable[[M], object], committed: Callable[[Hashable], int | None]) -> None:
         self._ack = ack
         self._committed = committed  # the partition's committed offset (next to read), if any
-        self._offsets: dict[Hashable, list[int]] = {}  # sorted open offsets per partition
+        # sorted open offsets per partition: a deque, since offsets come mostly in order and leave
+        # from the front (a list's pop(0) moved every open offset, per ack)
+        self._offsets: dict[Hashable, deque[int]] = {}
         # offset -> its deliveries, each [message, finished]
         self._open: dict[Hashable, dict[int, list[list[Any]]]] = {}
         self._next: dict[Hashable, int] = {}  # next offset faust may be given an ack for
@@ -43,7 +45,15 @@ class AckGate(Generic[M]):
         deliveries = opened.get(offset)
         if deliveries is None:
             deliveries = opened[offset] = []
-            bisect.insort(self._offsets.setdefault(tp, []), offset)
+            offsets = self._offsets.get(tp)
+            if offsets is None:
+                offsets = self._offsets[tp] = deque()
+            if not offsets or offset > offsets[-1]:
+                offsets.append(offset)
+            else:  # delivered out of offset order (after a seek back): rare
+                ordered = sorted([*offsets, offset])
+                offsets.clear()
+                offsets.extend(ordered)
         deliveries.append([message, False])
 
     def done(self, tp: Hashable, offset: int, message: M) -> int:
@@ -59,7 +69,7 @@ class AckGate(Generic[M]):
         offsets = self._offsets[tp]
         acked = 0
         while offsets and offsets[0] == self._next[tp] and all(d[1] for d in opened[offsets[0]]):
-            first = offsets.pop(0)
+            first = offsets.popleft()
             self._ack(opened.pop(first)[0][0])
             self._next[tp] = first + 1
             acked += 1
