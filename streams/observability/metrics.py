@@ -185,6 +185,10 @@ class Metrics:
             for outcome in FEED_OUTCOMES:
                 self.feed_units.labels(fmt, outcome)
         # From 0, so that increase() and queued - published see the first record after a start.
+        # The lag too: a worker that has seen only replayed history (no lag observed) still exports
+        # the series its dashboard panel and recording rule read.
+        for topic in INPUT_TOPICS:
+            self.lag.labels(topic)
         for topic in OUTPUT_TOPICS:
             self.queued_records.labels(topic)
             self.published_records.labels(topic)
