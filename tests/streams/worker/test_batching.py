@@ -5,13 +5,25 @@ from __future__ import annotations
 import re
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 
 from streams.settings import Settings
 from streams.worker.batching import FAUST_VERSION, PRIVATE_ATTRIBUTES, BatchApp, BatchConsumer, BatchTransport
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def app_factory() -> Any:
+    """streams.app's make_app. Importing streams.app builds the module's own app and, with the flavor
+    left on auto, asks the default broker address which flavor it is (seconds when nothing answers):
+    the flavor is set for the import."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CRSWATCH_BROKER_FLAVOR", "kafka")
+        from streams.app import make_app
+    return make_app
 
 
 def test_faust_is_the_pinned_version() -> None:
@@ -21,9 +33,7 @@ def test_faust_is_the_pinned_version() -> None:
 
 
 def test_the_private_attributes_batching_reads_exist() -> None:
-    from streams.app import make_app
-
-    consumer = make_app(Settings(broker="127.0.0.1:1", broker_flavor="kafka")).consumer
+    consumer = app_factory()(Settings(broker="127.0.0.1:1", broker_flavor="kafka")).consumer
     assert isinstance(consumer, BatchConsumer)
     missing = [a for a in PRIVATE_ATTRIBUTES if not hasattr(consumer, a)]
     assert not missing, f"faust no longer has {missing}: streams/worker/batching.py must follow"
@@ -31,8 +41,7 @@ def test_the_private_attributes_batching_reads_exist() -> None:
 
 
 def test_the_app_makes_the_batch_consumer() -> None:
-    from streams.app import make_app
-
+    make_app = app_factory()
     app = make_app(Settings(broker="127.0.0.1:1", broker_flavor="kafka"))
     assert isinstance(app, BatchApp)
     assert isinstance(app.transport, BatchTransport)
