@@ -5,20 +5,28 @@ docs/development.md, "The Tansu test broker"):
 
 1. raw consume rate: an aiokafka consumer reads the published input topics from the start
    (no processing): the ceiling for any consumer of this broker on this machine;
-2. pipeline throughput: a worker started after the same events were published folds them
-   all; events/s from its first to its last message;
+2. pipeline throughput: `--workers K` worker processes started together after the same events
+   were published fold them all; events/s from the first message taken to the last (and between
+   10 % and 90 % of the events, interpolated), and the workers' CPU (user + system, from
+   /proc/<pid>/stat) per event over the same span. `--mode message` runs faust's per-message
+   agent (CRSWATCH_BATCH=false) instead of the batch hand-over, for comparison;
 3. event -> alert latency at a fixed rate (default 500 events/s, live event times): mostly
    vital signs of a pool of patients, plus probe events (ferritin > 10,000 ng/mL for a new
    patient) that each raise an alert at once; latency = when the alert is read from
    crs-alerts minus when the probe was sent (one clock, this process).
 
     .venv/bin/python bench/stream.py [--patients 30] [--days 1] [--rate 500] [--seconds 20] [--json FILE]
+                                     [--workers 1] [--mode batch|message] [--no-latency] [--latency-only]
+
+`--latency-only` runs phase 3 alone on a fresh broker and worker, so that neither the broker nor the
+worker carries the throughput phase; the broker's own probe delivery is measured beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -105,29 +113,55 @@ def stats(port: int) -> dict[str, Any]:
         return {}
 
 
-def start_worker(broker: str, data_dir: str) -> tuple[Any, int]:
+def start_worker(broker: str, data_dir: str, mode: str = "batch", name: str = "w") -> tuple[Any, int]:
     import subprocess
 
     port = free_port()
     env = {**os.environ, "CRSWATCH_BROKER": broker, "CRSWATCH_DATA_DIR": data_dir, "CRSWATCH_WEB_PORT": str(port),
-           "CRSWATCH_BROKER_FLAVOR": "tansu", "CRSWATCH_STORE": "memory", "CRSWATCH_LOGLEVEL": "warning"}
+           "CRSWATCH_BROKER_FLAVOR": "tansu", "CRSWATCH_STORE": "memory", "CRSWATCH_LOGLEVEL": "warning",
+           "CRSWATCH_BATCH": "true" if mode == "batch" else "false"}
+    log = LOG.with_name(f"{LOG.stem}-{name}{LOG.suffix}")
     proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=open(LOG, "wb"))
+                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     return proc, port
 
 
-def pipeline_throughput(port: int, expected: int, timeout: float = 600) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pipeline_throughput(workers: list[tuple[Any, int]], expected: int, timeout: float = 600) -> dict[str, Any]:
+    """Events/s of the workers together, from the first message taken to the last, and between 10 % and
+    90 % of `expected` (interpolated between polls); worker CPU per event over the first-to-last span."""
     deadline = time.monotonic() + timeout
-    first_t = first_n = None
+    first: tuple[float, int, float] | None = None
+    samples: list[tuple[float, int]] = []
     while time.monotonic() < deadline:
-        n = stats(port).get("counts", {}).get("in", 0)
+        n = sum(stats(port).get("counts", {}).get("in", 0) for _, port in workers)
         now = time.perf_counter()
-        if n and first_t is None:
-            first_t, first_n = now, n
-        if n >= expected and first_t is not None and first_n is not None:
-            return (n - first_n) / (now - first_t)
+        cpu = sum(cpu_seconds(proc.pid) for proc, _ in workers)
+        samples.append((now, n))
+        if n and first is None:
+            first = (now, n, cpu)
+        if n >= expected and first is not None:
+            t0, n0, cpu0 = first
+            return {"events_per_s": (n - n0) / (now - t0), "events_per_s_10_90": _rate_between(samples, expected),
+                    "cpu_us_per_event": (cpu - cpu0) / max(1, n - n0) * 1e6, "seconds": now - t0}
         time.sleep(0.02)
-    raise RuntimeError(f"worker did not take {expected} events in time: {stats(port)}")
+    raise RuntimeError(f"workers did not take {expected} events in time: {[stats(p) for _, p in workers]}")
+
+
+def _rate_between(samples: list[tuple[float, int]], expected: int, low: float = 0.1, high: float = 0.9) -> float | None:
+    def when(target: float) -> float | None:
+        for (t0, n0), (t1, n1) in itertools.pairwise(samples):
+            if n0 <= target <= n1 and n1 > n0:
+                return t0 + (t1 - t0) * (target - n0) / (n1 - n0)
+        return None
+
+    a, b = when(low * expected), when(high * expected)
+    return None if a is None or b is None or b <= a else (high - low) * expected / (b - a)
 
 
 def vitals(pid: str, when: datetime, hr: int) -> dict[str, Any]:
@@ -218,7 +252,7 @@ def latency_only(args: argparse.Namespace) -> None:
     try:
         create_input_topics(broker, 4)
         with tempfile.TemporaryDirectory() as data:
-            worker, port = start_worker(broker, data)
+            worker, port = start_worker(broker, data, args.mode)
             while stats(port).get("input_lag") != 0:
                 time.sleep(0.2)
             print(json.dumps(asyncio.run(latency(broker, args.rate, args.seconds, args.probes_per_second))))
@@ -237,13 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probes-per-second", type=float, default=10.0)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases")
+    ap.add_argument("--no-latency", action="store_true", help="skip the latency phase")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes in the throughput phase")
+    ap.add_argument("--mode", choices=("batch", "message"), default="batch",
+                    help="the fold agent's input: batch hand-over (default) or faust's per-message stream")
     args = ap.parse_args(argv)
     if args.latency_only:
         latency_only(args)
         return 0
 
     broker_proc, broker = start_tansu()
-    worker = None
+    workers: list[tuple[Any, int]] = []
+    lat: dict[str, Any] | None = None
     try:
         create_input_topics(broker, 4)
         lines = cohort_lines(args.patients, args.days)
@@ -253,20 +292,30 @@ def main(argv: list[str] | None = None) -> int:
         raw = asyncio.run(raw_consume_rate(broker, n))
         print(f"raw aiokafka consume: {raw:,.0f} events/s", file=sys.stderr)
         with tempfile.TemporaryDirectory() as data:
-            worker, port = start_worker(broker, data)
-            through = pipeline_throughput(port, n)
-            print(f"pipeline: {through:,.0f} events/s ({through / raw:.1%} of raw)", file=sys.stderr)
-            lat = asyncio.run(latency(broker, args.rate, args.seconds, args.probes_per_second))
-            print(f"latency at {lat['rate_achieved']} events/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
-                  f"max {lat['max_ms']} ms ({lat['alerts']}/{lat['probes']} probes alerted)", file=sys.stderr)
-            final = stats(port)
+            workers = [start_worker(broker, f"{data}/{k}", args.mode, f"{k}") for k in range(args.workers)]
+            pipe = pipeline_throughput(workers, n)
+            through = pipe["events_per_s"]
+            print(f"pipeline ({args.workers} {args.mode} worker(s)): {through:,.0f} events/s ({through / raw:.1%} of "
+                  f"raw), 10-90 %: {pipe['events_per_s_10_90'] or 0:,.0f} events/s, worker CPU "
+                  f"{pipe['cpu_us_per_event']:.0f} us/event", file=sys.stderr)
+            if not args.no_latency:
+                lat = asyncio.run(latency(broker, args.rate, args.seconds, args.probes_per_second))
+                print(f"latency at {lat['rate_achieved']} events/s: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, "
+                      f"max {lat['max_ms']} ms ({lat['alerts']}/{lat['probes']} probes alerted); broker probe p99 "
+                      f"{lat['raw_probe_delivery']['p99_ms']} ms", file=sys.stderr)
+            final = [stats(port) for _, port in workers]
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=20)
+        for proc, _ in workers:
+            proc.terminate()
+        for proc, _ in workers:
+            proc.wait(timeout=20)
         stop(broker_proc)
-    result = {"events": n, "raw_consume_events_per_s": round(raw), "pipeline_events_per_s": round(through),
-              "pipeline_over_raw": round(through / raw, 4), "latency": lat, "worker_counts": final.get("counts")}
+    result = {"events": n, "mode": args.mode, "workers": args.workers, "raw_consume_events_per_s": round(raw),
+              "pipeline_events_per_s": round(through),
+              "pipeline_events_per_s_10_90": round(pipe["events_per_s_10_90"] or 0),
+              "pipeline_over_raw": round(through / raw, 4),
+              "worker_cpu_us_per_event": round(pipe["cpu_us_per_event"], 1),
+              "load_average": os.getloadavg(), "latency": lat, "worker_counts": [f.get("counts") for f in final]}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -24,6 +24,7 @@ from pydantic import (
 
 from models.units import (
     RATE_UNITS,
+    VITAL_UNITS,
     WEIGHT_UNITS,
     UnitError,
     canonical_unit_name,
@@ -122,13 +123,10 @@ def _finite(value: float, field: str) -> float:
 class Measurement(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    value: float
+    # finite checked by pydantic-core (Rust), not a Python validator: the hot path of every vital
+    # sign; _first_error gives it the same reason text ("value must be a finite number")
+    value: float = Field(allow_inf_nan=False)
     unit: str = Field(min_length=1)
-
-    @field_validator("value")
-    @classmethod
-    def _finite_value(cls, v: float) -> float:
-        return _finite(v, "value")
 
 
 # Physiologically possible ranges (canonical units). Outside them the event is rejected
@@ -168,10 +166,13 @@ class VitalSigns(_EventBase):
             if m is None:
                 continue
             present = True
-            try:
-                value, unit, note = normalise_vital_noted(measure, m.value, m.unit)
-            except UnitError as exc:
-                raise ValueError(f"{measure}.unit: {exc}") from None
+            if m.unit == VITAL_UNITS[measure][0]:
+                value, unit, note = m.value, m.unit, None  # the canonical unit: what normalise_vital_noted gives
+            else:
+                try:
+                    value, unit, note = normalise_vital_noted(measure, m.value, m.unit)
+                except UnitError as exc:
+                    raise ValueError(f"{measure}.unit: {exc}") from None
             if note:
                 notes.append(f"{measure} {note}")
             if not low <= value <= high:
@@ -453,6 +454,8 @@ def _first_error(exc: ValidationError) -> InvalidEvent:
     if not loc and ":" in msg:
         field, msg = (part.strip() for part in msg.split(":", 1))
     category = "missing_field" if err.get("type") == "missing" else "invalid_value"
+    if err.get("type") == "finite_number" and loc:
+        msg = f"{loc[-1]} must be a finite number"  # the text of _finite, for the Rust-side check
     if err.get("type") == "union_tag_invalid":
         field, msg, category = "kind", f"unknown event kind; expected one of: {', '.join(EVENT_KINDS)}", "unknown_kind"
     elif err.get("type") == "union_tag_not_found":

@@ -23,6 +23,8 @@ from faust.types import TP
 from faust.web import Request, Response, View
 
 from streams.settings import Settings, detect_flavor, from_env, load_thresholds
+from streams.topics import INPUT_TOPICS
+from streams.worker.batching import BatchApp
 from streams.worker.runtime import Runtime
 from streams.worker.startup import StartupLog
 
@@ -33,7 +35,12 @@ def make_app(settings: Settings, flavor: str | None = None) -> faust.App:
         from streams.worker import tansu_compat
 
         extra = tansu_compat.apply()
-    return faust.App(
+    if settings.batch:
+        # one fetch is one batch: bounded, so that a batch is folded, its outputs sent and its logs
+        # written in a bounded time, and a rebalance never waits on a huge one
+        extra["broker_max_poll_records"] = settings.batch_max
+    app_type = BatchApp if settings.batch else faust.App
+    return app_type(
         settings.app_id,
         broker=settings.broker_urls,
         broker_credentials=settings.credentials(),
@@ -70,10 +77,24 @@ runtime = Runtime(app, settings, load_thresholds(settings.config))
 startup.phase("app built")
 
 
-@app.agent(runtime.inputs)
-async def fold(stream: Any) -> None:
-    async for event in stream.noack().events():
-        await runtime.on_message(event)
+if settings.batch:
+    # The input topics stay subscribed (and co-assigned with the table) through app.topics; the
+    # consumer hands each fetch of them to this channel as one Batch (streams/worker/batching.py).
+    batches = app.channel(maxsize=4)
+    app.topics.add(runtime.inputs)
+    app.batch_topics(set(INPUT_TOPICS), batches)
+
+    @app.agent(batches, name="streams.app.fold")
+    async def fold(stream: Any) -> None:
+        async for batch in stream:
+            await runtime.on_batch(batch.generation_id, batch.messages)
+
+else:
+
+    @app.agent(runtime.inputs)
+    async def fold(stream: Any) -> None:
+        async for event in stream.noack().events():
+            await runtime.on_message(event)
 
 
 @app.agent(runtime.raw_feeds)

@@ -62,6 +62,12 @@ class Settings:
     raw_feed_retention_hours: float = 168.0
     # IANA time zone of the raw HL7 v2 feed's times without a UTC offset (None: they are rejected).
     hl7_timezone: str | None = None
+    # The fold agent takes each fetch of the input topics as one batch (streams/worker/batching.py);
+    # false: faust's per-message stream, kept for comparison (bench/stream.py).
+    batch: bool = True
+    # IN-HOUSE DEFAULT: most records one fetch (one batch) holds, so that a batch is folded, its outputs
+    # sent and its logs written in a bounded time and a rebalance never waits on a huge one.
+    batch_max: int = 1000
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -81,6 +87,8 @@ class Settings:
             raise SettingsError(f"SASL mechanism must be one of {', '.join(SASL_MECHANISMS)}")
         if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise SettingsError("SASL needs CRSWATCH_SASL_USERNAME and CRSWATCH_SASL_PASSWORD")
+        if self.batch_max < 1:
+            raise SettingsError("batch max must be >= 1")
         if self.partitions < 1 or not 0 < self.web_port < 65536:
             raise SettingsError("partitions must be >= 1 and the web port in 1..65535")
         if not (self.dead_letter_retention_hours > 0 and self.raw_feed_retention_hours > 0):
@@ -140,6 +148,8 @@ ENV = {
     "dead_letter_retention_hours": "CRSWATCH_DEAD_LETTER_RETENTION_HOURS",
     "raw_feed_retention_hours": "CRSWATCH_RAW_FEED_RETENTION_HOURS",
     "hl7_timezone": "CRSWATCH_HL7_TIMEZONE",
+    "batch": "CRSWATCH_BATCH",
+    "batch_max": "CRSWATCH_BATCH_MAX",
     "security_protocol": "CRSWATCH_SECURITY_PROTOCOL",
     "sasl_mechanism": "CRSWATCH_SASL_MECHANISM",
     "sasl_username": "CRSWATCH_SASL_USERNAME",
@@ -157,12 +167,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raw = env.get(var)
         if raw is None or raw == "":
             continue
-        if name in ("web_port", "partitions"):
+        if name in ("web_port", "partitions", "batch_max"):
             try:
                 values[name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{var} must be an integer, not {raw!r}") from None
-        elif name in ("strict_feeds", "faust_web_apps"):
+        elif name in ("strict_feeds", "faust_web_apps", "batch"):
             flag = raw.strip().lower()
             if flag not in ("1", "true", "yes", "0", "false", "no"):
                 raise SettingsError(f"{var} must be true or false (1/0, yes/no), not {raw!r}")

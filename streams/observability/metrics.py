@@ -67,6 +67,7 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 from threading import Thread
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -184,6 +185,10 @@ class Metrics:
             for outcome in FEED_OUTCOMES:
                 self.feed_units.labels(fmt, outcome)
         # From 0, so that increase() and queued - published see the first record after a start.
+        # The lag too: a worker that has seen only replayed history (no lag observed) still exports
+        # the series its dashboard panel and recording rule read.
+        for topic in INPUT_TOPICS:
+            self.lag.labels(topic)
         for topic in OUTPUT_TOPICS:
             self.queued_records.labels(topic)
             self.published_records.labels(topic)
@@ -254,6 +259,36 @@ class Metrics:
         self.observe_event(topic, event.kind, result.outcome, event.ts, now_s, fold_seconds, replayed)
         self.observe_records(result.records)
         self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
+
+    def observe_steps(self, steps: Sequence[tuple[str, ClinicalEvent, StepResult, PatientState, float, bool]],
+                      now_s: float) -> None:
+        """`observe_step` for each (topic, event, result, state, fold_seconds, replayed) of a batch, with
+        the same series and values: each counter is incremented once per label set, each child looked
+        up once."""
+        if not steps:
+            return
+        counts: Tally[tuple[str, str, str]] = Tally()
+        lag: dict[str, Any] = {}
+        fold = self.fold.observe
+        for topic, event, result, state, fold_seconds, replayed in steps:
+            t = bounded(topic, self._topics, UNKNOWN)
+            out = bounded(result.outcome, OUTCOMES)
+            counts[(t, bounded(event.kind, EVENT_KINDS, UNKNOWN), out)] += 1
+            if not replayed and out in ("applied", "late", "corrected"):
+                child = lag.get(t)
+                if child is None:
+                    child = lag[t] = self.lag.labels(t)
+                child.observe(max(0.0, now_s - event.ts))
+            fold(fold_seconds)
+            if result.records:
+                self.observe_records(result.records)
+            self.set_patient_levels(state.patient_id, state.crs_grade, state.iec_hs_level)
+        topics: set[str] = set()
+        for (t, kind, out), n in counts.items():
+            self.events.labels(t, kind, out).inc(n)
+            topics.add(t)
+        for t in topics & set(INPUT_TOPICS):
+            self.last_event.labels(t).set(now_s)
 
     def queued(self, topic: str, n: int = 1) -> None:
         self.queued_records.labels(bounded(topic, OUTPUT_TOPICS)).inc(n)

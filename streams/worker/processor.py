@@ -122,13 +122,23 @@ class Processor:
             self.offsets[patient_id] = offsets
         return log
 
-    def redelivered(self, patient_id: str, position: str, offset: int) -> bool:
-        """True if this input message (by partition offset) was folded already. Backs up the
-        log's event-id check, which for vitals older than the lateness window has no ids
-        left to compare (they are not kept)."""
-        self.log_for(patient_id)
-        done = self.offsets[patient_id].get(position)
-        return done is not None and offset <= done
+    def redelivered(self, event: ClinicalEvent, position: str, offset: int) -> bool:
+        """True if this input message was folded already and the log cannot tell by itself.
+
+        Inside the patient's lateness window the log holds every event id (alerts.log keeps the
+        whole window pending), so such an event goes to the log, which answers "duplicate"
+        exactly. Beyond the window the ids of vitals are not kept: there the newest input offset
+        folded of this patient on this topic partition says it. That offset is a high-water
+        mark, right only if a partition's messages are folded in offset order, and right after a
+        rebalance faust can hand over a few messages fetched before its seek to the committed
+        offset ahead of the redelivered ones: a message below the mark may never have been
+        folded. Inside the window such a message is folded (in event-time order, as any
+        out-of-order event); beyond it, it is taken for a duplicate (the log would fold it late)."""
+        log = self.log_for(event.patient_id)
+        done = self.offsets[event.patient_id].get(position)
+        if done is None or offset > done:
+            return False
+        return log.max_ts is not None and event.ts <= log.max_ts - self.cfg.lateness_minutes * 60
 
     def process(self, event: ClinicalEvent, position: str | None = None,
                 offset: int | None = None) -> tuple[StepResult, list[Output]]:
@@ -147,7 +157,8 @@ class Processor:
                                late, run_pseudonym(event.patient_id), position, offset, event.time.isoformat(),
                                datetime.fromtimestamp(newest, UTC).isoformat() if newest is not None else None)
         if position is not None and offset is not None:
-            self.offsets[event.patient_id][position] = offset
+            offsets = self.offsets[event.patient_id]
+            offsets[position] = max(offset, offsets.get(position, offset))  # may come out of order
         outputs: list[Output] = []
         key = event.patient_id.encode()
         for record in result.records:

@@ -43,8 +43,10 @@ from streams.worker.processor import Output, Processor, Rejection, parse_message
 
 TABLE = "patient-logs"
 MAX_STATE_BYTES = 900_000
-# In-house: a changed patient's log is also written after this many events (and every
-# Settings.flush_seconds); alerts go out at once, only the acks of the covered messages wait.
+# In-house: a changed patient's log is also written after this many of its own unsaved events
+# (and every Settings.flush_seconds); alerts go out at once, only the acks of the covered messages
+# wait. Counted per patient: a count over all patients would rewrite every changed log several
+# times a second at tens of thousands of events/s (a log is tens of KB).
 FLUSH_EVENTS = 2000
 # In-house: how long a rebalance or a shutdown waits for the changelog writes in flight
 # (unconfirmed ones are not acked, so their events are folded again by the next owner).
@@ -54,6 +56,22 @@ DRAIN_SECONDS = 10.0
 def _replayed(msg: Any) -> bool:
     return any(k == REPLAY_HEADER for k, _ in (msg.headers.items() if isinstance(msg.headers, dict)
                                               else msg.headers or ()))
+
+
+class Held:
+    """A faust message handed over in a batch (streams.worker.batching), held until the changelog
+    has its patient's log. Event-like (`.message`, `.ack()`), like the events of faust's
+    per-message stream: the ack gate, the store's current-event lookup and the rest of the
+    runtime take either."""
+
+    __slots__ = ("__weakref__", "consumer", "message")
+
+    def __init__(self, message: Any, consumer: Any) -> None:
+        self.message = message
+        self.consumer = consumer
+
+    def ack(self) -> None:
+        self.consumer.ack(self.message)
 
 
 class _StrKeys:
@@ -197,56 +215,126 @@ class Runtime:
         return "caught_up" if caught_up else "behind"
 
     async def on_message(self, event: Any) -> None:
-        msg = event.message
+        """One message of faust's per-message stream (CRSWATCH_BATCH=false)."""
         async with self.lock:
             if self.paused:
                 # taken before faust cleared its buffers on a revoke: not acked, so redelivered
                 # to whoever owns the partition after the rebalance
                 self.counts["skipped_in_rebalance"] += 1
                 return
-            self.delivered[msg.tp] = msg.offset
-            self.gate.track(msg.tp, msg.offset, event)
-            self.counts["in"] += 1
-            parsed = parse_message(msg.key, msg.value)
-            if isinstance(parsed, Rejection):
-                self.metrics.observe_rejected(msg.topic, parsed.category, time.time())
-                letter = self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, msg.value, parsed,
-                                               time.time())
-                await self.send([letter])
-                self._done(event)
-            else:
-                self.aligner.push(msg.topic, msg.partition, parsed.ts, (parsed, event), seen=self._polled_at(msg.tp))
-            await self._release(msg.partition)
+            partitions = await self._intake([event])
+            await self._release(partitions)
             self.flush_due()
 
-    async def _release(self, partition: int) -> None:
-        for parsed, event in self.aligner.pop_ready(partition, self.standing, time.monotonic()):
+    async def on_batch(self, generation_id: int, messages: list[Any]) -> None:
+        """One fetch of the input topics (streams.worker.batching): parse all, push all into the
+        aligner, release once per touched partition, fold, send all outputs with one wait, write
+        the logs of the patients with outputs, then what is due."""
+        async with self.lock:
+            if self.paused or generation_id != self.app.consumer_generation_id:
+                # fetched before a rebalance (or queued while it ran): not acked, so redelivered
+                # from the committed offset to whoever owns the partition now
+                self.counts["skipped_in_rebalance"] += len(messages)
+                return
+            consumer = self.app.consumer
+            self.counts["batches"] += 1
+            partitions = await self._intake([Held(m, consumer) for m in messages])
+            await self._release(partitions)
+            self.flush_due()
+
+    async def _intake(self, events: list[Any]) -> list[int]:
+        """Track, parse and hold (in the aligner) events in delivery order; dead letters are sent
+        at once, with one wait. Returns the partitions that got messages to release."""
+        delivered, track, push = self.delivered, self.gate.track, self.aligner.push
+        polled: dict[TP, float | None] = {}  # one fetch time per topic partition and batch
+        letters: list[Any] = []
+        outputs: list[Output] = []
+        partitions: dict[int, None] = {}
+        for event in events:
             msg = event.message
-            position = f"{msg.topic}:{msg.partition}"
-            if self.processor.redelivered(parsed.patient_id, position, msg.offset):
-                self.counts["duplicate"] += 1
-                self.metrics.observe_event(msg.topic, parsed.kind, "duplicate", parsed.ts, time.time())
-                self._done(event)
+            tp = msg.tp
+            last = delivered.get(tp)
+            if last is not None and msg.offset != last + 1:
+                # faust went back (messages fetched before its seek to the committed offset came
+                # first; seen at start-up and after a rebalance: the Processor and the AckGate take
+                # a partition out of offset order) or skipped offsets (faust drops a message below
+                # its read offset; the gate acks nothing past a missing offset). Counted, logged.
+                kind = "delivered_out_of_order" if msg.offset <= last else "delivered_with_gap"
+                self.counts[kind] += 1
+                if self.counts[kind] <= 20:
+                    self.app.log.warning("input %s:%d delivered offset %d after %d", msg.topic, msg.partition,
+                                         msg.offset, last)
+            delivered[tp] = msg.offset
+            track(tp, msg.offset, event)
+            parsed = parse_message(msg.key, msg.value)
+            if isinstance(parsed, Rejection):
+                now = time.time()
+                self.metrics.observe_rejected(msg.topic, parsed.category, now)
+                outputs.append(self.processor.reject(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                                                     parsed, now))
+                letters.append(event)
                 continue
-            started = time.perf_counter()
-            result, outputs = self.processor.process(parsed, position, msg.offset)
-            fold_seconds = time.perf_counter() - started
-            self.partition_of[parsed.patient_id] = msg.partition
-            self.metrics.observe_step(msg.topic, parsed, result, self.processor.cache[parsed.patient_id].head,
-                                      time.time(), fold_seconds, replayed=_replayed(msg))
-            if result.outcome != "duplicate":
-                if outputs:
-                    # Outputs first: a stored log that holds the event must imply they went out.
-                    await self.send(outputs)
-                    if self.sink is not None:
-                        self.sink.submit(result.records)
-                self._store(parsed.patient_id, event)
-                if outputs:
-                    # Store this patient's log now, not at the next flush: a crash between the
-                    # alert and the stored log would send the alert again on redelivery.
-                    self.flush_patient(parsed.patient_id)
-            else:
+            if tp not in polled:
+                polled[tp] = self._polled_at(tp)
+            # Released in the order the information was known (`recorded_time`, else the event
+            # time), as `crswatch publish` orders and the embedded replay folds: a lab collected at
+            # 06:00 and resulted at 07:30 comes after the vitals of 07:14, as it would live.
+            known = parsed.ts if parsed.recorded_time is None else parsed.recorded_time.timestamp()
+            push(msg.topic, msg.partition, known, (parsed, event), seen=polled[tp])
+            partitions[msg.partition] = None
+        self.counts["in"] += len(events)
+        if outputs:
+            await self.send(outputs)
+            for event in letters:
                 self._done(event)
+        return list(partitions)
+
+    async def _release(self, partitions: list[int]) -> None:
+        """Fold what the aligner releases for these partitions, in its order. The outputs of all
+        of them are sent with one wait before any of their events is marked for storing: a
+        stored log that holds an event must imply its outputs went out."""
+        processor, metrics, counts = self.processor, self.metrics, self.counts
+        now = time.time()
+        steps: list[tuple[str, Any, Any, Any, float, bool]] = []
+        outputs: list[Output] = []
+        records: list[Any] = []
+        folded: list[tuple[str, Any]] = []
+        alerted: dict[str, None] = {}
+        mono = time.monotonic()
+        for partition in partitions:
+            for parsed, event in self.aligner.pop_ready(partition, self.standing, mono):
+                msg = event.message
+                position = f"{msg.topic}:{msg.partition}"
+                pid = parsed.patient_id
+                if processor.redelivered(parsed, position, msg.offset):
+                    counts["duplicate"] += 1
+                    metrics.observe_event(msg.topic, parsed.kind, "duplicate", parsed.ts, now)
+                    self._done(event)
+                    continue
+                started = time.perf_counter()
+                result, out = processor.process(parsed, position, msg.offset)
+                steps.append((msg.topic, parsed, result, processor.cache[pid].head, time.perf_counter() - started,
+                              _replayed(msg)))
+                self.partition_of[pid] = msg.partition
+                if result.outcome == "duplicate":
+                    self._done(event)
+                    continue
+                if out:
+                    outputs.extend(out)
+                    records.extend(result.records)
+                    alerted[pid] = None
+                folded.append((pid, event))
+        metrics.observe_steps(steps, now)
+        if outputs:
+            await self.send(outputs)
+            if self.sink is not None:
+                self.sink.submit(records)
+        for pid, event in folded:
+            self._store(pid, event)
+        for pid in alerted:
+            # Store this patient's log now, not at the next flush: a crash between the alert and
+            # the stored log would send the alert again on redelivery.
+            self.flush_patient(pid)
 
     def _store(self, patient_id: str, event: Any) -> None:
         """Mark the patient's log for writing; its message is acked once the changelog has it."""
@@ -257,8 +345,8 @@ class Runtime:
         else:
             held.append(event)
         self.unsaved_count += 1
-        if self.unsaved_count >= FLUSH_EVENTS:
-            self.flush()
+        if held is not None and len(held) >= FLUSH_EVENTS:
+            self.flush_patient(patient_id)
 
     def flush_patient(self, patient_id: str) -> None:
         events = self.unsaved.pop(patient_id, [])
@@ -318,6 +406,7 @@ class Runtime:
             self.table.data[patient_id.encode()] = value
         finally:
             _current_event.reset(token)
+        self.counts["changelog_confirmed"] += 1
         for event in events:
             self._done(event)
 
@@ -330,14 +419,13 @@ class Runtime:
             await asyncio.wait(list(self.pending), timeout=DRAIN_SECONDS)
 
     def _done(self, event: Any) -> None:
-        self.gate.done(event.message.tp, event.message.offset)
+        self.gate.done(event.message.tp, event.message.offset, event)
 
     async def release_waiting(self) -> None:
         if self.app.rebalancing or getattr(self.app, "in_recovery", False):
             return
         async with self.lock:
-            for partition in self.aligner.waiting():
-                await self._release(partition)
+            await self._release(self.aligner.waiting())
             self.flush_due()
 
     def refresh_levels(self) -> None:
@@ -402,6 +490,7 @@ class Runtime:
                 "unsaved": self.unsaved_count, "pending_writes": len(self.pending),
                 "assigned_input_partitions": len([tp for tp in self.app.consumer.assignment()
                                                   if tp.topic in INPUT_TOPICS]),
-                "cached_patients": len(self.processor.cache)}
+                "cached_patients": len(self.processor.cache),
+                "input_path": "batch" if getattr(self.app, "batch_route", None) is not None else "message"}
 
 

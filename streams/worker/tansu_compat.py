@@ -87,6 +87,9 @@ def _patch_highwaters() -> None:
                 if len(result) == len(tps):
                     break
                 await asyncio.sleep(0)
+            missing = [tp for tp in tps if tp not in result]
+            if missing:
+                self.log.warning("tansu: no fetch high watermark for %s; recovery may stop early", missing)
             for tp in tps:
                 result.setdefault(tp, reported.get(tp, 0))  # type: ignore[call-overload]
             return {orig: result[tp] for orig, tp in zip(partitions, tps, strict=True)}

@@ -145,3 +145,18 @@ def test_rejections_carry_a_bounded_category(raw: bytes, category: str) -> None:
         parse_event(raw)
     assert info.value.category == category
     assert info.value.category in REJECT_CATEGORIES
+
+
+def test_a_measurement_is_checked_finite_by_pydantic_core_with_the_same_reason() -> None:
+    """The finite check of every vital sign runs in pydantic-core (no Python validator on the hot
+    path); the reason text and category stay those of the Python check."""
+    from models.events import Measurement
+
+    assert not Measurement.__pydantic_decorators__.field_validators
+    for raw in (b"NaN", b"Infinity", b"-Infinity", b"1e999"):
+        doc = (b'{"kind":"vitals","event_id":"e","patient_id":"p","time":"2024-01-01T00:00:00Z",'
+               b'"provenance":{"source":"s"},"temperature":{"value":' + raw + b',"unit":"Cel"}}')
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(doc)
+        assert str(info.value) == "temperature.value: value must be a finite number"
+        assert info.value.category == "invalid_value"

@@ -18,8 +18,11 @@ from tests.synthetic import patient_events
 CASES = Path(__file__).resolve().parents[2] / "cases"
 
 
-def read_topic(broker: str, topic: str, idle: float = 2.0) -> list[Any]:
-    """Every message of a topic, partition by partition, until `idle` seconds bring nothing new."""
+def read_topic(broker: str, topic: str, timeout: float = 60.0) -> list[Any]:
+    """Every message of a topic, partition by partition, up to the high watermark of the last
+    fetch of each partition (what the broker holds once the writers have stopped). Not "until
+    nothing new for a while": under load a fetch can take longer than any such pause, and a
+    changelog read short of its end gives a patient's older log as its latest."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from kafka import KafkaConsumer, TopicPartition
@@ -33,12 +36,16 @@ def read_topic(broker: str, topic: str, idle: float = 2.0) -> list[Any]:
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         out: list[Any] = []
-        last = time.monotonic()
-        while time.monotonic() - last < idle:
+        deadline = time.monotonic() + timeout
+        while True:
             for messages in consumer.poll(timeout_ms=200).values():
                 out.extend(messages)
-                last = time.monotonic()
-        return out
+            ends = {tp: consumer.highwater(tp) for tp in tps}
+            if all(end is not None and consumer.position(tp) >= end for tp, end in ends.items()):
+                return out
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: not read to its end in {timeout:g} s: high watermarks {ends}, "
+                                     f"positions { {tp: consumer.position(tp) for tp in tps} }")
     finally:
         consumer.close()
 

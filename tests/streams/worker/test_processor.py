@@ -21,7 +21,7 @@ def run(lines: list[str], table: Table, processor: Processor) -> list[tuple[str,
     for n, line in enumerate(lines):
         parsed = parse_message(json.loads(line)["patient_id"].encode(), line.encode())
         assert not isinstance(parsed, Rejection)
-        if processor.redelivered(parsed.patient_id, "t:0", n):
+        if processor.redelivered(parsed, "t:0", n):
             continue
         result, outputs = processor.process(parsed, "t:0", n)
         if result.outcome != "duplicate":
