@@ -9,7 +9,7 @@ retracted records are honoured):
 - `oxygen_high_flow`: oxygen escalated to the ASTCT high-flow class (high-flow nasal cannula, facemask,
   non-rebreather, Venturi; nasal cannula above 6 L/min) from less;
 - `positive_pressure`: CPAP, BiPAP or invasive ventilation started from less.
-The input has no ICU-transfer event (neither seed case records one); see docs/notes/report.md.
+The input has no ICU-transfer event (neither seed case records one); see docs/case-review.md.
 
 A repeat within `repeat_hours` of the previous one continues that escalation: the same drug (dexamethasone every
 6 h is one escalation; anakinra then ruxolitinib are two), or another vasopressor start or oxygen escalation.
