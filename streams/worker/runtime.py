@@ -223,8 +223,18 @@ class Runtime:
                 self.counts["skipped_in_rebalance"] += 1
                 return
             partitions = await self._intake([event])
-            await self._release(partitions)
+            if self.ready():
+                await self._release(partitions)
             self.flush_due()
+
+    def ready(self) -> bool:
+        """Whether the table is recovered and faust has sought to the committed offsets. Before that
+        (from an assignment to "Worker ready") faust can hand over messages fetched from the consumer's
+        old position: folded then, a patient's log would be loaded from a table not yet recovered (empty
+        for a memory store) and cached, and the events between those messages and the committed offset,
+        which only the stored log held, would be lost (issue 18). So nothing is folded until then: the
+        messages wait in the aligner and the timer releases them once ready."""
+        return not self.app.rebalancing and not getattr(self.app, "in_recovery", False)
 
     async def on_batch(self, generation_id: int, messages: list[Any]) -> None:
         """One fetch of the input topics (streams.worker.batching): parse all, push all into the
@@ -239,7 +249,8 @@ class Runtime:
             consumer = self.app.consumer
             self.counts["batches"] += 1
             partitions = await self._intake([Held(m, consumer) for m in messages])
-            await self._release(partitions)
+            if self.ready():
+                await self._release(partitions)
             self.flush_due()
 
     async def _intake(self, events: list[Any]) -> list[int]:
@@ -422,7 +433,7 @@ class Runtime:
         self.gate.done(event.message.tp, event.message.offset, event)
 
     async def release_waiting(self) -> None:
-        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+        if not self.ready():
             return
         async with self.lock:
             await self._release(self.aligner.waiting())
