@@ -277,10 +277,6 @@ def _masking(s: PatientState, now: float, cfg: Thresholds) -> tuple[Observation,
     return m, False
 
 
-def _masking_now(s: PatientState, now: float, cfg: Thresholds) -> bool:
-    return _masking(s, now, cfg) is not None
-
-
 def _no_masking(s: PatientState, now: float, cfg: Thresholds) -> str | None:
     """Why the latest masking dose does not waive fever (None when none is charted)."""
     m = s.findings.get("masking_drug")

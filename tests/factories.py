@@ -1,4 +1,6 @@
-"""Event builders for tests: times are hours after a fixed Day 0 (the CAR-T infusion)."""
+"""Event builders for tests: times are hours after a fixed Day 0 (the CAR-T infusion); and the two ways
+tests fold them: `fold` (alerts.fold.apply, in the order given) and `run` (through the event log,
+alerts.log.step, which re-orders inside the lateness window as the replay and the worker do)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,12 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alerts.config import Thresholds
+from alerts.fold import apply
+from alerts.log import new_log, step
 from models.events import ClinicalEvent, parse_event
+from models.records import Record
+from models.state import PatientState
 
 DAY0 = datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
 PID = "p1"
@@ -65,3 +72,21 @@ def finding(hours: float, what: str, present: bool = True, **kw: Any) -> Clinica
 
 def attribution(hours: float, targets: list[str], reason: str, **kw: Any) -> ClinicalEvent:
     return ev("attribution", hours, targets=targets, reason=reason, **kw)
+
+
+def fold(events: list[ClinicalEvent], cfg: Thresholds | None = None) -> tuple[PatientState, list[Record]]:
+    """Apply the events to a new state in the order given; the final state and every record."""
+    s = PatientState(PID)
+    out: list[Record] = []
+    for e in events:
+        out.extend(apply(s, e, cfg or Thresholds()))
+    return s, out
+
+
+def run(events: list[ClinicalEvent], cfg: Thresholds | None = None) -> tuple[PatientState, list[Record]]:
+    """Step the events through a new patient log (alerts.log); its head state and every record."""
+    log = new_log(PID)
+    out: list[Record] = []
+    for e in events:
+        out.extend(step(log, e, cfg or Thresholds()).records)
+    return log.head, out

@@ -14,19 +14,11 @@ from alerts.config import Thresholds
 from alerts.log import new_log, step
 from models.events import ClinicalEvent
 from models.records import Alert, CrsGradeChange, IecHsChange, Record
-from models.state import PatientState
 from models.vocabulary import counts_for_crs
-from tests.factories import PID, attribution, bp, car_t, dose, finding, infusion, lab, oxygen, temp
+from tests.factories import PID, attribution, bp, car_t, dose, finding, infusion, lab, oxygen, run, temp
 
 CFG = Thresholds()
 
-
-def run(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
-    log = new_log(PID)
-    out: list[Record] = []
-    for e in events:
-        out.extend(step(log, e, cfg).records)
-    return log.head, out
 
 
 def grades(records: list[Record]) -> list[CrsGradeChange]:

@@ -11,17 +11,7 @@ from models.events import ClinicalEvent
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record
 from models.state import LABS_KEPT_PER_ANALYTE, PatientState
 from models.vocabulary import VasoactiveAgent
-from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
-
-CFG = Thresholds()
-
-
-def fold(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
-    s = PatientState(PID)
-    out: list[Record] = []
-    for e in events:
-        out.extend(apply(s, e, cfg))
-    return s, out
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, fold, infusion, lab, oxygen, temp
 
 
 def alerts_of(records: list[Record], kind: str) -> list[Alert]:

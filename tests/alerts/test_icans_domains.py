@@ -11,19 +11,12 @@ from alerts.fold import apply
 from alerts.icans import IcansInput, grade_icans
 from models.events import ClinicalEvent, InvalidEvent, NeuroAssessment
 from models.records import Alert, IcansGradeChange, Record
-from models.state import PatientState, state_from_json, state_to_json, state_value
+from models.state import state_from_json, state_to_json, state_value
 from models.vocabulary import Consciousness
-from tests.factories import PID, attribution, car_t, ev
+from tests.factories import attribution, car_t, ev, fold
 
 CFG = Thresholds()
 
-
-def fold(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
-    s = PatientState(PID)
-    out: list[Record] = []
-    for e in events:
-        out.extend(apply(s, e, cfg))
-    return s, out
 
 
 def changes(out: list[Record]) -> list[tuple[int, int]]:

@@ -18,18 +18,11 @@ from models.events import ClinicalEvent, parse_event
 from models.labvalue import LabValue
 from models.records import Alert, CrsGradeChange, IecHsChange, Record
 from models.state import PatientState, state_from_json, state_to_json
-from tests.factories import PID, car_t, ev, finding, lab, temp
+from tests.factories import PID, car_t, ev, finding, fold, lab, temp
 
 CFG = Thresholds()
 DAY = 24.0
 
-
-def fold(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
-    s = PatientState(PID)
-    out: list[Record] = []
-    for e in events:
-        out.extend(apply(s, e, cfg))
-    return s, out
 
 
 def alerts_of(records: list[Record], kind: str, status: str | None = None) -> list[Alert]:

@@ -14,17 +14,10 @@ from models.events import ClinicalEvent
 from models.records import Alert, CrsGradeChange, IcansGradeChange, IecHsChange, Record
 from models.state import PatientState
 from models.vocabulary import DrugClass, drug_class
-from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, temp
+from tests.factories import PID, attribution, bp, car_t, dose, ev, finding, infusion, lab, oxygen, run, temp
 
 CFG = Thresholds()
 
-
-def run(events: list[ClinicalEvent], cfg: Thresholds = CFG) -> tuple[PatientState, list[Record]]:
-    log = new_log(PID)
-    out: list[Record] = []
-    for e in events:
-        out.extend(step(log, e, cfg).records)
-    return log.head, out
 
 
 def run_in_fold_order(events: list[ClinicalEvent]) -> tuple[PatientState, list[Record]]:
